@@ -1,0 +1,1 @@
+"""HTTP facades over the core. Facades never import each other and never touch SQL."""

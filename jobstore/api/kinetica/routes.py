@@ -1,0 +1,258 @@
+"""Kinetica job API routes. Every answer is a `gpudb_response` envelope.
+
+API errors are ERROR envelopes with HTTP 400 (never 404 or 5xx: the official client treats those
+as "this node is down" and fails over, or loops when it has nowhere to go).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from jobstore import __version__
+from jobstore.api.kinetica import wire
+from jobstore.api.kinetica.schemas import ENDPOINTS
+from jobstore.api.kinetica.wire import WireEncoding
+from jobstore.errors import BadRequest, ClientError, DecodeError
+from jobstore.models import Encoding, Job, Payload
+from jobstore.service import ACTIVE_STATES, JobService, parse_bool
+
+log = logging.getLogger(__name__)
+
+PING_TEXT = "Kinetica is running!"
+# The official client needs four numeric parts; 7.2 keeps it from warning about versions.
+SERVER_VERSION = "7.2.3.0"
+DEFAULT_LIST_LIMIT = 1000
+_QUERY_ID_NAMESPACE = uuid.UUID("6a6f6273-746f-7265-2d6b-696e65746963")
+
+Handler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class KineticaConfig:
+    max_body_bytes: int = 64 * 1024 * 1024
+    public_url: str | None = None  # else derived from the request's Host header
+
+
+def kinetica_status(job: Job) -> str:
+    """Kinetica's view of a state: queued and running are RUNNING.
+
+    A running job with a cancel request reads CANCELLED: it will be recorded cancelled
+    whatever its handler does (see JobStore.job_finish).
+    """
+    if job.status in ACTIVE_STATES:
+        return "CANCELLED" if job.cancel_requested else "RUNNING"
+    return job.status.value.upper()
+
+
+class KineticaApi:
+    def __init__(self, service: JobService, config: KineticaConfig) -> None:
+        self.service = service
+        self.config = config
+        self.handlers: dict[str, Handler] = {
+            "/create/job": self.create_job,
+            "/get/job": self.get_job,
+            "/admin/show/jobs": self.show_jobs,
+            "/admin/alter/jobs": self.alter_jobs,
+            "/show/system/status": self.system_status,
+            "/show/system/properties": self.system_properties,
+        }
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _find(self, path: str) -> str | None:
+        """Exact path, or a known endpoint at the end of it (a client URL with a path prefix)."""
+        if path in self.handlers:
+            return path
+        for name in self.handlers:
+            if path.endswith(name):
+                return name
+        return None
+
+    async def dispatch(self, request: Request) -> Response:
+        wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
+        name = self._find(request.url.path)
+        try:
+            if name is None:
+                raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
+            body = await _read_body(request, self.config.max_body_bytes)
+            req_schema, rsp_schema = ENDPOINTS[name]
+            record = wire.decode_request(body, wire_enc, req_schema)
+            answer = await self.handlers[name](request, record)
+            content = wire.encode_ok(answer, wire_enc, rsp_schema)
+            return Response(content, 200, media_type=wire_enc.response_media_type)
+        except ClientError as exc:
+            return self._error(str(exc), wire_enc)
+        except Exception:
+            # Never a 500: the client would fail over (or loop). Log it for the operator.
+            log.exception("internal error serving %s", request.url.path)
+            return self._error(f"internal error while serving {request.url.path}", wire_enc)
+
+    @staticmethod
+    def _error(message: str, wire_enc: WireEncoding) -> Response:
+        return Response(
+            wire.encode_error(message, wire_enc), 400, media_type=wire_enc.response_media_type
+        )
+
+    # -- job endpoints ----------------------------------------------------------------------
+
+    async def create_job(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        raw_encoding = req["request_encoding"].strip().lower()
+        try:
+            encoding = Encoding(raw_encoding)
+        except ValueError:
+            raise BadRequest(
+                f"unknown request_encoding {req['request_encoding']!r}: use binary, json or snappy"
+            ) from None
+        if encoding is Encoding.JSON:
+            if req["data"]:
+                raise BadRequest("request_encoding 'json' takes its request in data_str, not data")
+            payload = Payload(encoding, text=req["data_str"])
+        else:
+            if req["data_str"]:
+                raise BadRequest(
+                    f"request_encoding {encoding.value!r} takes its request in data, not data_str"
+                )
+            payload = Payload(encoding, data=req["data"])
+        result = await self.service.create_job(
+            req["endpoint"],
+            payload,
+            req["options"],
+            source_ip=request.client.host if request.client else None,
+        )
+        query_id = uuid.uuid5(_QUERY_ID_NAMESPACE, f"{result.job_id}:{result.job_tag}")
+        return {
+            "job_id": result.job_id,
+            "info": {"job_tag": result.job_tag, "query_id": str(query_id)},
+        }
+
+    async def get_job(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        tag = req["options"].get("job_tag") or None
+        job = await self.service.get_job(job_id=req["job_id"], tag=tag)
+        status = kinetica_status(job)
+        family = (job.response_encoding or job.request_encoding.response_encoding).value
+        data = job.response_data or b""
+        text = job.response_text or ""
+        if status != "DONE":
+            data, text = b"", ""
+        return {
+            "endpoint": job.endpoint,
+            "job_status": status,
+            "running": status == "RUNNING",
+            "progress": job.progress,
+            "successful": status == "DONE",
+            "response_encoding": family,
+            "job_response": data,
+            "job_response_str": text,
+            "status_map": job.status_map,
+            "info": {"job_tag": job.job_tag, "job_id": str(job.job_id)},
+        }
+
+    async def show_jobs(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        options = req["options"]
+        include_done = parse_bool(options.get("show_async_jobs", "false"), name="show_async_jobs")
+        limit = _positive_int(options.get("limit", str(DEFAULT_LIST_LIMIT)), "limit")
+        jobs = await self.service.list_jobs(
+            states=None if include_done else ACTIVE_STATES, limit=limit
+        )
+        jobs.reverse()  # oldest first, as Kinetica lists them
+        return {
+            "job_id": [j.job_id for j in jobs],
+            "status": [kinetica_status(j) for j in jobs],
+            "endpoint_name": [j.endpoint for j in jobs],
+            "time_received": [int(j.created_at.timestamp() * 1000) for j in jobs],
+            "auth_id": [j.created_by or "" for j in jobs],
+            "source_ip": [j.source_ip or "" for j in jobs],
+            "query_text": ["" for _ in jobs],
+            "user_data": [j.job_tag for j in jobs],
+            "flags": [j.status.value for j in jobs],
+            "info": {"job_tag": ",".join(j.job_tag for j in jobs)},
+        }
+
+    async def alter_jobs(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        action = req["action"].strip().lower()
+        if action != "cancel":
+            raise BadRequest(f"unsupported action {req['action']!r}: only 'cancel' is supported")
+        job_ids = list(req["job_ids"])
+        tag = req["options"].get("job_tag")
+        if tag:
+            job = await self.service.get_job(tag=tag)
+            job_ids = [job.job_id]
+        statuses = await self.service.cancel_jobs(job_ids)
+        # A running job with a cancel request will end cancelled; say so as Kinetica would.
+        shown = {"cancel_requested": "cancelled"}
+        return {
+            "job_ids": job_ids,
+            "action": action,
+            "status": [shown.get(statuses[i], statuses[i]) for i in job_ids],
+            "info": {},
+        }
+
+    # -- handshake --------------------------------------------------------------------------
+
+    async def system_status(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status_map": {
+                "system": json.dumps({"status": "running"}),
+                "ha_status": json.dumps({"drained": "not_drained"}),
+            },
+            "info": {},
+        }
+
+    async def system_properties(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        public = self.config.public_url or f"{request.url.scheme}://{request.url.netloc}"
+        return {
+            "property_map": {
+                "version.gpudb_core_version": SERVER_VERSION,
+                "version.jobstore": __version__,
+                "conf.number_of_hosts": "1",
+                "conf.host0_public_urls": public.rstrip("/"),
+                "conf.enable_ha": "FALSE",
+            },
+            "info": {},
+        }
+
+
+def _positive_int(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"option {name!r} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise BadRequest(f"option {name!r} must be at least 1")
+    return number
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise DecodeError(f"request body of {declared} bytes is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise DecodeError(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -> list[BaseRoute]:
+    """The ping, then a POST catch-all: any path that ends in a known endpoint is served."""
+    api = KineticaApi(service, config or KineticaConfig())
+
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse(PING_TEXT)
+
+    return [
+        Route("/", ping, methods=["GET"]),
+        Route("/{path:path}", api.dispatch, methods=["POST"]),
+    ]

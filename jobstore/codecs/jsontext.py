@@ -1,0 +1,36 @@
+"""JSON text helpers, and Kinetica's Latin-1 mapping of Avro bytes inside JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jobstore.errors import DecodeError
+
+
+def loads(text: str | bytes, *, what: str = "body") -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"value cannot be written as JSON: {exc}") from exc
+
+
+def bytes_from_latin1(text: str, *, what: str) -> bytes:
+    """Kinetica sends Avro `bytes` in JSON as a string with one code point per byte."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise DecodeError(
+            f"{what} must carry bytes as a Latin-1 string (code points 0-255)"
+        ) from exc
+
+
+def latin1_from_bytes(data: bytes) -> str:
+    return data.decode("latin-1")

@@ -1,0 +1,78 @@
+"""The one exception tree. Every error a client can cause is a ClientError.
+
+JobstoreError
+├── ClientError                 the caller's fault; facades answer it in their dialect
+│   ├── BadRequest              malformed or invalid input
+│   │   └── DecodeError         a body or payload that its encoding cannot decode
+│   ├── UnknownEndpoint         create names an endpoint nobody registered
+│   ├── TagConflict             the tag is taken by a different job
+│   ├── JobNotFound             no job with that id or tag
+│   └── JobRemoved              the job finished and was removed (remove_job_on_complete)
+├── JobFailed                   raised by a handler: the job ends `error` with this message
+└── ConfigError                 bad settings or endpoint modules, found at start
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class JobstoreError(Exception):
+    """Base of every error jobstore raises on purpose."""
+
+
+class ClientError(JobstoreError):
+    """An error the client caused; its message is safe to show to that client."""
+
+
+class BadRequest(ClientError):
+    pass
+
+
+class DecodeError(BadRequest):
+    pass
+
+
+class UnknownEndpoint(ClientError):
+    def __init__(self, endpoint: str, known: list[str] | None = None) -> None:
+        hint = f"; this service has {', '.join(known)}" if known else ""
+        super().__init__(f"unknown endpoint {endpoint!r}{hint}")
+        self.endpoint = endpoint
+
+
+class TagConflict(ClientError):
+    def __init__(self, tag: str, job_id: int) -> None:
+        super().__init__(
+            f"job_tag {tag!r} is already used by job {job_id} "
+            "with a different endpoint, request_encoding or payload"
+        )
+        self.tag = tag
+        self.job_id = job_id
+
+
+class JobNotFound(ClientError):
+    def __init__(self, *, job_id: int | None = None, tag: str | None = None) -> None:
+        what = f"job_tag {tag!r}" if tag is not None else f"job_id {job_id}"
+        super().__init__(f"Job not found: no job with {what}")
+        self.job_id = job_id
+        self.tag = tag
+
+
+class JobRemoved(ClientError):
+    def __init__(self, job_id: int, tag: str, status: str, finished_at: datetime) -> None:
+        super().__init__(
+            f"Job {job_id} (tag {tag!r}) finished ({status.upper()}) at "
+            f"{finished_at.isoformat()} and was removed because "
+            "remove_job_on_complete was set"
+        )
+        self.job_id = job_id
+        self.tag = tag
+        self.status = status
+
+
+class JobFailed(JobstoreError):
+    """Raise from a handler to end the job `error` with this message."""
+
+
+class ConfigError(JobstoreError):
+    pass

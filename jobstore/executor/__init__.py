@@ -1,0 +1,1 @@
+"""Running jobs: endpoint registry, claim loop, leases, rescue."""

@@ -1,0 +1,444 @@
+"""The executor: claims queued jobs with a lease, runs their handlers, records the outcome.
+
+Background loops, each also callable once (`*_once`) so tests drive them without sleeping:
+
+    claim     wake on create/NOTIFY/poll -> claim up to free capacity -> start a task per job
+    heartbeat renew every lease this node holds in one UPDATE; a job not renewed was lost
+    ticker    write throttled progress; pick up cancel requests made on any node
+    rescuer   requeue (or end) jobs whose lease expired: their node died
+
+Stopping is soft first (finish running jobs up to a timeout), then hard (cancel them and give
+them back to the queue, or end them `error` when their endpoint is not retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobstore.clock import Clock, SystemClock
+from jobstore.codecs import decode_request, encode_response
+from jobstore.errors import ConfigError, JobFailed, JobstoreError
+from jobstore.executor.context import JobCancelled, JobContext
+from jobstore.executor.registry import EndpointRegistry
+from jobstore.models import Claimed, JobState, Outcome
+from jobstore.store import Database, JobStore, RescueResult
+from jobstore.store.notify import listen_for_new_jobs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    node_id: str
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 0.0  # 0: a third of the lease
+    poll_seconds: float = 1.0
+    tick_seconds: float = 0.5
+    rescue_seconds: float = 0.0  # 0: half the lease
+    cancel_grace_seconds: float = 5.0
+    shutdown_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.node_id or len(self.node_id) > 128:
+            raise ConfigError("node id must be 1 to 128 characters")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.lease_seconds < 1:
+            raise ConfigError("lease must be at least 1 second")
+        if self.heartbeat_seconds == 0:
+            object.__setattr__(self, "heartbeat_seconds", self.lease_seconds / 3)
+        if self.rescue_seconds == 0:
+            object.__setattr__(self, "rescue_seconds", self.lease_seconds / 2)
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ConfigError("heartbeat interval must be shorter than the lease")
+
+
+@dataclass
+class _Running:
+    claimed: Claimed
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    cancel_deadline: datetime | None = None
+    lost: bool = False
+
+
+@dataclass
+class TickResult:
+    progress_written: int = 0
+    cancels_seen: list[int] = field(default_factory=list)
+    forced_cancelled: list[int] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self,
+        db: Database,
+        registry: EndpointRegistry,
+        config: ExecutorConfig,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.store = JobStore(db.dialect)
+        self.registry = registry
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._running: dict[int, _Running] = {}
+        self._wake = asyncio.Event()
+        self._threads = ThreadPoolExecutor(
+            max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._hard_stop = False
+        self.failure: BaseException | None = None
+        self.stopped = asyncio.Event()
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def running_job_ids(self) -> list[int]:
+        return sorted(self._running)
+
+    def wake(self) -> None:
+        """A job was created: look for work now instead of at the next poll."""
+        self._wake.set()
+
+    def request_cancel(self, job_ids: Sequence[int]) -> None:
+        """Cancel requests made through this node reach its own jobs at once."""
+        for job_id in job_ids:
+            if (run := self._running.get(job_id)) is not None:
+                self._begin_cancel(run)
+
+    async def start(self) -> RescueResult:
+        """Take back what this node owned before a restart, then start the loops."""
+        async with self.db.transaction() as conn:
+            rescued = await self.store.job_rescue_owned(
+                conn, node=self.config.node_id, now=self.clock.now()
+            )
+        if rescued.total:
+            log.warning(
+                "node %s restarted: requeued %s, ended %s",
+                self.config.node_id,
+                rescued.requeued,
+                rescued.ended,
+            )
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("claim", self._claim_loop),
+            ("heartbeat", self._every(self.config.heartbeat_seconds, self.heartbeat_once)),
+            ("ticker", self._every(self.config.tick_seconds, self.tick_once)),
+            ("rescuer", self._every(self.config.rescue_seconds, self._rescue_and_wake)),
+        ]
+        if self.db.is_postgres:
+            loops.append(("listener", lambda: listen_for_new_jobs(self.db, self.wake)))
+        for name, loop in loops:
+            self._tasks.append(
+                asyncio.create_task(self._supervise(name, loop), name=f"jobstore-{name}")
+            )
+        return rescued
+
+    async def stop(self, wait_seconds: float | None = None) -> None:
+        """Soft stop (let running jobs finish), then hard stop after `wait_seconds`."""
+        if self._stopping:
+            await self.stopped.wait()
+            return
+        self._stopping = True
+        self._wake.set()
+        timeout = self.config.shutdown_seconds if wait_seconds is None else wait_seconds
+        pending = [r.task for r in self._running.values() if r.task is not None]
+        if pending:
+            log.info("stopping: waiting up to %.1fs for %d running jobs", timeout, len(pending))
+            await asyncio.wait(pending, timeout=timeout)
+        if self._running:
+            await self._hard_stop_jobs()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.stopped.set()
+
+    # -- claim and run ----------------------------------------------------------------------
+
+    async def claim_once(self) -> list[Claimed]:
+        """Claim up to the free capacity and start a task for each job."""
+        free = self.config.concurrency - len(self._running)
+        if free <= 0 or self._stopping:
+            return []
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            claimed = await self.store.job_claim(
+                conn,
+                node=self.config.node_id,
+                endpoints=self.registry.names(),
+                limit=free,
+                now=now,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            )
+        for job in claimed:
+            run = _Running(
+                job,
+                JobContext(
+                    job_id=job.job_id,
+                    job_tag=job.job_tag,
+                    endpoint=job.endpoint,
+                    attempt=job.attempt,
+                ),
+            )
+            self._running[job.job_id] = run
+            if job.cancel_requested:
+                self._begin_cancel(run)
+            run.task = asyncio.create_task(self._run(run), name=f"jobstore-job-{job.job_id}")
+        return claimed
+
+    async def run_once(self) -> list[int]:
+        """Claim what fits and run it to the end; returns the ids that ran. For tests."""
+        claimed = await self.claim_once()
+        tasks = [t for c in claimed if (t := self._running[c.job_id].task) is not None]
+        if tasks:
+            await asyncio.gather(*tasks)
+        return [c.job_id for c in claimed]
+
+    async def _run(self, run: _Running) -> None:
+        job, ctx = run.claimed, run.ctx
+        try:
+            outcome = await self._execute(job, ctx)
+        except asyncio.CancelledError:
+            if self._hard_stop or run.lost:
+                return  # hard stop requeues it; a lost job belongs to another node now
+            outcome = _cancelled_outcome(ctx)
+        try:
+            if not run.lost:
+                await self._finish(run, outcome)
+        finally:
+            self._running.pop(job.job_id, None)
+            self._wake.set()  # a slot is free
+
+    async def _execute(self, job: Claimed, ctx: JobContext) -> Outcome:
+        try:
+            ep = self.registry.get(job.endpoint)
+            request = decode_request(job.request, ep.request_schema, raw=ep.raw)
+            if ep.is_async:
+                value = await ep.handler(request, ctx)
+            else:
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(self._threads, ep.handler, request, ctx)
+            if ctx.cancelled:
+                return _cancelled_outcome(ctx)
+            family = job.request.encoding.response_encoding
+            response = encode_response(value, family, ep.response_schema)
+            return Outcome(JobState.DONE, response, ctx.status_map)
+        except JobCancelled:
+            return _cancelled_outcome(ctx)
+        except (JobFailed, JobstoreError) as exc:
+            return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": str(exc)})
+        except Exception as exc:
+            log.exception("job %d (%s) raised", job.job_id, job.endpoint)
+            message = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
+
+    async def _finish(self, run: _Running, outcome: Outcome) -> None:
+        job = run.claimed
+        for attempt_no in range(5):
+            try:
+                async with self.db.transaction() as conn:
+                    ok = await self.store.job_finish(
+                        conn,
+                        job_id=job.job_id,
+                        attempt=job.attempt,
+                        outcome=outcome,
+                        now=self.clock.now(),
+                    )
+                if not ok:
+                    log.warning(
+                        "job %d attempt %d no longer holds the job; result discarded",
+                        job.job_id,
+                        job.attempt,
+                    )
+                return
+            except Exception as exc:
+                delay = 0.2 * 2**attempt_no
+                log.warning("recording job %d failed (%s); retry in %.1fs", job.job_id, exc, delay)
+                await asyncio.sleep(delay)
+        log.error(
+            "could not record job %d; its lease will expire and it will be rescued", job.job_id
+        )
+
+    # -- cancel -----------------------------------------------------------------------------
+
+    def _begin_cancel(self, run: _Running) -> None:
+        if run.cancel_deadline is not None:
+            return
+        run.ctx.cancel()
+        run.cancel_deadline = self.clock.now() + timedelta(seconds=self.config.cancel_grace_seconds)
+        if run.task is not None and self.registry.get(run.claimed.endpoint).is_async:
+            run.task.cancel()
+
+    async def _hard_stop_jobs(self) -> None:
+        self._hard_stop = True
+        runs = list(self._running.values())
+        for run in runs:
+            run.ctx.cancel()
+            if run.task is not None:
+                run.task.cancel()
+        await asyncio.gather(*(r.task for r in runs if r.task), return_exceptions=True)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            for run in runs:
+                await self.store.job_requeue(
+                    conn,
+                    job_id=run.claimed.job_id,
+                    attempt=run.claimed.attempt,
+                    now=now,
+                    reason=f"node {self.config.node_id!r} stopped while running this job",
+                )
+        log.warning("stopped with %d jobs still running; gave them back", len(runs))
+        self._running.clear()
+
+    # -- background services ----------------------------------------------------------------
+
+    async def heartbeat_once(self) -> list[int]:
+        """Renew this node's leases in one UPDATE; returns the ids of jobs found lost."""
+        if not self._running:
+            return []
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            held = await self.store.job_lease_renew(
+                conn,
+                node=self.config.node_id,
+                job_ids=list(self._running),
+                now=now,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            )
+        held_ids = {h.job_id for h in held}
+        lost = []
+        for job_id, run in list(self._running.items()):
+            if job_id not in held_ids and run.task is not None and not run.task.done():
+                lost.append(job_id)
+                run.lost = True
+                run.ctx.cancel()
+                run.task.cancel()
+                log.error("job %d was taken from this node (lease lost); stopping it", job_id)
+        for h in held:
+            held_run = self._running.get(h.job_id)
+            if h.cancel_requested and held_run is not None:
+                self._begin_cancel(held_run)
+        return lost
+
+    async def tick_once(self) -> TickResult:
+        """Write progress reported since the last tick; act on cancel requests."""
+        result = TickResult()
+        if not self._running:
+            return result
+        now = self.clock.now()
+        updates = [
+            (run.claimed, p)
+            for run in self._running.values()
+            if (p := run.ctx.take_progress()) is not None
+        ]
+        async with self.db.transaction() as conn:
+            for job, progress in updates:
+                if await self.store.job_progress(
+                    conn, job_id=job.job_id, attempt=job.attempt, progress=progress, now=now
+                ):
+                    result.progress_written += 1
+            flagged = await self.store.job_cancel_flags(conn, list(self._running))
+        for job_id in flagged:
+            if (run := self._running.get(job_id)) is not None and run.cancel_deadline is None:
+                result.cancels_seen.append(job_id)
+                self._begin_cancel(run)
+        result.forced_cancelled = await self._force_overdue_cancels(now)
+        return result
+
+    async def _force_overdue_cancels(self, now: datetime) -> list[int]:
+        """A handler that ignores its cancel past the grace period is recorded cancelled."""
+        overdue = [
+            run
+            for run in self._running.values()
+            if run.cancel_deadline is not None and now >= run.cancel_deadline and not run.lost
+        ]
+        for run in overdue:
+            run.lost = True  # whatever it returns later is not recorded
+            await self._finish(run, _cancelled_outcome(run.ctx))
+            self._running.pop(run.claimed.job_id, None)
+            log.warning("job %d ignored its cancel for the grace period", run.claimed.job_id)
+        return [r.claimed.job_id for r in overdue]
+
+    async def rescue_once(self) -> RescueResult:
+        async with self.db.transaction() as conn:
+            result = await self.store.job_rescue_expired(conn, now=self.clock.now())
+        if result.total:
+            log.warning(
+                "rescued expired jobs: requeued %s, ended %s", result.requeued, result.ended
+            )
+        return result
+
+    async def _rescue_and_wake(self) -> None:
+        if (await self.rescue_once()).requeued:
+            self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claimed = await self.claim_once()
+            except Exception as exc:
+                log.warning("claim failed: %s", exc)
+                claimed = []
+                await asyncio.sleep(self.config.poll_seconds)
+            free = self.config.concurrency - len(self._running)
+            if claimed and free > 0:
+                continue  # the queue may hold more
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+
+    def _every(
+        self, seconds: float, once: Callable[[], Awaitable[Any]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def loop() -> None:
+            failing_since: datetime | None = None
+            while not self._stopping:
+                try:
+                    await once()
+                    failing_since = None
+                except Exception as exc:
+                    failing_since = failing_since or self.clock.now()
+                    log.warning("%s failed: %s", getattr(once, "__name__", once), exc)
+                    self._lose_all_if_stale(failing_since)
+                await asyncio.sleep(seconds)
+
+        return loop
+
+    def _lose_all_if_stale(self, failing_since: datetime) -> None:
+        """Past a lease of failures, other nodes may own our jobs: stop running them."""
+        if self.clock.now() - failing_since < timedelta(seconds=self.config.lease_seconds):
+            return
+        for run in self._running.values():
+            if not run.lost and run.task is not None:
+                run.lost = True
+                run.ctx.cancel()
+                run.task.cancel()
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop; if it dies, stop the executor loudly rather than limp on."""
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.critical("executor %s loop died: %r; stopping the executor", name, exc)
+            self.failure = exc
+            asyncio.get_running_loop().create_task(self.stop(wait_seconds=0))
+
+
+def _cancelled_outcome(ctx: JobContext) -> Outcome:
+    return Outcome(
+        JobState.CANCELLED, status_map={**ctx.status_map, "error_message": "cancelled on request"}
+    )

@@ -1,0 +1,139 @@
+"""Endpoints: the named handlers jobs run, with optional Avro schemas.
+
+Users write endpoints as plain functions in a module of their own and mark them with
+`@jobstore.endpoint(...)`; `jobstore serve --endpoints pkg.module` loads every marked function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from jobstore.codecs import Schema
+from jobstore.errors import ConfigError, UnknownEndpoint
+from jobstore.executor.context import JobContext
+
+__all__ = ["Endpoint", "EndpointRegistry", "JobContext", "endpoint"]
+
+Handler = Callable[[Any, JobContext], Any]
+_MARK = "__jobstore_endpoint__"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A named handler.
+
+    `raw` handlers get the payload as sent (text for JSON, bytes otherwise) and return the
+    same kind. `retryable=False` means the handler is never run twice: if its node dies mid-run,
+    the job ends `error`.
+    """
+
+    name: str
+    handler: Handler
+    request_schema: Schema | None = None
+    response_schema: Schema | None = None
+    retryable: bool = True
+    raw: bool = False
+    max_attempts: int | None = None
+    description: str = ""
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+def _schema(value: Schema | dict[str, Any] | str | None) -> Schema | None:
+    if value is None or isinstance(value, Schema):
+        return value
+    return Schema(value)
+
+
+def endpoint(
+    name: str,
+    *,
+    request_schema: Schema | dict[str, Any] | str | None = None,
+    response_schema: Schema | dict[str, Any] | str | None = None,
+    retryable: bool = True,
+    raw: bool = False,
+    max_attempts: int | None = None,
+) -> Callable[[Handler], Handler]:
+    """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image")."""
+
+    def mark(fn: Handler) -> Handler:
+        ep = Endpoint(
+            name=name,
+            handler=fn,
+            request_schema=_schema(request_schema),
+            response_schema=_schema(response_schema),
+            retryable=retryable,
+            raw=raw,
+            max_attempts=max_attempts,
+            description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
+        )
+        setattr(fn, _MARK, ep)
+        return fn
+
+    return mark
+
+
+class EndpointRegistry:
+    def __init__(self, endpoints: Iterable[Endpoint] = ()) -> None:
+        self._endpoints: dict[str, Endpoint] = {}
+        for ep in endpoints:
+            self.add(ep)
+
+    def add(self, ep: Endpoint) -> None:
+        if not ep.name.startswith("/") or len(ep.name) > 256:
+            raise ConfigError(f"endpoint name {ep.name!r} must start with '/' (max 256 chars)")
+        if ep.name in self._endpoints:
+            raise ConfigError(f"endpoint {ep.name!r} is registered twice")
+        if ep.max_attempts is not None and ep.max_attempts < 1:
+            raise ConfigError(f"endpoint {ep.name!r}: max_attempts must be at least 1")
+        self._endpoints[ep.name] = ep
+
+    def add_module(self, module: ModuleType) -> int:
+        """Register every function of `module` marked with @endpoint; returns how many."""
+        found = [getattr(obj, _MARK) for obj in vars(module).values() if hasattr(obj, _MARK)]
+        for ep in found:
+            self.add(ep)
+        return len(found)
+
+    def load(self, module_name: str) -> int:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise ConfigError(f"cannot import endpoint module {module_name!r}: {exc}") from exc
+        count = self.add_module(module)
+        if count == 0:
+            raise ConfigError(f"endpoint module {module_name!r} defines no @endpoint functions")
+        return count
+
+    def get(self, name: str) -> Endpoint:
+        try:
+            return self._endpoints[name]
+        except KeyError:
+            raise UnknownEndpoint(name, self.names()) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._endpoints
+
+    def names(self) -> list[str]:
+        return sorted(self._endpoints)
+
+    def __iter__(self) -> Any:
+        return iter(self._endpoints.values())
+
+
+def default_registry(modules: Iterable[str] = ()) -> EndpointRegistry:
+    """The built-in endpoints plus those of the named modules."""
+    from jobstore.executor import builtins
+
+    registry = EndpointRegistry()
+    registry.add_module(builtins)
+    for name in modules:
+        registry.load(name)
+    return registry

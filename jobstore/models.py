@@ -1,0 +1,204 @@
+"""Job states, encodings and the Job value object. Pure: no I/O."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({JobState.DONE, JobState.ERROR, JobState.CANCELLED})
+
+# Allowed transitions; docs/state_machine.md draws the same graph.
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset(
+        {JobState.DONE, JobState.ERROR, JobState.CANCELLED, JobState.QUEUED}
+    ),
+    JobState.DONE: frozenset(),
+    JobState.ERROR: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+def can_transition(src: JobState, dst: JobState) -> bool:
+    return dst in TRANSITIONS[src]
+
+
+class Encoding(enum.StrEnum):
+    """How a job's request payload is encoded (Kinetica's `request_encoding`)."""
+
+    BINARY = "binary"
+    JSON = "json"
+    SNAPPY = "snappy"
+
+    @property
+    def is_binary_family(self) -> bool:
+        return self is not Encoding.JSON
+
+    @property
+    def response_encoding(self) -> Encoding:
+        """Responses are stored in the request's family: Avro/bytes or JSON text."""
+        return Encoding.JSON if self is Encoding.JSON else Encoding.BINARY
+
+
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def is_valid_tag(tag: str) -> bool:
+    return TAG_PATTERN.fullmatch(tag) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request or response body: bytes for the binary family, text for JSON."""
+
+    encoding: Encoding
+    data: bytes | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the `jobs` table, as the core and the facades see it."""
+
+    job_id: int
+    job_tag: str
+    endpoint: str
+    request_encoding: Encoding
+    status: JobState
+    progress: int
+    status_map: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    attempt: int = 0
+    max_attempts: int = 1
+    retryable: bool = True
+    cancel_requested: bool = False
+    remove_on_complete: bool = False
+    request_data: bytes | None = None
+    request_text: str | None = None
+    response_encoding: Encoding | None = None
+    response_data: bytes | None = None
+    response_text: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_by: str | None = None
+    project: str | None = None
+    source_ip: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
+        enc = row.get("response_encoding")
+        return cls(
+            job_id=row["job_id"],
+            job_tag=row["job_tag"],
+            endpoint=row["endpoint"],
+            request_encoding=Encoding(row["request_encoding"]),
+            status=JobState(row["status"]),
+            progress=row["progress"],
+            status_map=dict(row.get("status_map") or {}),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            attempt=row.get("attempt", 0),
+            max_attempts=row.get("max_attempts", 1),
+            retryable=row.get("retryable", True),
+            cancel_requested=row.get("cancel_requested", False),
+            remove_on_complete=row.get("remove_on_complete", False),
+            request_data=row.get("request_data"),
+            request_text=row.get("request_text"),
+            response_encoding=Encoding(enc) if enc else None,
+            response_data=row.get("response_data"),
+            response_text=row.get("response_text"),
+            options=dict(row.get("options") or {}),
+            owner=row.get("owner"),
+            lease_expires_at=row.get("lease_expires_at"),
+            started_at=row.get("started_at"),
+            finished_at=row.get("finished_at"),
+            created_by=row.get("created_by"),
+            project=row.get("project"),
+            source_ip=row.get("source_ip"),
+        )
+
+    @property
+    def request(self) -> Payload:
+        return Payload(self.request_encoding, self.request_data, self.request_text)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a job removed by remove_job_on_complete."""
+
+    job_id: int
+    job_tag: str
+    endpoint: str
+    status: JobState
+    request_digest: str
+    finished_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Tombstone:
+        return cls(
+            job_id=row["job_id"],
+            job_tag=row["job_tag"],
+            endpoint=row["endpoint"],
+            status=JobState(row["status"]),
+            request_digest=row["request_digest"],
+            finished_at=row["finished_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """Everything needed to insert a job; built by the core after validation."""
+
+    job_tag: str
+    endpoint: str
+    request: Payload
+    request_digest: str
+    options: dict[str, str]
+    remove_on_complete: bool
+    retryable: bool
+    max_attempts: int
+    created_by: str | None = None
+    project: str | None = None
+    source_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job an executor has claimed: what it needs to run it and fence its writes."""
+
+    job_id: int
+    job_tag: str
+    endpoint: str
+    request: Payload
+    attempt: int
+    cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended, as the executor reports it to the store."""
+
+    status: JobState
+    response: Payload | None = None
+    status_map: dict[str, str] = field(default_factory=dict)

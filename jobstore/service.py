@@ -1,0 +1,189 @@
+"""The core every facade calls: create, get, list and cancel jobs.
+
+Facades translate their wire format to these calls and back; they never touch SQL. Every
+method runs its own transaction, and `create_job` returns only after its row is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from jobstore.clock import Clock, SystemClock
+from jobstore.codecs import decode_request
+from jobstore.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
+from jobstore.executor.registry import EndpointRegistry
+from jobstore.models import Job, JobState, NewJob, Payload, Tombstone, is_valid_tag
+from jobstore.store import Database, JobStore
+
+DEFAULT_MAX_ATTEMPTS = 3
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    job_id: int
+    job_tag: str
+    created: bool  # False when an identical create with the same tag was answered before
+
+
+class _TagInTombstone(Exception):
+    """Internal: the tag belongs to a removed job; abort the insert's transaction."""
+
+    def __init__(self, stone: Tombstone) -> None:
+        self.stone = stone
+
+
+def request_digest(endpoint: str, payload: Payload) -> str:
+    """What makes two creates "the same job": endpoint, encoding and payload."""
+    h = hashlib.sha256()
+    h.update(endpoint.encode())
+    h.update(b"\0")
+    h.update(payload.encoding.value.encode())
+    h.update(b"\0")
+    if payload.data is not None:
+        h.update(payload.data)
+    if payload.text is not None:
+        h.update(payload.text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def parse_bool(value: str | bool, *, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise BadRequest(f"option {name!r} must be true or false, got {value!r}")
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        registry: EndpointRegistry,
+        *,
+        clock: Clock | None = None,
+        default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        on_created: Callable[[], None] | None = None,
+        on_cancel: Callable[[Sequence[int]], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.store = JobStore(db.dialect)
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.default_max_attempts = default_max_attempts
+        self._on_created = on_created
+        self._on_cancel = on_cancel
+
+    async def create_job(
+        self,
+        endpoint: str,
+        payload: Payload,
+        options: Mapping[str, str] | None = None,
+        *,
+        created_by: str | None = None,
+        project: str | None = None,
+        source_ip: str | None = None,
+    ) -> CreateResult:
+        """Validate and store a new queued job; idempotent on `options.job_tag`."""
+        options = dict(options or {})
+        ep = self.registry.get(endpoint)
+        # Refuse undecodable payloads now, not when the job runs.
+        decode_request(payload, ep.request_schema, raw=ep.raw)
+        tag = options.get("job_tag") or ""
+        given_tag = bool(tag)
+        if given_tag and not is_valid_tag(tag):
+            raise BadRequest(f"invalid job_tag {tag!r}: use 1 to 128 letters, digits, '_' or '-'")
+        if not given_tag:
+            tag = uuid.uuid4().hex
+            options["job_tag"] = tag
+        remove = parse_bool(
+            options.get("remove_job_on_complete", "false"), name="remove_job_on_complete"
+        )
+        digest = request_digest(endpoint, payload)
+        new = NewJob(
+            job_tag=tag,
+            endpoint=endpoint,
+            request=payload,
+            request_digest=digest,
+            options=options,
+            remove_on_complete=remove,
+            retryable=ep.retryable,
+            max_attempts=ep.max_attempts or self.default_max_attempts,
+            created_by=created_by,
+            project=project,
+            source_ip=source_ip,
+        )
+        try:
+            async with self.db.transaction() as conn:
+                job_id = await self.store.job_insert(conn, new, self.clock.now())
+                if job_id is None:
+                    existing = await self.store.job_digest_by_tag(conn, tag)
+                    if existing is None:  # pragma: no cover - deleted between two statements
+                        raise TagConflict(tag, 0)
+                    return self._same_or_conflict(tag, digest, *existing)
+                if given_tag:
+                    # Checked after the insert: on PostgreSQL the insert waits for a concurrent
+                    # removal of the same tag, so the tombstone is visible here if it exists.
+                    stone = await self.store.tombstone_get_by_tag(conn, tag)
+                    if stone is not None:
+                        raise _TagInTombstone(stone)
+                await self.store.job_notify_created(conn)
+        except _TagInTombstone as taken:
+            return self._same_or_conflict(
+                tag, digest, taken.stone.job_id, taken.stone.request_digest
+            )
+        if self._on_created is not None:
+            self._on_created()
+        return CreateResult(job_id, tag, created=True)
+
+    @staticmethod
+    def _same_or_conflict(tag: str, digest: str, job_id: int, existing_digest: str) -> CreateResult:
+        if existing_digest != digest:
+            raise TagConflict(tag, job_id)
+        return CreateResult(job_id, tag, created=False)
+
+    async def get_job(self, *, job_id: int | None = None, tag: str | None = None) -> Job:
+        """A job by tag (preferred) or id; JobRemoved for a job deleted on completion."""
+        if tag is None and job_id is None:
+            raise BadRequest("give a job_id or a job_tag")
+        async with self.db.reading() as conn:
+            if tag is not None:
+                job = await self.store.job_get_by_tag(conn, tag)
+                stone = None if job else await self.store.tombstone_get_by_tag(conn, tag)
+            else:
+                assert job_id is not None
+                job = await self.store.job_get(conn, job_id)
+                stone = None if job else await self.store.tombstone_get(conn, job_id)
+        if job is not None:
+            return job
+        if stone is not None:
+            raise JobRemoved(stone.job_id, stone.job_tag, stone.status.value, stone.finished_at)
+        raise JobNotFound(job_id=job_id, tag=tag)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = ACTIVE_STATES,
+        limit: int = 1000,
+        created_by: str | None = None,
+    ) -> list[Job]:
+        """Jobs without payloads, newest first."""
+        async with self.db.reading() as conn:
+            return await self.store.job_list(
+                conn, states=states, limit=limit, created_by=created_by
+            )
+
+    async def cancel_jobs(self, job_ids: Sequence[int]) -> dict[int, str]:
+        """Cancel queued jobs at once and ask running ones to stop; status per id."""
+        async with self.db.transaction() as conn:
+            result = await self.store.job_cancel(conn, job_ids, self.clock.now())
+        requested = [i for i, s in result.items() if s == "cancel_requested"]
+        if requested and self._on_cancel is not None:
+            self._on_cancel(requested)
+        return result

@@ -1,0 +1,168 @@
+"""Settings: every CLI flag has a JOBSTORE_* twin. Built once, in the CLI, and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobstore.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    commands: tuple[str, ...] = ("serve", "worker")
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "JOBSTORE_" + self.dest.upper()
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+DB_COMMANDS = ("serve", "worker", "db")
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--database-url",
+        str,
+        "sqlite:///jobstore.db",
+        "SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db",
+        DB_COMMANDS,
+    ),
+    Option("--host", str, "127.0.0.1", "address to listen on", ("serve",)),
+    Option("--port", int, 9191, "port to listen on (Kinetica's default)", ("serve",)),
+    Option(
+        "--public-url",
+        str,
+        "",
+        "URL clients use to reach this node (default: from the request's Host header)",
+        ("serve",),
+    ),
+    Option(
+        "--node-id",
+        str,
+        "",
+        "stable name of this node; a restarting node takes back the "
+        "jobs it owned (default: HOSTNAME:PORT, or HOSTNAME:worker)",
+    ),
+    Option("--concurrency", int, 8, "jobs this node runs at once"),
+    Option("--lease-seconds", float, 30.0, "how long a claim lasts without a heartbeat"),
+    Option(
+        "--poll-seconds",
+        float,
+        1.0,
+        "how often an idle executor looks for work (new jobs also wake it at once)",
+    ),
+    Option(
+        "--shutdown-seconds",
+        float,
+        10.0,
+        "on SIGTERM, how long running jobs may take to "
+        "finish before they are given back to the queue",
+    ),
+    Option(
+        "--cancel-grace-seconds",
+        float,
+        5.0,
+        "how long a cancelled handler may take to stop before the job is recorded cancelled anyway",
+    ),
+    Option("--max-attempts", int, 3, "runs of a retryable job whose node keeps dying, at most"),
+    Option("--endpoints", _csv, (), "comma-separated Python modules with @endpoint functions"),
+    Option("--migrate", _bool, True, "upgrade the database schema at start", ("serve", "worker")),
+    Option("--max-body-bytes", int, 64 * 1024 * 1024, "largest request body accepted", ("serve",)),
+    Option("--pool-size", int, 10, "database connections per node", DB_COMMANDS),
+    Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///jobstore.db"
+    host: str = "127.0.0.1"
+    port: int = 9191
+    public_url: str = ""
+    node_id: str = ""
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    shutdown_seconds: float = 10.0
+    cancel_grace_seconds: float = 5.0
+    max_attempts: int = 3
+    endpoints: tuple[str, ...] = ()
+    migrate: bool = True
+    max_body_bytes: int = 64 * 1024 * 1024
+    pool_size: int = 10
+    log_level: str = "info"
+
+    def effective_node_id(self, command: str) -> str:
+        if self.node_id:
+            return self.node_id
+        host = socket.gethostname()
+        return f"{host}:{self.port}" if command == "serve" else f"{host}:worker"
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be 1-65535, got {self.port}")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.max_attempts < 1:
+            raise ConfigError("max attempts must be at least 1")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"unknown log level {self.log_level!r}")
+
+
+def add_options(parser: argparse.ArgumentParser, command: str, env: Mapping[str, str]) -> None:
+    """Add the flags of `command`, each defaulting to its JOBSTORE_* variable if set."""
+    for opt in OPTIONS:
+        if command not in opt.commands:
+            continue
+        default = opt.default
+        if opt.env in env:
+            try:
+                default = opt.type(env[opt.env])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise ConfigError(f"{opt.env}={env[opt.env]!r}: {exc}") from exc
+        parser.add_argument(
+            opt.flag,
+            type=opt.type,
+            default=default,
+            help=f"{opt.help} [{opt.env}; default {opt.default!r}]",
+        )
+
+
+def settings_from(namespace: argparse.Namespace) -> Settings:
+    known = {f for f in Settings.__dataclass_fields__}
+    values = {k: v for k, v in vars(namespace).items() if k in known}
+    settings = Settings(**values)
+    settings.validate()
+    return settings
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ
+
+
+__all__: Sequence[str] = ["OPTIONS", "Settings", "add_options", "settings_from"]

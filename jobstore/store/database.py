@@ -1,0 +1,102 @@
+"""Engines and transactions, per dialect.
+
+SQLite allows one writer at a time. Write transactions run on a one-connection writer engine
+and start with BEGIN IMMEDIATE, so they take the write lock up front instead of failing half
+way; reads run on a separate pool with plain (deferred) BEGIN and never block writers (WAL).
+PostgreSQL uses one pooled engine for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from jobstore.errors import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalize_url(url: str) -> URL:
+    """Pick the async driver for a plain `sqlite:///` or `postgresql://` URL."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigError("jobstore needs a SQLite file, not an in-memory database")
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=600, pool_pre_ping=False
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit is on disk before a create is answered, even across power loss.
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The engines for one database URL; hands out connections inside transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalize_url(url)
+        self.dialect: str = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
+            self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
+        else:
+            self._writer = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self._reader = self._writer
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine that writes (migrations, listeners)."""
+        return self._writer
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        async with self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction on the read pool."""
+        async with self._reader.connect() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()

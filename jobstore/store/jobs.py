@@ -1,0 +1,469 @@
+"""Every SQL statement about jobs. Methods take a connection; the caller owns the transaction.
+
+Writes about a running job are fenced by `(job_id, attempt, status='running')`: a node that
+lost its lease can never overwrite a newer attempt, so each job is completed at most once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobstore.models import (
+    Claimed,
+    Encoding,
+    Job,
+    JobState,
+    NewJob,
+    Outcome,
+    Payload,
+    Tombstone,
+)
+from jobstore.store.tables import job_tombstones, jobs
+
+QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
+NEW_JOB_CHANNEL = "jobstore_new_job"
+
+# Columns a listing needs; payloads and responses stay on disk.
+_SUMMARY_COLUMNS = [
+    c
+    for c in jobs.c
+    if c.name not in ("request_data", "request_text", "response_data", "response_text")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RescueResult:
+    """What a rescue pass did: jobs put back in the queue, and jobs ended for good."""
+
+    requeued: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.requeued) + len(self.ended)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    job_id: int
+    attempt: int
+    cancel_requested: bool
+
+
+class JobStore:
+    """Job SQL for one dialect ("sqlite" or "postgresql")."""
+
+    def __init__(self, dialect: str) -> None:
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported dialect {dialect!r}")
+        self.dialect = dialect
+
+    # -- create and read --------------------------------------------------------------------
+
+    async def job_insert(self, conn: AsyncConnection, new: NewJob, now: datetime) -> int | None:
+        """Insert a queued job; None when its tag is already taken by a live job."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(jobs)
+            .values(
+                job_tag=new.job_tag,
+                endpoint=new.endpoint,
+                request_encoding=new.request.encoding.value,
+                request_data=new.request.data,
+                request_text=new.request.text,
+                request_digest=new.request_digest,
+                options=new.options,
+                status=QUEUED,
+                progress=0,
+                status_map={},
+                remove_on_complete=new.remove_on_complete,
+                retryable=new.retryable,
+                max_attempts=new.max_attempts,
+                attempt=0,
+                cancel_requested=False,
+                created_at=now,
+                updated_at=now,
+                created_by=new.created_by,
+                project=new.project,
+                source_ip=new.source_ip,
+            )
+            .on_conflict_do_nothing(index_elements=[jobs.c.job_tag])
+            .returning(jobs.c.job_id)
+        )
+        job_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return job_id
+
+    async def job_get(self, conn: AsyncConnection, job_id: int) -> Job | None:
+        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+        return Job.from_row(row._mapping) if row else None
+
+    async def job_get_by_tag(self, conn: AsyncConnection, tag: str) -> Job | None:
+        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_tag == tag))).first()
+        return Job.from_row(row._mapping) if row else None
+
+    async def job_digest_by_tag(self, conn: AsyncConnection, tag: str) -> tuple[int, str] | None:
+        """(job_id, request_digest) of the live job holding a tag."""
+        row = (
+            await conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.request_digest).where(jobs.c.job_tag == tag)
+            )
+        ).first()
+        return (row.job_id, row.request_digest) if row else None
+
+    async def tombstone_get(self, conn: AsyncConnection, job_id: int) -> Tombstone | None:
+        row = (
+            await conn.execute(sa.select(job_tombstones).where(job_tombstones.c.job_id == job_id))
+        ).first()
+        return Tombstone.from_row(row._mapping) if row else None
+
+    async def tombstone_get_by_tag(self, conn: AsyncConnection, tag: str) -> Tombstone | None:
+        row = (
+            await conn.execute(sa.select(job_tombstones).where(job_tombstones.c.job_tag == tag))
+        ).first()
+        return Tombstone.from_row(row._mapping) if row else None
+
+    async def job_list(
+        self,
+        conn: AsyncConnection,
+        *,
+        states: Iterable[JobState] | None = None,
+        limit: int = 1000,
+        created_by: str | None = None,
+    ) -> list[Job]:
+        """Jobs without their payloads, newest first."""
+        stmt = sa.select(*_SUMMARY_COLUMNS).order_by(jobs.c.job_id.desc()).limit(limit)
+        if states is not None:
+            stmt = stmt.where(jobs.c.status.in_([s.value for s in states]))
+        if created_by is not None:
+            stmt = stmt.where(jobs.c.created_by == created_by)
+        return [Job.from_row(r._mapping) for r in await conn.execute(stmt)]
+
+    async def job_count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
+        rows = await conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
+        return {status: count for status, count in rows.tuples()}
+
+    async def job_notify_created(self, conn: AsyncConnection) -> None:
+        """Wake idle executors on other nodes when this transaction commits (PostgreSQL)."""
+        if self.dialect == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, "")))
+
+    # -- executor ---------------------------------------------------------------------------
+
+    async def job_claim(
+        self,
+        conn: AsyncConnection,
+        *,
+        node: str,
+        endpoints: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+    ) -> list[Claimed]:
+        """Move up to `limit` of the oldest queued jobs to running, owned by `node`.
+
+        PostgreSQL skips rows other nodes are claiming (FOR UPDATE SKIP LOCKED). SQLite has no
+        row locks (SQLAlchemy drops FOR UPDATE there without a word); the caller's BEGIN
+        IMMEDIATE holds the database write lock instead, so the select and update are atomic.
+        """
+        if limit <= 0 or not endpoints:
+            return []
+        pick = (
+            sa.select(jobs.c.job_id)
+            .where(jobs.c.status == QUEUED, jobs.c.endpoint.in_(endpoints))
+            .order_by(jobs.c.job_id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            sa.update(jobs)
+            .where(jobs.c.job_id.in_(pick.scalar_subquery()))
+            .values(
+                status=RUNNING,
+                owner=node,
+                attempt=jobs.c.attempt + 1,
+                lease_expires_at=lease_until,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(
+                jobs.c.job_id,
+                jobs.c.job_tag,
+                jobs.c.endpoint,
+                jobs.c.request_encoding,
+                jobs.c.request_data,
+                jobs.c.request_text,
+                jobs.c.attempt,
+                jobs.c.cancel_requested,
+            )
+        )
+        claimed = [
+            Claimed(
+                job_id=r.job_id,
+                job_tag=r.job_tag,
+                endpoint=r.endpoint,
+                request=Payload(Encoding(r.request_encoding), r.request_data, r.request_text),
+                attempt=r.attempt,
+                cancel_requested=r.cancel_requested,
+            )
+            for r in await conn.execute(stmt)
+        ]
+        claimed.sort(key=lambda c: c.job_id)
+        return claimed
+
+    async def job_lease_renew(
+        self,
+        conn: AsyncConnection,
+        *,
+        node: str,
+        job_ids: Sequence[int],
+        now: datetime,
+        lease_until: datetime,
+    ) -> list[LeaseState]:
+        """Extend the leases of a node's running jobs in one UPDATE.
+
+        Returns the jobs still held, with their cancel flags; a job missing from the answer was
+        lost (rescued by another node) and its result must not be written.
+        """
+        if not job_ids:
+            return []
+        stmt = (
+            sa.update(jobs)
+            .where(jobs.c.job_id.in_(job_ids), jobs.c.owner == node, jobs.c.status == RUNNING)
+            .values(lease_expires_at=lease_until, updated_at=now)
+            .returning(jobs.c.job_id, jobs.c.attempt, jobs.c.cancel_requested)
+        )
+        return [LeaseState(*row) for row in (await conn.execute(stmt)).tuples()]
+
+    async def job_cancel_flags(self, conn: AsyncConnection, job_ids: Sequence[int]) -> list[int]:
+        """Which of these running jobs have a cancel request."""
+        if not job_ids:
+            return []
+        stmt = sa.select(jobs.c.job_id).where(
+            jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING, jobs.c.cancel_requested
+        )
+        return list((await conn.execute(stmt)).scalars())
+
+    async def job_progress(
+        self, conn: AsyncConnection, *, job_id: int, attempt: int, progress: int, now: datetime
+    ) -> bool:
+        stmt = (
+            sa.update(jobs)
+            .where(*self._fence(job_id, attempt))
+            .values(progress=max(0, min(100, progress)), updated_at=now)
+        )
+        return (await conn.execute(stmt)).rowcount == 1
+
+    async def job_finish(
+        self, conn: AsyncConnection, *, job_id: int, attempt: int, outcome: Outcome, now: datetime
+    ) -> bool:
+        """Record how an attempt ended. False when the attempt no longer holds the job.
+
+        A job whose cancel was requested ends `cancelled` whatever the handler returned, so a
+        client told "cancelled" is never contradicted later.
+        """
+        cancelled = JobState.CANCELLED.value
+        response = outcome.response
+        values: dict[str, Any] = {
+            "status": sa.case((jobs.c.cancel_requested, cancelled), else_=outcome.status.value),
+            "status_map": sa.case(
+                (jobs.c.cancel_requested, sa.literal(_cancel_map(), sa.JSON)),
+                else_=sa.literal(outcome.status_map, sa.JSON),
+            ),
+            "owner": None,
+            "lease_expires_at": None,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if outcome.status is JobState.DONE:
+            values["progress"] = sa.case((jobs.c.cancel_requested, jobs.c.progress), else_=100)
+        if response is not None:
+            values["response_encoding"] = sa.case(
+                (jobs.c.cancel_requested, sa.null()), else_=response.encoding.value
+            )
+            values["response_data"] = sa.case(
+                (jobs.c.cancel_requested, sa.null()),
+                else_=sa.literal(response.data, sa.LargeBinary),
+            )
+            values["response_text"] = sa.case(
+                (jobs.c.cancel_requested, sa.null()), else_=sa.literal(response.text, sa.Text)
+            )
+        stmt = (
+            sa.update(jobs)
+            .where(*self._fence(job_id, attempt))
+            .values(**values)
+            .returning(jobs.c.job_id, jobs.c.remove_on_complete)
+        )
+        rows = (await conn.execute(stmt)).all()
+        await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
+        return bool(rows)
+
+    async def job_requeue(
+        self, conn: AsyncConnection, *, job_id: int, attempt: int, now: datetime, reason: str
+    ) -> bool:
+        """Give back a job this node is still running (soft stop ran out of time)."""
+        result = await self._rescue(
+            conn, [*self._fence(job_id, attempt)], now, reason, honour_max_attempts=False
+        )
+        return result.total == 1
+
+    async def job_rescue_expired(
+        self, conn: AsyncConnection, *, now: datetime, limit: int = 1000
+    ) -> RescueResult:
+        """Requeue (or end) running jobs whose lease ran out: their node is gone."""
+        expired = (
+            sa.select(jobs.c.job_id)
+            .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            expired = expired.with_for_update(skip_locked=True)
+        ids = list((await conn.execute(expired)).scalars())
+        if not ids:
+            return RescueResult()
+        return await self._rescue(
+            conn,
+            [jobs.c.job_id.in_(ids), jobs.c.status == RUNNING, jobs.c.lease_expires_at < now],
+            now,
+            "the executor running this job was lost (its lease expired)",
+        )
+
+    async def job_rescue_owned(
+        self, conn: AsyncConnection, *, node: str, now: datetime
+    ) -> RescueResult:
+        """At start, a node takes back what it owned before it died, without waiting."""
+        return await self._rescue(
+            conn,
+            [jobs.c.owner == node, jobs.c.status == RUNNING],
+            now,
+            f"node {node!r} restarted while running this job",
+        )
+
+    async def _rescue(
+        self,
+        conn: AsyncConnection,
+        where: list[sa.ColumnElement[bool]],
+        now: datetime,
+        reason: str,
+        *,
+        honour_max_attempts: bool = True,
+    ) -> RescueResult:
+        """Requeue the retryable jobs matched by `where`; end the others `error`.
+
+        A job with a pending cancel ends `cancelled`; a non-retryable job is never run twice.
+        """
+        may_retry = sa.and_(jobs.c.retryable, sa.not_(jobs.c.cancel_requested))
+        if honour_max_attempts:
+            may_retry = sa.and_(may_retry, jobs.c.attempt < jobs.c.max_attempts)
+        requeue = (
+            sa.update(jobs)
+            .where(*where, may_retry)
+            .values(status=QUEUED, owner=None, lease_expires_at=None, updated_at=now)
+            .returning(jobs.c.job_id)
+        )
+        requeued = sorted((await conn.execute(requeue)).scalars())
+        exhausted = reason
+        if honour_max_attempts:
+            exhausted = f"{reason}; no attempts left or the endpoint is not retryable"
+        end = (
+            sa.update(jobs)
+            .where(*where)
+            .values(
+                status=sa.case(
+                    (jobs.c.cancel_requested, JobState.CANCELLED.value),
+                    else_=JobState.ERROR.value,
+                ),
+                status_map=sa.case(
+                    (jobs.c.cancel_requested, sa.literal(_cancel_map(), sa.JSON)),
+                    else_=sa.literal({"error_message": exhausted}, sa.JSON),
+                ),
+                owner=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(jobs.c.job_id, jobs.c.remove_on_complete)
+        )
+        rows = (await conn.execute(end)).all()
+        await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
+        return RescueResult(requeued=requeued, ended=sorted(r.job_id for r in rows))
+
+    # -- cancel -----------------------------------------------------------------------------
+
+    async def job_cancel(
+        self, conn: AsyncConnection, job_ids: Sequence[int], now: datetime
+    ) -> dict[int, str]:
+        """Cancel jobs: queued ones at once, running ones by request.
+
+        Returns per id: "cancelled", "cancel_requested", "already_done" or "not_found".
+        """
+        if not job_ids:
+            return {}
+        queued = (
+            sa.update(jobs)
+            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == QUEUED)
+            .values(
+                status=JobState.CANCELLED.value,
+                status_map=_cancel_map(),
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(jobs.c.job_id, jobs.c.remove_on_complete)
+        )
+        rows = (await conn.execute(queued)).all()
+        result = {r.job_id: "cancelled" for r in rows}
+        await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
+        running = (
+            sa.update(jobs)
+            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING)
+            .values(cancel_requested=True, updated_at=now)
+            .returning(jobs.c.job_id)
+        )
+        result.update(dict.fromkeys((await conn.execute(running)).scalars(), "cancel_requested"))
+        rest = [i for i in job_ids if i not in result]
+        if rest:
+            done = await conn.execute(
+                sa.union_all(
+                    sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(rest)),
+                    sa.select(job_tombstones.c.job_id).where(job_tombstones.c.job_id.in_(rest)),
+                )
+            )
+            result.update(dict.fromkeys(done.scalars(), "already_done"))
+        return {i: result.get(i, "not_found") for i in job_ids}
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _fence(job_id: int, attempt: int) -> list[sa.ColumnElement[bool]]:
+        return [jobs.c.job_id == job_id, jobs.c.attempt == attempt, jobs.c.status == RUNNING]
+
+    async def _remove_completed(self, job_ids: list[int], conn: AsyncConnection) -> None:
+        """Delete finished jobs that asked for it, leaving a tombstone behind."""
+        if not job_ids:
+            return
+        deleted = await conn.execute(
+            sa.delete(jobs)
+            .where(jobs.c.job_id.in_(job_ids))
+            .returning(
+                jobs.c.job_id,
+                jobs.c.job_tag,
+                jobs.c.endpoint,
+                jobs.c.status,
+                jobs.c.request_digest,
+                jobs.c.finished_at,
+            )
+        )
+        stones: list[Mapping[str, Any]] = [dict(r._mapping) for r in deleted]
+        if stones:
+            await conn.execute(sa.insert(job_tombstones), stones)
+
+
+def _cancel_map() -> dict[str, str]:
+    return {"error_message": "cancelled on request"}

@@ -1,0 +1,119 @@
+"""The schema's source of truth. Alembic migrations must produce exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every dialect.
+
+    PostgreSQL stores `timestamptz`; SQLite stores naive UTC text ("2026-11-22 08:24:40.123456"),
+    which sorts and compares correctly against `datetime('now')` in ad-hoc queries.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+# SQLite only guarantees never-reused ids with INTEGER PRIMARY KEY AUTOINCREMENT.
+JobId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+STATES = ("queued", "running", "done", "error", "cancelled")
+_states_sql = ", ".join(f"'{s}'" for s in STATES)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", JobId, primary_key=True, autoincrement=True),
+    sa.Column("job_tag", sa.String(128), nullable=False),
+    sa.Column("endpoint", sa.String(256), nullable=False),
+    sa.Column("request_encoding", sa.String(16), nullable=False),
+    sa.Column("request_data", sa.LargeBinary(), nullable=True),
+    sa.Column("request_text", sa.Text(), nullable=True),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("options", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress", sa.SmallInteger(), nullable=False, server_default="0"),
+    sa.Column("status_map", sa.JSON(), nullable=False),
+    sa.Column("response_encoding", sa.String(16), nullable=True),
+    sa.Column("response_data", sa.LargeBinary(), nullable=True),
+    sa.Column("response_text", sa.Text(), nullable=True),
+    sa.Column("remove_on_complete", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("retryable", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("max_attempts", sa.Integer(), nullable=False, server_default="3"),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.UniqueConstraint("job_tag"),
+    sa.CheckConstraint(f"status IN ({_states_sql})", name="status"),
+    sa.CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+    sqlite_autoincrement=True,
+)
+
+# Claim: the oldest queued jobs, read through a partial index that holds only queued rows.
+sa.Index(
+    "ix_jobs_queued",
+    jobs.c.job_id,
+    postgresql_where=jobs.c.status == "queued",
+    sqlite_where=jobs.c.status == "queued",
+)
+# Heartbeat and rescue: running rows only, by owner and lease.
+sa.Index(
+    "ix_jobs_running",
+    jobs.c.owner,
+    jobs.c.lease_expires_at,
+    postgresql_where=jobs.c.status == "running",
+    sqlite_where=jobs.c.status == "running",
+)
+# Listing by state and time (dashboards, "failures in the last hour").
+sa.Index("ix_jobs_status_created_at", jobs.c.status, jobs.c.created_at)
+
+job_tombstones = sa.Table(
+    "job_tombstones",
+    metadata,
+    sa.Column("job_id", JobId, primary_key=True, autoincrement=False),
+    sa.Column("job_tag", sa.String(128), nullable=False),
+    sa.Column("endpoint", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("job_tag"),
+)
+sa.Index("ix_job_tombstones_finished_at", job_tombstones.c.finished_at)
