@@ -206,19 +206,25 @@ class Executor:
             await asyncio.gather(*tasks)
         return [c.job_id for c in claimed]
 
+    async def wait_idle(self) -> None:
+        """Wait until every job task this node started has ended."""
+        while tasks := [r.task for r in self._running.values() if r.task and not r.task.done()]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _run(self, run: _Running) -> None:
         job, ctx = run.claimed, run.ctx
         try:
-            outcome = await self._execute(job, ctx)
-        except asyncio.CancelledError:
-            if self._hard_stop or run.lost:
-                return  # hard stop requeues it; a lost job belongs to another node now
-            outcome = _cancelled_outcome(ctx)
-        try:
+            try:
+                outcome = await self._execute(job, ctx)
+            except asyncio.CancelledError:
+                if self._hard_stop or run.lost:
+                    return  # hard stop requeues it; a lost job belongs to another node now
+                outcome = _cancelled_outcome(ctx)
             if not run.lost:
                 await self._finish(run, outcome)
         finally:
-            self._running.pop(job.job_id, None)
+            if self._running.get(job.job_id) is run:
+                del self._running[job.job_id]
             self._wake.set()  # a slot is free
 
     async def _execute(self, job: Claimed, ctx: JobContext) -> Outcome:
@@ -320,7 +326,7 @@ class Executor:
         held_ids = {h.job_id for h in held}
         lost = []
         for job_id, run in list(self._running.items()):
-            if job_id not in held_ids and run.task is not None and not run.task.done():
+            if job_id not in held_ids and not run.lost and run.task and not run.task.done():
                 lost.append(job_id)
                 run.lost = True
                 run.ctx.cancel()
@@ -365,9 +371,10 @@ class Executor:
             if run.cancel_deadline is not None and now >= run.cancel_deadline and not run.lost
         ]
         for run in overdue:
-            run.lost = True  # whatever it returns later is not recorded
+            # Whatever it returns later is not recorded. It stays in _running until its task
+            # ends: a blocked handler still holds a thread of the pool.
+            run.lost = True
             await self._finish(run, _cancelled_outcome(run.ctx))
-            self._running.pop(run.claimed.job_id, None)
             log.warning("job %d ignored its cancel for the grace period", run.claimed.job_id)
         return [r.claimed.job_id for r in overdue]
 

@@ -147,7 +147,7 @@ class JobStore:
 
     async def job_count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
         rows = await conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
-        return {status: count for status, count in rows.tuples()}
+        return {status: count for status, count in rows.all()}
 
     async def job_notify_created(self, conn: AsyncConnection) -> None:
         """Wake idle executors on other nodes when this transaction commits (PostgreSQL)."""
@@ -240,7 +240,7 @@ class JobStore:
             .values(lease_expires_at=lease_until, updated_at=now)
             .returning(jobs.c.job_id, jobs.c.attempt, jobs.c.cancel_requested)
         )
-        return [LeaseState(*row) for row in (await conn.execute(stmt)).tuples()]
+        return [LeaseState(*row) for row in (await conn.execute(stmt)).all()]
 
     async def job_cancel_flags(self, conn: AsyncConnection, job_ids: Sequence[int]) -> list[int]:
         """Which of these running jobs have a cancel request."""

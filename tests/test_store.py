@@ -1,0 +1,413 @@
+"""The store conformance suite: every SQL behaviour, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from jobstore.clock import ManualClock
+from jobstore.models import Encoding, JobState, NewJob, Outcome, Payload
+from jobstore.service import request_digest
+from jobstore.store import Database, JobStore
+from jobstore.store.tables import job_tombstones, jobs
+
+LEASE = timedelta(seconds=30)
+
+
+def new_job(
+    tag: str,
+    *,
+    endpoint: str = "/echo",
+    text: str = '{"a": 1}',
+    remove: bool = False,
+    retryable: bool = True,
+    max_attempts: int = 3,
+) -> NewJob:
+    payload = Payload(Encoding.JSON, text=text)
+    return NewJob(
+        job_tag=tag,
+        endpoint=endpoint,
+        request=payload,
+        request_digest=request_digest(endpoint, payload),
+        options={"job_tag": tag},
+        remove_on_complete=remove,
+        retryable=retryable,
+        max_attempts=max_attempts,
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(db: Database) -> JobStore:
+    return JobStore(db.dialect)
+
+
+async def insert(db: Database, store: JobStore, clock: ManualClock, *jobs_: NewJob) -> list[int]:
+    ids = []
+    async with db.transaction() as conn:
+        for job in jobs_:
+            job_id = await store.job_insert(conn, job, clock.now())
+            assert job_id is not None
+            ids.append(job_id)
+    return ids
+
+
+async def claim(
+    db: Database,
+    store: JobStore,
+    clock: ManualClock,
+    *,
+    node: str = "n1",
+    limit: int = 10,
+    endpoints: tuple[str, ...] = ("/echo", "/sleep"),
+) -> list[int]:
+    async with db.transaction() as conn:
+        claimed = await store.job_claim(
+            conn,
+            node=node,
+            endpoints=endpoints,
+            limit=limit,
+            now=clock.now(),
+            lease_until=clock.now() + LEASE,
+        )
+    return [c.job_id for c in claimed]
+
+
+async def finish(
+    db: Database, store: JobStore, clock: ManualClock, job_id: int, attempt: int, **kw: object
+) -> bool:
+    outcome = (
+        Outcome(JobState.DONE, Payload(Encoding.JSON, text='{"ok": true}'), {})
+        if not kw
+        else Outcome(**kw)
+    )  # type: ignore[arg-type]
+    async with db.transaction() as conn:
+        return await store.job_finish(
+            conn, job_id=job_id, attempt=attempt, outcome=outcome, now=clock.now()
+        )
+
+
+async def get(db: Database, store: JobStore, job_id: int):  # type: ignore[no-untyped-def]
+    async with db.reading() as conn:
+        return await store.job_get(conn, job_id)
+
+
+# -- insert and read ------------------------------------------------------------------------
+
+
+async def test_insert_and_get(db: Database, store: JobStore, clock: ManualClock) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t1"))
+    job = await get(db, store, job_id)
+    assert job is not None
+    assert (job.job_tag, job.endpoint, job.status) == ("t1", "/echo", JobState.QUEUED)
+    assert job.request == Payload(Encoding.JSON, text='{"a": 1}')
+    assert job.progress == 0 and job.attempt == 0 and job.status_map == {}
+    assert job.created_at == clock.now()
+    async with db.reading() as conn:
+        by_tag = await store.job_get_by_tag(conn, "t1")
+        assert by_tag is not None and by_tag.job_id == job_id
+        assert await store.job_get(conn, job_id + 100) is None
+        assert await store.job_get_by_tag(conn, "nope") is None
+
+
+async def test_binary_payload_round_trips(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    data = bytes(range(256))
+    payload = Payload(Encoding.BINARY, data=data)
+    new = NewJob("bin", "/echo", payload, request_digest("/echo", payload), {}, False, True, 3)
+    [job_id] = await insert(db, store, clock, new)
+    job = await get(db, store, job_id)
+    assert job is not None and job.request_data == data and job.request_text is None
+
+
+async def test_duplicate_tag_is_not_inserted(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [first] = await insert(db, store, clock, new_job("dup"))
+    async with db.transaction() as conn:
+        assert await store.job_insert(conn, new_job("dup", text="{}"), clock.now()) is None
+        assert await store.job_digest_by_tag(conn, "dup") == (
+            first,
+            request_digest("/echo", Payload(Encoding.JSON, text='{"a": 1}')),
+        )
+
+
+async def test_ids_are_never_reused_after_delete(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    first, second = await insert(db, store, clock, new_job("a"), new_job("b"))
+    async with db.transaction() as conn:
+        await conn.execute(sa.delete(jobs))
+    [third] = await insert(db, store, clock, new_job("c"))
+    assert first < second < third
+
+
+# -- claim -----------------------------------------------------------------------------------
+
+
+async def test_claim_takes_oldest_first_and_sets_lease(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    ids = await insert(db, store, clock, *(new_job(f"t{i}") for i in range(5)))
+    assert await claim(db, store, clock, limit=2) == ids[:2]
+    job = await get(db, store, ids[0])
+    assert job is not None
+    assert job.status is JobState.RUNNING and job.owner == "n1" and job.attempt == 1
+    assert job.lease_expires_at == clock.now() + LEASE and job.started_at == clock.now()
+    assert await claim(db, store, clock, limit=10) == ids[2:]
+    assert await claim(db, store, clock) == []
+
+
+async def test_claim_only_takes_endpoints_the_node_knows(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    echo, custom = await insert(db, store, clock, new_job("e"), new_job("c", endpoint="/custom"))
+    assert await claim(db, store, clock, endpoints=("/echo",)) == [echo]
+    assert await claim(db, store, clock, endpoints=("/custom",)) == [custom]
+
+
+async def test_concurrent_claims_never_share_a_job(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    ids = await insert(db, store, clock, *(new_job(f"t{i}") for i in range(40)))
+    results = await asyncio.gather(
+        *(claim(db, store, clock, node=f"n{i}", limit=7) for i in range(4))
+    )
+    claimed = [job_id for batch in results for job_id in batch]
+    assert len(claimed) == len(set(claimed)) == 28
+    assert set(claimed) <= set(ids)
+
+
+# -- fencing ---------------------------------------------------------------------------------
+
+
+async def test_finish_records_once_and_is_fenced_by_attempt(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    assert not await finish(db, store, clock, job_id, attempt=2)  # a stale or future attempt
+    assert await finish(db, store, clock, job_id, attempt=1)
+    assert not await finish(db, store, clock, job_id, attempt=1)  # never twice
+    job = await get(db, store, job_id)
+    assert job is not None
+    assert job.status is JobState.DONE and job.progress == 100
+    assert job.response_encoding is Encoding.JSON and job.response_text == '{"ok": true}'
+    assert job.owner is None and job.lease_expires_at is None and job.finished_at == clock.now()
+
+
+async def test_progress_is_fenced(db: Database, store: JobStore, clock: ManualClock) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        assert await store.job_progress(
+            conn, job_id=job_id, attempt=1, progress=40, now=clock.now()
+        )
+        assert not await store.job_progress(
+            conn, job_id=job_id, attempt=0, progress=90, now=clock.now()
+        )
+        assert await store.job_progress(
+            conn, job_id=job_id, attempt=1, progress=250, now=clock.now()
+        )
+    job = await get(db, store, job_id)
+    assert job is not None and job.progress == 100
+
+
+async def test_error_outcome_keeps_message(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    assert await finish(
+        db, store, clock, job_id, 1, status=JobState.ERROR, status_map={"error_message": "boom"}
+    )
+    job = await get(db, store, job_id)
+    assert job is not None and job.status is JobState.ERROR
+    assert job.status_map == {"error_message": "boom"} and job.response_text is None
+
+
+# -- leases and rescue -------------------------------------------------------------------------
+
+
+async def test_lease_renew_extends_and_reports_cancel_flags(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    a, b, c = await insert(db, store, clock, new_job("a"), new_job("b"), new_job("c"))
+    await claim(db, store, clock, node="n1", limit=2)
+    await claim(db, store, clock, node="n2")
+    async with db.transaction() as conn:
+        await store.job_cancel(conn, [b], clock.now())
+    clock.advance(10)
+    async with db.transaction() as conn:
+        held = await store.job_lease_renew(
+            conn, node="n1", job_ids=[a, b, c], now=clock.now(), lease_until=clock.now() + LEASE
+        )
+    assert {(h.job_id, h.cancel_requested) for h in held} == {(a, False), (b, True)}
+    job_a, job_c = await get(db, store, a), await get(db, store, c)
+    assert job_a is not None and job_a.lease_expires_at == clock.now() + LEASE
+    assert (
+        job_c is not None and job_c.lease_expires_at == clock.now() - timedelta(seconds=10) + LEASE
+    )
+
+
+async def test_rescue_requeues_expired_retryable_jobs(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        assert (await store.job_rescue_expired(conn, now=clock.now())).total == 0
+    clock.advance(31)
+    async with db.transaction() as conn:
+        result = await store.job_rescue_expired(conn, now=clock.now())
+    assert result.requeued == [job_id] and result.ended == []
+    job = await get(db, store, job_id)
+    assert job is not None and job.status is JobState.QUEUED and job.owner is None
+    assert await claim(db, store, clock, node="n2") == [job_id]
+    assert not await finish(db, store, clock, job_id, attempt=1)  # the dead node's attempt
+    assert await finish(db, store, clock, job_id, attempt=2)
+
+
+async def test_rescue_ends_non_retryable_and_exhausted_jobs(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    once, tired = await insert(
+        db, store, clock, new_job("once", retryable=False), new_job("tired", max_attempts=1)
+    )
+    await claim(db, store, clock)
+    clock.advance(31)
+    async with db.transaction() as conn:
+        result = await store.job_rescue_expired(conn, now=clock.now())
+    assert result.requeued == [] and result.ended == [once, tired]
+    for job_id in (once, tired):
+        job = await get(db, store, job_id)
+        assert job is not None and job.status is JobState.ERROR
+        assert "executor running this job was lost" in job.status_map["error_message"]
+
+
+async def test_rescue_owned_takes_back_a_restarted_nodes_jobs(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    mine, once, other = await insert(
+        db, store, clock, new_job("m"), new_job("o", retryable=False), new_job("x")
+    )
+    await claim(db, store, clock, node="n1", limit=2)
+    await claim(db, store, clock, node="n2")
+    async with db.transaction() as conn:
+        result = await store.job_rescue_owned(conn, node="n1", now=clock.now())
+    assert result.requeued == [mine] and result.ended == [once]
+    ended = await get(db, store, once)
+    assert ended is not None and "restarted" in ended.status_map["error_message"]
+    untouched = await get(db, store, other)
+    assert untouched is not None and untouched.status is JobState.RUNNING
+
+
+async def test_requeue_on_stop_is_fenced(db: Database, store: JobStore, clock: ManualClock) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        assert not await store.job_requeue(
+            conn, job_id=job_id, attempt=5, now=clock.now(), reason="x"
+        )
+        assert await store.job_requeue(conn, job_id=job_id, attempt=1, now=clock.now(), reason="x")
+    job = await get(db, store, job_id)
+    assert job is not None and job.status is JobState.QUEUED and job.attempt == 1
+
+
+# -- cancel ----------------------------------------------------------------------------------
+
+
+async def test_cancel_each_kind_of_job(db: Database, store: JobStore, clock: ManualClock) -> None:
+    running, done, queued = await insert(db, store, clock, new_job("r"), new_job("d"), new_job("q"))
+    assert await claim(db, store, clock, limit=2) == [running, done]
+    assert await finish(db, store, clock, done, 1)
+    async with db.transaction() as conn:
+        result = await store.job_cancel(conn, [queued, running, done, 999], clock.now())
+    assert result == {
+        queued: "cancelled",
+        running: "cancel_requested",
+        done: "already_done",
+        999: "not_found",
+    }
+    cancelled = await get(db, store, queued)
+    assert cancelled is not None and cancelled.status is JobState.CANCELLED
+    assert await claim(db, store, clock) == []  # a cancelled job never starts
+
+
+async def test_a_job_with_a_cancel_request_always_ends_cancelled(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        await store.job_cancel(conn, [job_id], clock.now())
+    assert await finish(db, store, clock, job_id, 1)  # the handler returned a result anyway
+    job = await get(db, store, job_id)
+    assert job is not None and job.status is JobState.CANCELLED
+    assert job.response_text is None and job.status_map["error_message"] == "cancelled on request"
+
+
+# -- remove_job_on_complete -------------------------------------------------------------------
+
+
+async def test_remove_on_complete_leaves_a_tombstone(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("gone", remove=True))
+    await claim(db, store, clock)
+    assert await finish(db, store, clock, job_id, 1)
+    assert await get(db, store, job_id) is None
+    async with db.reading() as conn:
+        stone = await store.tombstone_get(conn, job_id)
+        by_tag = await store.tombstone_get_by_tag(conn, "gone")
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar()
+    assert stone is not None and stone == by_tag
+    assert (stone.job_tag, stone.status, stone.finished_at) == ("gone", JobState.DONE, clock.now())
+    assert count == 0
+
+
+async def test_remove_on_complete_applies_to_cancel_and_rescue(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    queued, lost = await insert(
+        db, store, clock, new_job("q", remove=True), new_job("l", remove=True, retryable=False)
+    )
+    async with db.transaction() as conn:
+        await store.job_cancel(conn, [queued], clock.now())
+    await claim(db, store, clock)
+    clock.advance(60)
+    async with db.transaction() as conn:
+        await store.job_rescue_expired(conn, now=clock.now())
+    async with db.reading() as conn:
+        stones = (
+            await conn.execute(sa.select(job_tombstones.c.job_id, job_tombstones.c.status))
+        ).all()
+    assert sorted(stones) == [(queued, "cancelled"), (lost, "error")]
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+async def test_list_is_newest_first_without_payloads(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    ids = await insert(db, store, clock, *(new_job(f"t{i}") for i in range(4)))
+    await claim(db, store, clock, limit=1)
+    async with db.reading() as conn:
+        everything = await store.job_list(conn, states=None, limit=10)
+        active = await store.job_list(conn, states=[JobState.RUNNING], limit=10)
+        two = await store.job_list(conn, states=None, limit=2)
+        counts = await store.job_count_by_status(conn)
+    assert [j.job_id for j in everything] == ids[::-1]
+    assert everything[0].request_text is None  # payloads stay on disk
+    assert [j.job_id for j in active] == [ids[0]]
+    assert [j.job_id for j in two] == ids[:1:-1][:2]
+    assert counts == {"queued": 3, "running": 1}
