@@ -74,5 +74,9 @@ class JobFailed(JobstoreError):
     """Raise from a handler to end the job `error` with this message."""
 
 
+class StoreUnavailable(JobstoreError):
+    """The database did not answer; the operation did not happen (or its outcome is unknown)."""
+
+
 class ConfigError(JobstoreError):
     pass

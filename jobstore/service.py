@@ -179,6 +179,10 @@ class JobService:
                 conn, states=states, limit=limit, created_by=created_by
             )
 
+    async def ready(self) -> bool:
+        """True when the database answers: this node can serve."""
+        return await self.db.ping()
+
     async def cancel_jobs(self, job_ids: Sequence[int]) -> dict[int, str]:
         """Cancel queued jobs at once and ask running ones to stop; status per id."""
         async with self.db.transaction() as conn:

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from jobstore.errors import ConfigError
+from jobstore.errors import ConfigError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# Failures of the connection rather than of the statement: the database is out of reach.
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
 
 def normalize_url(url: str) -> URL:
@@ -31,6 +42,9 @@ def normalize_url(url: str) -> URL:
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ConfigError("jobstore needs a SQLite file, not an in-memory database")
+        folder = Path(parsed.database).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(f"the folder of the SQLite database does not exist: {folder}")
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg")
@@ -87,16 +101,41 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self._writer.begin() as conn:
-            yield conn
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
+            raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction on the read pool."""
-        async with self._reader.connect() as conn:
-            yield conn
+        try:
+            async with self._reader.connect() as conn:
+                yield conn
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
+            raise
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.reading() as conn:
+                await conn.execute(text("SELECT 1"))
+        except StoreUnavailable:
+            return False
+        return True
 
     async def dispose(self) -> None:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+
+
+def _brief(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's statement dump and help link."""
+    inner = getattr(exc, "orig", None) or exc
+    return (str(inner).strip().splitlines() or [type(inner).__name__])[0]

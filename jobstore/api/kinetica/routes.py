@@ -21,7 +21,7 @@ from jobstore import __version__
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
-from jobstore.errors import BadRequest, ClientError, DecodeError
+from jobstore.errors import BadRequest, ClientError, DecodeError, StoreUnavailable
 from jobstore.models import Encoding, Job, Payload
 from jobstore.service import ACTIVE_STATES, JobService, parse_bool
 
@@ -91,15 +91,20 @@ class KineticaApi:
             return Response(content, 200, media_type=wire_enc.response_media_type)
         except ClientError as exc:
             return self._error(str(exc), wire_enc)
+        except StoreUnavailable as exc:
+            # Nothing was committed. 503 makes the client retry, then fail over; our status
+            # endpoint says "not running" meanwhile, so the client never loops on this node.
+            log.warning("%s: %s", request.url.path, exc)
+            return self._error(str(exc), wire_enc, status=503)
         except Exception:
             # Never a 500: the client would fail over (or loop). Log it for the operator.
             log.exception("internal error serving %s", request.url.path)
             return self._error(f"internal error while serving {request.url.path}", wire_enc)
 
     @staticmethod
-    def _error(message: str, wire_enc: WireEncoding) -> Response:
+    def _error(message: str, wire_enc: WireEncoding, status: int = 400) -> Response:
         return Response(
-            wire.encode_error(message, wire_enc), 400, media_type=wire_enc.response_media_type
+            wire.encode_error(message, wire_enc), status, media_type=wire_enc.response_media_type
         )
 
     # -- job endpoints ----------------------------------------------------------------------
@@ -199,9 +204,12 @@ class KineticaApi:
     # -- handshake --------------------------------------------------------------------------
 
     async def system_status(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+        # "running" only when this node can really serve: a client probing for a usable
+        # cluster must move on from a node whose database is out of reach.
+        state = "running" if await self.service.ready() else "database_unavailable"
         return {
             "status_map": {
-                "system": json.dumps({"status": "running"}),
+                "system": json.dumps({"status": state}),
                 "ha_status": json.dumps({"drained": "not_drained"}),
             },
             "info": {},

@@ -1,0 +1,67 @@
+"""When the database is out of reach: 503 with an ERROR envelope, and a status that says so."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobstore.api.app import create_app
+from jobstore.errors import ConfigError, StoreUnavailable
+from jobstore.executor.registry import default_registry
+from jobstore.service import JobService
+from jobstore.store import Database
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends
+
+
+def test_sqlite_in_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="folder of the SQLite database does not exist"):
+        Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'jobs.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://root@localhost/jobs", "unsupported database 'mysql'"),
+        ("sqlite://", "not an in-memory database"),
+        ("::not a url::", "invalid database URL"),
+    ],
+)
+def test_bad_database_urls_are_config_errors(url: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Database(url)
+
+
+async def test_unreachable_database_is_reported_not_crashed() -> None:
+    db = Database(f"postgresql://postgres@127.0.0.1:{closed_port()}/jobs", pool_size=1)
+    service = JobService(db, default_registry())
+    app = create_app(service)
+    try:
+        assert not await service.ready()
+        with pytest.raises(StoreUnavailable, match="database unavailable"):
+            await service.get_job(job_id=1)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            created = await client.post(
+                "/create/job",
+                json={"endpoint": "/echo", "request_encoding": "json", "data_str": "{}"},
+            )
+            status = await client.post("/show/system/status", json={"options": {}})
+        assert created.status_code == 503
+        envelope = created.json()
+        assert envelope["status"] == "ERROR" and envelope["data_type"] == "none"
+        assert envelope["message"].startswith("database unavailable")
+        assert "Traceback" not in envelope["message"]
+        assert status.status_code == 200
+        system = json.loads(json.loads(status.json()["data_str"])["status_map"]["system"])
+        assert system["status"] != "running"
+    finally:
+        await db.dispose()
