@@ -3,6 +3,8 @@
 jobstore serve            HTTP API + executor
 jobstore worker           executor only
 jobstore db upgrade       migrate the schema to head (also: current, downgrade REV)
+jobstore users add NAME   add a user (password from the terminal or --password-stdin)
+jobstore tokens create --user NAME [--project P]   print a new API token
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import signal
 import sys
@@ -20,7 +23,8 @@ import uvicorn
 from jobstore import __version__
 from jobstore.api.app import create_app
 from jobstore.api.kinetica import KineticaConfig
-from jobstore.errors import ConfigError
+from jobstore.auth import Authenticator
+from jobstore.errors import ClientError, ConfigError
 from jobstore.executor.executor import Executor, ExecutorConfig
 from jobstore.executor.registry import default_registry
 from jobstore.service import JobService
@@ -47,6 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
     down = db_sub.add_parser("downgrade", help="migrate down to REVISION (e.g. base)")
     down.add_argument("revision")
     add_options(down, "db", env)
+
+    users = sub.add_parser("users", help="manage users (for --auth required)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add_user = users_sub.add_parser("add", help="add a user")
+    add_user.add_argument("name")
+    add_user.add_argument("--admin", action="store_true", help="may see every user's jobs")
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_user.add_argument(
+        "--no-password", action="store_true", help="a user that signs in with tokens only"
+    )
+    add_options(add_user, "db", env)
+    add_options(users_sub.add_parser("list", help="list users"), "db", env)
+
+    tokens = sub.add_parser("tokens", help="manage API tokens")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = tokens_sub.add_parser("create", help="create a token; prints it once, last")
+    create.add_argument("--user", required=True)
+    create.add_argument("--project", default=None, help="scope the token to a project")
+    add_options(create, "db", env)
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by its id or its text")
+    revoke.add_argument("token")
+    add_options(revoke, "db", env)
+    add_options(tokens_sub.add_parser("list", help="list tokens (never their text)"), "db", env)
     return parser
 
 
@@ -59,7 +88,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _executor(db: Database, settings: Settings, command: str) -> Executor:
-    registry = default_registry(settings.endpoints)
+    registry = default_registry(settings.endpoints, entry_points=True)
     config = ExecutorConfig(
         node_id=settings.effective_node_id(command),
         concurrency=settings.concurrency,
@@ -76,11 +105,12 @@ def _safe_url(db: Database) -> str:
 
 
 async def serve(settings: Settings) -> int:
+    settings.check_bind()
     db = Database(settings.database_url, pool_size=settings.pool_size)
     try:
+        executor = _executor(db, settings, "serve")
         if settings.migrate:
             await migrate_to_head(db)
-        executor = _executor(db, settings, "serve")
         service = JobService(
             db,
             executor.registry,
@@ -92,7 +122,10 @@ async def serve(settings: Settings) -> int:
             service,
             executor=executor,
             kinetica=KineticaConfig(
-                max_body_bytes=settings.max_body_bytes, public_url=settings.public_url or None
+                max_body_bytes=settings.max_body_bytes,
+                public_url=settings.public_url or None,
+                ha_peers=settings.ha_peers,
+                authenticator=Authenticator(db) if settings.auth == "required" else None,
             ),
         )
         server = uvicorn.Server(
@@ -108,10 +141,11 @@ async def serve(settings: Settings) -> int:
             )
         )
         log.info(
-            "jobstore %s on http://%s:%d, node %s, database %s, endpoints %s",
+            "jobstore %s on http://%s:%d, auth %s, node %s, database %s, endpoints %s",
             __version__,
             settings.host,
             settings.port,
+            settings.auth,
             executor.config.node_id,
             _safe_url(db),
             ", ".join(executor.registry.names()),
@@ -133,9 +167,9 @@ async def serve(settings: Settings) -> int:
 async def worker(settings: Settings) -> int:
     db = Database(settings.database_url, pool_size=settings.pool_size)
     try:
+        executor = _executor(db, settings, "worker")
         if settings.migrate:
             await migrate_to_head(db)
-        executor = _executor(db, settings, "worker")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -168,6 +202,57 @@ async def db_command(args: argparse.Namespace, settings: Settings) -> int:
         await db.dispose()
 
 
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.no_password:
+        return None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("the passwords differ")
+    else:
+        raise ConfigError("no terminal to ask for a password: use --password-stdin")
+    if not password:
+        raise ConfigError("empty password: use --no-password for a token-only user")
+    return password
+
+
+async def auth_command(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database(settings.database_url, pool_size=1)
+    auth = Authenticator(db)
+    try:
+        await migrate_to_head(db)
+        if args.command == "users" and args.users_command == "add":
+            await auth.add_user(args.name, _read_password(args), admin=args.admin)
+            print(f"added user {args.name}" + (" (admin)" if args.admin else ""))
+        elif args.command == "users":
+            for user in await auth.list_users():
+                kind = "admin" if user.is_admin else "user"
+                login = "password" if user.password_hash else "tokens only"
+                print(f"{user.name}\t{kind}\t{login}")
+        elif args.tokens_command == "create":
+            token_id, token = await auth.create_token(args.user, args.project)
+            scope = f", project {args.project}" if args.project else ""
+            print(f"token {token_id} for user {args.user}{scope}; it is shown only once:")
+            print(token)
+        elif args.tokens_command == "revoke":
+            if not await auth.revoke_token(args.token):
+                print("no such live token", file=sys.stderr)
+                return 1
+            print("revoked")
+        else:
+            for t in await auth.list_tokens():
+                state = "revoked" if t.revoked_at else "live"
+                print(f"{t.token_id}\t{t.user}\t{t.project or '-'}\t{state}")
+        return 0
+    except ClientError as exc:
+        print(f"jobstore: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await db.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -177,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(serve(settings))
         if args.command == "worker":
             return asyncio.run(worker(settings))
+        if args.command in ("users", "tokens"):
+            return asyncio.run(auth_command(args, settings))
         return asyncio.run(db_command(args, settings))
     except ConfigError as exc:
         print(f"jobstore: {exc}", file=sys.stderr)

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 from jobstore.clock import Clock, SystemClock
 from jobstore.codecs import decode_request
+from jobstore.codecs.jsontext import check_text
 from jobstore.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
 from jobstore.executor.registry import EndpointRegistry
 from jobstore.models import Job, JobState, NewJob, Payload, Tombstone, is_valid_tag
 from jobstore.store import Database, JobStore
 
 DEFAULT_MAX_ATTEMPTS = 3
+# Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
+CANCEL_BATCH = 1000
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 
@@ -93,6 +96,8 @@ class JobService:
         """Validate and store a new queued job; idempotent on `options.job_tag`."""
         options = dict(options or {})
         ep = self.registry.get(endpoint)
+        if payload.text is not None:
+            check_text(payload.text, what="data_str")
         # Refuse undecodable payloads now, not when the job runs.
         decode_request(payload, ep.request_schema, raw=ep.raw)
         tag = options.get("job_tag") or ""
@@ -148,10 +153,21 @@ class JobService:
             raise TagConflict(tag, job_id)
         return CreateResult(job_id, tag, created=False)
 
-    async def get_job(self, *, job_id: int | None = None, tag: str | None = None) -> Job:
-        """A job by tag (preferred) or id; JobRemoved for a job deleted on completion."""
+    async def get_job(
+        self,
+        *,
+        job_id: int | None = None,
+        tag: str | None = None,
+        visible_to: str | None = None,
+    ) -> Job:
+        """A job by tag (preferred) or id; JobRemoved for a job deleted on completion.
+
+        With `visible_to`, another user's job is reported as not found.
+        """
         if tag is None and job_id is None:
             raise BadRequest("give a job_id or a job_tag")
+        if tag is not None and not is_valid_tag(tag):
+            raise JobNotFound(tag=tag)  # no job can hold such a tag
         async with self.db.reading() as conn:
             if tag is not None:
                 job = await self.store.job_get_by_tag(conn, tag)
@@ -160,6 +176,8 @@ class JobService:
                 assert job_id is not None
                 job = await self.store.job_get(conn, job_id)
                 stone = None if job else await self.store.tombstone_get(conn, job_id)
+        if job is not None and visible_to is not None and job.created_by != visible_to:
+            raise JobNotFound(job_id=job_id, tag=tag)
         if job is not None:
             return job
         if stone is not None:
@@ -183,10 +201,23 @@ class JobService:
         """True when the database answers: this node can serve."""
         return await self.db.ping()
 
-    async def cancel_jobs(self, job_ids: Sequence[int]) -> dict[int, str]:
-        """Cancel queued jobs at once and ask running ones to stop; status per id."""
+    async def cancel_jobs(
+        self, job_ids: Sequence[int], *, created_by: str | None = None
+    ) -> dict[int, str]:
+        """Cancel queued jobs at once and ask running ones to stop; status per id.
+
+        With `created_by`, only that user's jobs are touched.
+        """
+        unique = list(dict.fromkeys(job_ids))
+        result: dict[int, str] = {}
         async with self.db.transaction() as conn:
-            result = await self.store.job_cancel(conn, job_ids, self.clock.now())
+            for start in range(0, len(unique), CANCEL_BATCH):
+                batch = unique[start : start + CANCEL_BATCH]
+                result.update(
+                    await self.store.job_cancel(
+                        conn, batch, self.clock.now(), created_by=created_by
+                    )
+                )
         requested = [i for i, s in result.items() if s == "cancel_requested"]
         if requested and self._on_cancel is not None:
             self._on_cancel(requested)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,13 @@ def _bool(value: str) -> bool:
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _auth_mode(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("off", "required"):
+        raise argparse.ArgumentTypeError(f"expected off or required, got {value!r}")
+    return lowered
 
 
 DB_COMMANDS = ("serve", "worker", "db")
@@ -89,11 +97,37 @@ OPTIONS: tuple[Option, ...] = (
         5.0,
         "how long a cancelled handler may take to stop before the job is recorded cancelled anyway",
     ),
-    Option("--max-attempts", int, 3, "runs of a retryable job whose node keeps dying, at most"),
+    Option(
+        "--max-attempts",
+        int,
+        3,
+        "runs of a retryable job whose node keeps dying, at most "
+        "(applies to jobs created through this node)",
+        ("serve",),
+    ),
     Option("--endpoints", _csv, (), "comma-separated Python modules with @endpoint functions"),
     Option("--migrate", _bool, True, "upgrade the database schema at start", ("serve", "worker")),
+    Option(
+        "--auth",
+        _auth_mode,
+        "off",
+        "off, or required: every request but the ping needs "
+        "Basic credentials or a Bearer token (see 'jobstore users' and 'jobstore tokens')",
+        ("serve",),
+    ),
+    Option(
+        "--insecure-bind", _bool, False, "allow a non-loopback --host with --auth off", ("serve",)
+    ),
+    Option(
+        "--ha-peers",
+        _csv,
+        (),
+        "comma-separated URLs of the other nodes sharing this "
+        "database, announced to Kinetica clients for failover",
+        ("serve",),
+    ),
     Option("--max-body-bytes", int, 64 * 1024 * 1024, "largest request body accepted", ("serve",)),
-    Option("--pool-size", int, 10, "database connections per node", DB_COMMANDS),
+    Option("--pool-size", int, 10, "database connections per node", ("serve", "worker")),
     Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),
 )
 
@@ -113,6 +147,9 @@ class Settings:
     max_attempts: int = 3
     endpoints: tuple[str, ...] = ()
     migrate: bool = True
+    auth: str = "off"
+    insecure_bind: bool = False
+    ha_peers: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024 * 1024
     pool_size: int = 10
     log_level: str = "info"
@@ -121,7 +158,9 @@ class Settings:
         if self.node_id:
             return self.node_id
         host = socket.gethostname()
-        return f"{host}:{self.port}" if command == "serve" else f"{host}:worker"
+        # A port is unique per host; a worker has none, so its process id keeps two workers
+        # on one host apart (give --node-id to keep the name across restarts).
+        return f"{host}:{self.port}" if command == "serve" else f"{host}:worker-{os.getpid()}"
 
     def validate(self) -> None:
         if not 0 < self.port < 65536:
@@ -132,6 +171,26 @@ class Settings:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"unknown log level {self.log_level!r}")
+        for peer in self.ha_peers:
+            if not peer.startswith(("http://", "https://")):
+                raise ConfigError(f"HA peer {peer!r} must be an http:// or https:// URL")
+
+    def check_bind(self) -> None:
+        """Refuse to expose an unauthenticated service beyond this machine, unless forced."""
+        if self.auth == "off" and not _is_loopback(self.host) and not self.insecure_bind:
+            raise ConfigError(
+                f"refusing to listen on {self.host} with --auth off: anyone who can reach it "
+                "could run jobs. Use --auth required, or --insecure-bind true to force it"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def add_options(parser: argparse.ArgumentParser, command: str, env: Mapping[str, str]) -> None:

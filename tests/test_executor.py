@@ -221,7 +221,7 @@ async def test_a_dead_nodes_job_is_finished_by_another_exactly_once(
     assert await dead.heartbeat_once() in ([job_id], [])
     await dead.wait_idle()
     done = await job(service, job_id)
-    assert (done.status, done.attempt, done.owner) == (JobState.DONE, 2, None)
+    assert (done.status, done.attempt, done.owner) == (JobState.DONE, 2, "alive")
     await dead.stop(wait_seconds=0)
     await alive.stop(wait_seconds=0)
 

@@ -201,7 +201,7 @@ async def test_finish_records_once_and_is_fenced_by_attempt(
     assert job is not None
     assert job.status is JobState.DONE and job.progress == 100
     assert job.response_encoding is Encoding.JSON and job.response_text == '{"ok": true}'
-    assert job.owner is None and job.lease_expires_at is None and job.finished_at == clock.now()
+    assert job.owner == "n1" and job.lease_expires_at is None and job.finished_at == clock.now()
 
 
 async def test_progress_is_fenced(db: Database, store: JobStore, clock: ManualClock) -> None:
@@ -248,7 +248,11 @@ async def test_lease_renew_extends_and_reports_cancel_flags(
     clock.advance(10)
     async with db.transaction() as conn:
         held = await store.job_lease_renew(
-            conn, node="n1", job_ids=[a, b, c], now=clock.now(), lease_until=clock.now() + LEASE
+            conn,
+            node="n1",
+            held=[(a, 1), (b, 1), (c, 1)],
+            now=clock.now(),
+            lease_until=clock.now() + LEASE,
         )
     assert {(h.job_id, h.cancel_requested) for h in held} == {(a, False), (b, True)}
     job_a, job_c = await get(db, store, a), await get(db, store, c)
@@ -256,6 +260,48 @@ async def test_lease_renew_extends_and_reports_cancel_flags(
     assert (
         job_c is not None and job_c.lease_expires_at == clock.now() - timedelta(seconds=10) + LEASE
     )
+
+
+async def test_lease_renew_ignores_an_older_attempt(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock, node="n1")
+    clock.advance(31)
+    async with db.transaction() as conn:
+        await store.job_rescue_expired(conn, now=clock.now())
+    await claim(db, store, clock, node="n1")  # the same node claims it again: attempt 2
+    async with db.transaction() as conn:
+        stale = await store.job_lease_renew(
+            conn, node="n1", held=[(job_id, 1)], now=clock.now(), lease_until=clock.now() + LEASE
+        )
+        fresh = await store.job_lease_renew(
+            conn, node="n1", held=[(job_id, 2)], now=clock.now(), lease_until=clock.now() + LEASE
+        )
+    assert stale == [] and [h.job_id for h in fresh] == [job_id]
+
+
+async def test_requeued_job_starts_over(db: Database, store: JobStore, clock: ManualClock) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        await store.job_progress(conn, job_id=job_id, attempt=1, progress=60, now=clock.now())
+    clock.advance(31)
+    async with db.transaction() as conn:
+        await store.job_rescue_expired(conn, now=clock.now())
+    job = await get(db, store, job_id)
+    assert job is not None
+    assert (job.status, job.progress, job.started_at, job.owner) == (JobState.QUEUED, 0, None, None)
+
+
+async def test_finished_jobs_keep_the_node_that_ran_them(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [job_id] = await insert(db, store, clock, new_job("t"))
+    await claim(db, store, clock, node="node-7")
+    assert await finish(db, store, clock, job_id, 1)
+    job = await get(db, store, job_id)
+    assert job is not None and job.owner == "node-7" and job.lease_expires_at is None
 
 
 async def test_rescue_requeues_expired_retryable_jobs(

@@ -40,9 +40,10 @@ def decode_request(payload: Payload, schema: Schema | None, *, raw: bool = False
     if payload.encoding is Encoding.JSON:
         if payload.text is None:
             raise DecodeError("request_encoding 'json' needs 'data_str' text")
+        jsontext.check_text(payload.text, what="data_str")
+        value = jsontext.loads(payload.text, what="data_str")  # raw handlers get valid JSON too
         if raw:
             return payload.text
-        value = jsontext.loads(payload.text, what="data_str")
         if schema is not None:
             schema.validate(value)
         return value
@@ -52,11 +53,19 @@ def decode_request(payload: Payload, schema: Schema | None, *, raw: bool = False
     return schema.decode(data)
 
 
-def encode_response(value: Any, family: Encoding, schema: Schema | None) -> Payload:
-    """Store a handler's answer in the request's family: Avro/bytes or JSON text."""
+def encode_response(
+    value: Any, family: Encoding, schema: Schema | None, *, raw: bool = False
+) -> Payload:
+    """Store a handler's answer in the request's family: Avro/bytes or JSON text.
+
+    A raw handler's text is stored as it is (it must be JSON); any other value is written
+    as JSON, so a plain string answer becomes a JSON string.
+    """
     if family is Encoding.JSON:
-        text = value if isinstance(value, str) else jsontext.dumps(value)
-        return Payload(Encoding.JSON, text=text)
+        if raw and isinstance(value, str):
+            jsontext.loads(value, what="the endpoint's answer")
+            return Payload(Encoding.JSON, text=value)
+        return Payload(Encoding.JSON, text=jsontext.dumps(value))
     if isinstance(value, bytes | bytearray):
         return Payload(Encoding.BINARY, data=bytes(value))
     if schema is None:

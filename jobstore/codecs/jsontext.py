@@ -22,6 +22,16 @@ def dumps(value: Any) -> str:
         raise DecodeError(f"value cannot be written as JSON: {exc}") from exc
 
 
+def check_text(text: str, *, what: str) -> None:
+    """Text must be storable: valid Unicode (no lone surrogates) and no NUL characters."""
+    if "\x00" in text:
+        raise DecodeError(f"{what} must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DecodeError(f"{what} is not valid Unicode text: {exc.reason}") from exc
+
+
 def bytes_from_latin1(text: str, *, what: str) -> bytes:
     """Kinetica sends Avro `bytes` in JSON as a string with one code point per byte."""
     try:

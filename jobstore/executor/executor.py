@@ -53,6 +53,12 @@ class ExecutorConfig:
             raise ConfigError("concurrency must be at least 1")
         if self.lease_seconds < 1:
             raise ConfigError("lease must be at least 1 second")
+        for name in ("poll_seconds", "tick_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be more than 0")
+        for name in ("cancel_grace_seconds", "shutdown_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
         if self.heartbeat_seconds == 0:
             object.__setattr__(self, "heartbeat_seconds", self.lease_seconds / 3)
         if self.rescue_seconds == 0:
@@ -68,6 +74,7 @@ class _Running:
     task: asyncio.Task[None] | None = None
     cancel_deadline: datetime | None = None
     lost: bool = False
+    finishing: bool = False  # the outcome is being written; cancelling now would lose it
 
 
 @dataclass
@@ -183,6 +190,10 @@ class Executor:
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
         for job in claimed:
+            if (stale := self._running.get(job.job_id)) is not None:
+                # Our own older attempt lost its lease (say, the loop was blocked) and we
+                # claimed the job again: the old attempt must stop and write nothing.
+                self._drop(stale, "it was claimed again by a newer attempt")
             run = _Running(
                 job,
                 JobContext(
@@ -221,7 +232,9 @@ class Executor:
                     return  # hard stop requeues it; a lost job belongs to another node now
                 outcome = _cancelled_outcome(ctx)
             if not run.lost:
-                await self._finish(run, outcome)
+                run.finishing = True
+                # Shielded: a cancel arriving now must not cut the write in half.
+                await asyncio.shield(self._finish(run, outcome))
         finally:
             if self._running.get(job.job_id) is run:
                 del self._running[job.job_id]
@@ -239,7 +252,7 @@ class Executor:
             if ctx.cancelled:
                 return _cancelled_outcome(ctx)
             family = job.request.encoding.response_encoding
-            response = encode_response(value, family, ep.response_schema)
+            response = encode_response(value, family, ep.response_schema, raw=ep.raw)
             return Outcome(JobState.DONE, response, ctx.status_map)
         except JobCancelled:
             return _cancelled_outcome(ctx)
@@ -280,12 +293,21 @@ class Executor:
     # -- cancel -----------------------------------------------------------------------------
 
     def _begin_cancel(self, run: _Running) -> None:
-        if run.cancel_deadline is not None:
+        if run.cancel_deadline is not None or run.finishing:
             return
         run.ctx.cancel()
         run.cancel_deadline = self.clock.now() + timedelta(seconds=self.config.cancel_grace_seconds)
         if run.task is not None and self.registry.get(run.claimed.endpoint).is_async:
             run.task.cancel()
+
+    @staticmethod
+    def _drop(run: _Running, why: str) -> None:
+        """Stop a run whose job no longer belongs to it; nothing it returns is recorded."""
+        run.lost = True
+        run.ctx.cancel()
+        if run.task is not None and not run.finishing:
+            run.task.cancel()
+        log.error("job %d attempt %d stopped: %s", run.claimed.job_id, run.claimed.attempt, why)
 
     async def _hard_stop_jobs(self) -> None:
         self._hard_stop = True
@@ -319,7 +341,7 @@ class Executor:
             held = await self.store.job_lease_renew(
                 conn,
                 node=self.config.node_id,
-                job_ids=list(self._running),
+                held=[(i, r.claimed.attempt) for i, r in self._running.items() if not r.lost],
                 now=now,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
@@ -328,10 +350,7 @@ class Executor:
         for job_id, run in list(self._running.items()):
             if job_id not in held_ids and not run.lost and run.task and not run.task.done():
                 lost.append(job_id)
-                run.lost = True
-                run.ctx.cancel()
-                run.task.cancel()
-                log.error("job %d was taken from this node (lease lost); stopping it", job_id)
+                self._drop(run, "its lease was lost and another attempt owns the job")
         for h in held:
             held_run = self._running.get(h.job_id)
             if h.cancel_requested and held_run is not None:
@@ -428,10 +447,8 @@ class Executor:
         if self.clock.now() - failing_since < timedelta(seconds=self.config.lease_seconds):
             return
         for run in self._running.values():
-            if not run.lost and run.task is not None:
-                run.lost = True
-                run.ctx.cancel()
-                run.task.cancel()
+            if not run.lost:
+                self._drop(run, "the database was out of reach for longer than the lease")
 
     async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run a loop; if it dies, stop the executor loudly rather than limp on."""

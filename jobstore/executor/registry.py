@@ -7,6 +7,7 @@ Users write endpoints as plain functions in a module of their own and mark them 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -128,12 +129,21 @@ class EndpointRegistry:
         return iter(self._endpoints.values())
 
 
-def default_registry(modules: Iterable[str] = ()) -> EndpointRegistry:
-    """The built-in endpoints plus those of the named modules."""
+ENTRY_POINT_GROUP = "jobstore.endpoints"
+
+
+def default_registry(
+    modules: Iterable[str] = (), *, entry_points: bool = False
+) -> EndpointRegistry:
+    """The built-in endpoints, those of installed packages that declare an entry point in the
+    group "jobstore.endpoints" (when `entry_points` is set), and those of the named modules."""
     from jobstore.executor import builtins
 
     registry = EndpointRegistry()
     registry.add_module(builtins)
-    for name in modules:
+    names = list(modules)
+    if entry_points:
+        names += [ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    for name in dict.fromkeys(names):
         registry.load(name)
     return registry

@@ -23,7 +23,7 @@ from jobstore.errors import ConfigError, StoreUnavailable
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 # Failures of the connection rather than of the statement: the database is out of reach.
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, OSError)
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -63,6 +63,7 @@ def _sqlite_engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit is on disk before a create is answered, even across power loss.
         cur.execute("PRAGMA synchronous = FULL")
         cur.close()

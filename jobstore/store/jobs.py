@@ -29,6 +29,18 @@ from jobstore.store.tables import job_tombstones, jobs
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 NEW_JOB_CHANNEL = "jobstore_new_job"
+# Literal, not bound: PostgreSQL can only prove a partial index (WHERE status = 'queued')
+# applies under a generic prepared plan when the predicate is a constant.
+IS_QUEUED = jobs.c.status == sa.literal_column("'queued'")
+IS_RUNNING = jobs.c.status == sa.literal_column("'running'")
+
+# SQLite's planner prefers the (status, created_at) index plus a sort; name the partial
+# index of queued rows so a claim never sorts the queue. SQLAlchemy cannot render this hint.
+_SQLITE_PICK = sa.text(
+    "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
+    " WHERE status = 'queued' AND endpoint IN :endpoints"
+    " ORDER BY job_id LIMIT :limit"
+).bindparams(sa.bindparam("endpoints", expanding=True))
 
 # Columns a listing needs; payloads and responses stay on disk.
 _SUMMARY_COLUMNS = [
@@ -174,17 +186,28 @@ class JobStore:
         """
         if limit <= 0 or not endpoints:
             return []
-        pick = (
-            sa.select(jobs.c.job_id)
-            .where(jobs.c.status == QUEUED, jobs.c.endpoint.in_(endpoints))
-            .order_by(jobs.c.job_id)
-            .limit(limit)
-        )
         if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+            # A MATERIALIZED CTE runs once. As an IN (subquery), PostgreSQL may rescan it in a
+            # nested loop, and each rescan skips the rows it just locked: more than `limit`.
+            picked = (
+                sa.select(jobs.c.job_id)
+                .where(IS_QUEUED, jobs.c.endpoint.in_(endpoints))
+                .order_by(jobs.c.job_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte("picked")
+                .prefix_with("MATERIALIZED")
+            )
+            target = jobs.c.job_id == picked.c.job_id
+        else:
+            found = await conn.execute(_SQLITE_PICK, {"endpoints": list(endpoints), "limit": limit})
+            ids = list(found.scalars())
+            if not ids:
+                return []
+            target = jobs.c.job_id.in_(ids)
         stmt = (
             sa.update(jobs)
-            .where(jobs.c.job_id.in_(pick.scalar_subquery()))
+            .where(target, IS_QUEUED)
             .values(
                 status=RUNNING,
                 owner=node,
@@ -223,20 +246,24 @@ class JobStore:
         conn: AsyncConnection,
         *,
         node: str,
-        job_ids: Sequence[int],
+        held: Sequence[tuple[int, int]],
         now: datetime,
         lease_until: datetime,
     ) -> list[LeaseState]:
-        """Extend the leases of a node's running jobs in one UPDATE.
+        """Extend the leases of a node's running attempts, given as (job_id, attempt), at once.
 
         Returns the jobs still held, with their cancel flags; a job missing from the answer was
-        lost (rescued by another node) and its result must not be written.
+        lost (rescued, maybe re-claimed) and its result must not be written.
         """
-        if not job_ids:
+        if not held:
             return []
         stmt = (
             sa.update(jobs)
-            .where(jobs.c.job_id.in_(job_ids), jobs.c.owner == node, jobs.c.status == RUNNING)
+            .where(
+                sa.tuple_(jobs.c.job_id, jobs.c.attempt).in_(list(held)),
+                jobs.c.owner == node,
+                IS_RUNNING,
+            )
             .values(lease_expires_at=lease_until, updated_at=now)
             .returning(jobs.c.job_id, jobs.c.attempt, jobs.c.cancel_requested)
         )
@@ -247,7 +274,7 @@ class JobStore:
         if not job_ids:
             return []
         stmt = sa.select(jobs.c.job_id).where(
-            jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING, jobs.c.cancel_requested
+            jobs.c.job_id.in_(job_ids), IS_RUNNING, jobs.c.cancel_requested
         )
         return list((await conn.execute(stmt)).scalars())
 
@@ -277,8 +304,7 @@ class JobStore:
                 (jobs.c.cancel_requested, sa.literal(_cancel_map(), sa.JSON)),
                 else_=sa.literal(outcome.status_map, sa.JSON),
             ),
-            "owner": None,
-            "lease_expires_at": None,
+            "lease_expires_at": None,  # the owner stays: which node ran it is history
             "finished_at": now,
             "updated_at": now,
         }
@@ -319,9 +345,7 @@ class JobStore:
     ) -> RescueResult:
         """Requeue (or end) running jobs whose lease ran out: their node is gone."""
         expired = (
-            sa.select(jobs.c.job_id)
-            .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
-            .limit(limit)
+            sa.select(jobs.c.job_id).where(IS_RUNNING, jobs.c.lease_expires_at < now).limit(limit)
         )
         if self.dialect == "postgresql":
             expired = expired.with_for_update(skip_locked=True)
@@ -330,7 +354,7 @@ class JobStore:
             return RescueResult()
         return await self._rescue(
             conn,
-            [jobs.c.job_id.in_(ids), jobs.c.status == RUNNING, jobs.c.lease_expires_at < now],
+            [jobs.c.job_id.in_(ids), IS_RUNNING, jobs.c.lease_expires_at < now],
             now,
             "the executor running this job was lost (its lease expired)",
         )
@@ -341,7 +365,7 @@ class JobStore:
         """At start, a node takes back what it owned before it died, without waiting."""
         return await self._rescue(
             conn,
-            [jobs.c.owner == node, jobs.c.status == RUNNING],
+            [jobs.c.owner == node, IS_RUNNING],
             now,
             f"node {node!r} restarted while running this job",
         )
@@ -365,7 +389,14 @@ class JobStore:
         requeue = (
             sa.update(jobs)
             .where(*where, may_retry)
-            .values(status=QUEUED, owner=None, lease_expires_at=None, updated_at=now)
+            .values(
+                status=QUEUED,
+                owner=None,
+                lease_expires_at=None,
+                progress=0,
+                started_at=None,
+                updated_at=now,
+            )
             .returning(jobs.c.job_id)
         )
         requeued = sorted((await conn.execute(requeue)).scalars())
@@ -384,7 +415,6 @@ class JobStore:
                     (jobs.c.cancel_requested, sa.literal(_cancel_map(), sa.JSON)),
                     else_=sa.literal({"error_message": exhausted}, sa.JSON),
                 ),
-                owner=None,
                 lease_expires_at=None,
                 finished_at=now,
                 updated_at=now,
@@ -398,17 +428,26 @@ class JobStore:
     # -- cancel -----------------------------------------------------------------------------
 
     async def job_cancel(
-        self, conn: AsyncConnection, job_ids: Sequence[int], now: datetime
+        self,
+        conn: AsyncConnection,
+        job_ids: Sequence[int],
+        now: datetime,
+        *,
+        created_by: str | None = None,
     ) -> dict[int, str]:
         """Cancel jobs: queued ones at once, running ones by request.
 
+        With `created_by`, other users' jobs are left alone and reported "not_found".
         Returns per id: "cancelled", "cancel_requested", "already_done" or "not_found".
         """
         if not job_ids:
             return {}
+        mine: list[sa.ColumnElement[bool]] = [jobs.c.job_id.in_(job_ids)]
+        if created_by is not None:
+            mine.append(jobs.c.created_by == created_by)
         queued = (
             sa.update(jobs)
-            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == QUEUED)
+            .where(*mine, IS_QUEUED)
             .values(
                 status=JobState.CANCELLED.value,
                 status_map=_cancel_map(),
@@ -422,19 +461,23 @@ class JobStore:
         await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
         running = (
             sa.update(jobs)
-            .where(jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING)
+            .where(*mine, IS_RUNNING)
             .values(cancel_requested=True, updated_at=now)
             .returning(jobs.c.job_id)
         )
         result.update(dict.fromkeys((await conn.execute(running)).scalars(), "cancel_requested"))
         rest = [i for i in job_ids if i not in result]
         if rest:
-            done = await conn.execute(
-                sa.union_all(
-                    sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(rest)),
-                    sa.select(job_tombstones.c.job_id).where(job_tombstones.c.job_id.in_(rest)),
+            finished = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(rest))
+            if created_by is not None:
+                done = await conn.execute(finished.where(jobs.c.created_by == created_by))
+            else:
+                done = await conn.execute(
+                    sa.union_all(
+                        finished,
+                        sa.select(job_tombstones.c.job_id).where(job_tombstones.c.job_id.in_(rest)),
+                    )
                 )
-            )
             result.update(dict.fromkeys(done.scalars(), "already_done"))
         return {i: result.get(i, "not_found") for i in job_ids}
 
@@ -442,7 +485,7 @@ class JobStore:
 
     @staticmethod
     def _fence(job_id: int, attempt: int) -> list[sa.ColumnElement[bool]]:
-        return [jobs.c.job_id == job_id, jobs.c.attempt == attempt, jobs.c.status == RUNNING]
+        return [jobs.c.job_id == job_id, jobs.c.attempt == attempt, IS_RUNNING]
 
     async def _remove_completed(self, job_ids: list[int], conn: AsyncConnection) -> None:
         """Delete finished jobs that asked for it, leaving a tombstone behind."""

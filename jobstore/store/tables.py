@@ -117,3 +117,30 @@ job_tombstones = sa.Table(
     sa.UniqueConstraint("job_tag"),
 )
 sa.Index("ix_job_tombstones_finished_at", job_tombstones.c.finished_at)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", JobId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=True),
+    sa.Column("is_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
+    sqlite_autoincrement=True,
+)
+
+# Tokens are stored as the SHA-256 of the token; the token itself is shown once, at creation.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_id", JobId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", JobId, sa.ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("token_hash"),
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_api_tokens_user_id", api_tokens.c.user_id)

@@ -18,9 +18,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobstore import __version__
+from jobstore.api.auth import principal_from_authorization
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
+from jobstore.auth import Authenticator, Principal
 from jobstore.errors import BadRequest, ClientError, DecodeError, StoreUnavailable
 from jobstore.models import Encoding, Job, Payload
 from jobstore.service import ACTIVE_STATES, JobService, parse_bool
@@ -31,15 +33,25 @@ PING_TEXT = "Kinetica is running!"
 # The official client needs four numeric parts; 7.2 keeps it from warning about versions.
 SERVER_VERSION = "7.2.3.0"
 DEFAULT_LIST_LIMIT = 1000
+MAX_LIST_LIMIT = 100_000
 _QUERY_ID_NAMESPACE = uuid.UUID("6a6f6273-746f-7265-2d6b-696e65746963")
 
-Handler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[[Request, dict[str, Any], "Principal | None"], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class KineticaConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     public_url: str | None = None  # else derived from the request's Host header
+    ha_peers: tuple[str, ...] = ()  # head URLs of the other nodes sharing the database
+    authenticator: Authenticator | None = None  # None: authentication is off
+
+
+def _owner_filter(principal: Principal | None) -> str | None:
+    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
+    if principal is None or principal.is_admin:
+        return None
+    return principal.user
 
 
 def kinetica_status(job: Job) -> str:
@@ -81,12 +93,19 @@ class KineticaApi:
         wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
         name = self._find(request.url.path)
         try:
+            principal = None
+            if self.config.authenticator is not None:
+                principal = await principal_from_authorization(
+                    self.config.authenticator, request.headers
+                )
+                if principal is None:
+                    return self._unauthorized(wire_enc)
             if name is None:
                 raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
             body = await _read_body(request, self.config.max_body_bytes)
             req_schema, rsp_schema = ENDPOINTS[name]
             record = wire.decode_request(body, wire_enc, req_schema)
-            answer = await self.handlers[name](request, record)
+            answer = await self.handlers[name](request, record, principal)
             content = wire.encode_ok(answer, wire_enc, rsp_schema)
             return Response(content, 200, media_type=wire_enc.response_media_type)
         except ClientError as exc:
@@ -102,6 +121,16 @@ class KineticaApi:
             return self._error(f"internal error while serving {request.url.path}", wire_enc)
 
     @staticmethod
+    def _unauthorized(wire_enc: WireEncoding) -> Response:
+        message = "authentication required: send valid Basic credentials or a Bearer token"
+        return Response(
+            wire.encode_error(message, wire_enc),
+            401,
+            media_type=wire_enc.response_media_type,
+            headers={"WWW-Authenticate": 'Basic realm="jobstore", Bearer'},
+        )
+
+    @staticmethod
     def _error(message: str, wire_enc: WireEncoding, status: int = 400) -> Response:
         return Response(
             wire.encode_error(message, wire_enc), status, media_type=wire_enc.response_media_type
@@ -109,7 +138,9 @@ class KineticaApi:
 
     # -- job endpoints ----------------------------------------------------------------------
 
-    async def create_job(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def create_job(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
         raw_encoding = req["request_encoding"].strip().lower()
         try:
             encoding = Encoding(raw_encoding)
@@ -132,6 +163,8 @@ class KineticaApi:
             payload,
             req["options"],
             source_ip=request.client.host if request.client else None,
+            created_by=principal.user if principal else None,
+            project=principal.project if principal else None,
         )
         query_id = uuid.uuid5(_QUERY_ID_NAMESPACE, f"{result.job_id}:{result.job_tag}")
         return {
@@ -139,9 +172,13 @@ class KineticaApi:
             "info": {"job_tag": result.job_tag, "query_id": str(query_id)},
         }
 
-    async def get_job(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def get_job(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
         tag = req["options"].get("job_tag") or None
-        job = await self.service.get_job(job_id=req["job_id"], tag=tag)
+        job = await self.service.get_job(
+            job_id=req["job_id"], tag=tag, visible_to=_owner_filter(principal)
+        )
         status = kinetica_status(job)
         family = (job.response_encoding or job.request_encoding.response_encoding).value
         data = job.response_data or b""
@@ -161,12 +198,18 @@ class KineticaApi:
             "info": {"job_tag": job.job_tag, "job_id": str(job.job_id)},
         }
 
-    async def show_jobs(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def show_jobs(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
         options = req["options"]
         include_done = parse_bool(options.get("show_async_jobs", "false"), name="show_async_jobs")
-        limit = _positive_int(options.get("limit", str(DEFAULT_LIST_LIMIT)), "limit")
+        limit = _positive_int(
+            options.get("limit", str(DEFAULT_LIST_LIMIT)), "limit", maximum=MAX_LIST_LIMIT
+        )
         jobs = await self.service.list_jobs(
-            states=None if include_done else ACTIVE_STATES, limit=limit
+            states=None if include_done else ACTIVE_STATES,
+            limit=limit,
+            created_by=_owner_filter(principal),
         )
         jobs.reverse()  # oldest first, as Kinetica lists them
         return {
@@ -182,16 +225,18 @@ class KineticaApi:
             "info": {"job_tag": ",".join(j.job_tag for j in jobs)},
         }
 
-    async def alter_jobs(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def alter_jobs(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
         action = req["action"].strip().lower()
         if action != "cancel":
             raise BadRequest(f"unsupported action {req['action']!r}: only 'cancel' is supported")
         job_ids = list(req["job_ids"])
         tag = req["options"].get("job_tag")
         if tag:
-            job = await self.service.get_job(tag=tag)
+            job = await self.service.get_job(tag=tag, visible_to=_owner_filter(principal))
             job_ids = [job.job_id]
-        statuses = await self.service.cancel_jobs(job_ids)
+        statuses = await self.service.cancel_jobs(job_ids, created_by=_owner_filter(principal))
         # A running job with a cancel request will end cancelled; say so as Kinetica would.
         shown = {"cancel_requested": "cancelled"}
         return {
@@ -203,7 +248,9 @@ class KineticaApi:
 
     # -- handshake --------------------------------------------------------------------------
 
-    async def system_status(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def system_status(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
         # "running" only when this node can really serve: a client probing for a usable
         # cluster must move on from a node whose database is out of reach.
         state = "running" if await self.service.ready() else "database_unavailable"
@@ -215,27 +262,30 @@ class KineticaApi:
             "info": {},
         }
 
-    async def system_properties(self, request: Request, req: dict[str, Any]) -> dict[str, Any]:
+    async def system_properties(
+        self, request: Request, req: dict[str, Any], principal: Principal | None
+    ) -> dict[str, Any]:
+        # This node's own identity only: the client tells clusters apart by host name.
         public = self.config.public_url or f"{request.url.scheme}://{request.url.netloc}"
-        return {
-            "property_map": {
-                "version.gpudb_core_version": SERVER_VERSION,
-                "version.jobstore": __version__,
-                "conf.number_of_hosts": "1",
-                "conf.host0_public_urls": public.rstrip("/"),
-                "conf.enable_ha": "FALSE",
-            },
-            "info": {},
+        properties = {
+            "version.gpudb_core_version": SERVER_VERSION,
+            "version.jobstore": __version__,
+            "conf.number_of_hosts": "1",
+            "conf.host0_public_urls": public.rstrip("/"),
+            "conf.enable_ha": "TRUE" if self.config.ha_peers else "FALSE",
         }
+        if self.config.ha_peers:
+            properties["conf.ha_ring_head_nodes_full"] = ";".join(self.config.ha_peers)
+        return {"property_map": properties, "info": {}}
 
 
-def _positive_int(value: str, name: str) -> int:
+def _positive_int(value: str, name: str, *, maximum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise BadRequest(f"option {name!r} must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise BadRequest(f"option {name!r} must be at least 1")
+    if not 1 <= number <= maximum:
+        raise BadRequest(f"option {name!r} must be between 1 and {maximum}")
     return number
 
 

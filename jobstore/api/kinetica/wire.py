@@ -108,7 +108,11 @@ def _coerce(value: Any, ftype: Any, name: str) -> Any:
     if isinstance(ftype, dict) and ftype["type"] == "map":
         if not isinstance(value, dict):
             raise DecodeError(f"{name!r} must be an object of strings")
-        return {str(k): _as_option_string(v, f"{name}.{k}") for k, v in value.items()}
+        options = {str(k): _as_option_string(v, f"{name}.{k}") for k, v in value.items()}
+        for key, text in options.items():
+            jsontext.check_text(key, what=f"{name} key")
+            jsontext.check_text(text, what=f"{name}.{key}")
+        return options
     if isinstance(ftype, dict) and ftype["type"] == "array":
         if not isinstance(value, list):
             raise DecodeError(f"{name!r} must be an array")
@@ -116,6 +120,7 @@ def _coerce(value: Any, ftype: Any, name: str) -> Any:
     if ftype == "string":
         if not isinstance(value, str):
             raise DecodeError(f"{name!r} must be a string")
+        jsontext.check_text(value, what=repr(name))
         return value
     if ftype == "bytes":
         if not isinstance(value, str):

@@ -1,0 +1,31 @@
+"""Credentials from HTTP headers, shared by the facades."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from starlette.datastructures import Headers
+
+from jobstore.auth import Authenticator, Principal
+
+
+async def principal_from_authorization(
+    authenticator: Authenticator, headers: Headers
+) -> Principal | None:
+    """The caller named by `Authorization: Basic ...` or `Bearer ...`; None if absent or wrong."""
+    value = headers.get("authorization", "")
+    scheme, _, credentials = value.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        return await authenticator.bearer(credentials)
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return None
+        return await authenticator.basic(user, password)
+    return None
