@@ -1,0 +1,205 @@
+"""Authentication: hashed secrets, Basic and Bearer, 401s, and who may see which jobs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from jobstore.api.app import create_app
+from jobstore.api.kinetica import KineticaConfig
+from jobstore.auth import Authenticator, hash_password, token_hash, verify_password
+from jobstore.errors import BadRequest
+from jobstore.executor.registry import default_registry
+from jobstore.service import JobService
+from jobstore.store import Database
+
+
+def test_password_hashes_are_salted_and_verify() -> None:
+    first, second = hash_password("s3cret"), hash_password("s3cret")
+    assert first != second and first.startswith("scrypt$") and "s3cret" not in first
+    assert verify_password("s3cret", first) and verify_password("s3cret", second)
+    assert not verify_password("wrong", first)
+    assert not verify_password("s3cret", "garbage") and not verify_password("s3cret", "md5$x")
+
+
+@pytest.fixture
+def auth(db: Database) -> Authenticator:
+    return Authenticator(db)
+
+
+async def test_secrets_are_stored_hashed(db: Database, auth: Authenticator) -> None:
+    await auth.add_user("alice", "pw-alice")
+    _, token = await auth.create_token("alice", project="p1")
+    async with db.reading() as conn:
+        users = (await conn.execute(sa.text("SELECT name, password_hash FROM users"))).all()
+        tokens = (await conn.execute(sa.text("SELECT token_hash, project FROM api_tokens"))).all()
+    assert users[0][0] == "alice" and "pw-alice" not in users[0][1]
+    assert tokens == [(token_hash(token), "p1")] and token not in tokens[0][0]
+
+
+async def test_basic_and_bearer(auth: Authenticator) -> None:
+    await auth.add_user("alice", "pw-alice")
+    await auth.add_user("root", None, admin=True)
+    _, token = await auth.create_token("alice", project="p1")
+    _, admin_token = await auth.create_token("root")
+    alice = await auth.basic("alice", "pw-alice")
+    assert alice is not None and (alice.user, alice.is_admin) == ("alice", False)
+    assert await auth.basic("alice", "nope") is None
+    assert await auth.basic("root", "") is None  # a token-only user has no password
+    assert await auth.basic("nobody", "x") is None
+    by_token = await auth.bearer(token)
+    assert by_token is not None and (by_token.user, by_token.project) == ("alice", "p1")
+    admin = await auth.bearer(admin_token)
+    assert admin is not None and admin.is_admin
+    assert await auth.bearer(token + "x") is None
+
+
+async def test_revoked_tokens_stop_working(auth: Authenticator) -> None:
+    await auth.add_user("alice", None)
+    token_id, token = await auth.create_token("alice")
+    _, other = await auth.create_token("alice")
+    assert await auth.revoke_token(str(token_id))
+    assert not await auth.revoke_token(str(token_id))  # already revoked
+    assert await auth.bearer(token) is None
+    assert await auth.revoke_token(other)  # by its text
+    assert await auth.bearer(other) is None
+    assert [t.revoked_at is not None for t in await auth.list_tokens()] == [True, True]
+
+
+async def test_user_and_token_mistakes_are_refused(auth: Authenticator) -> None:
+    await auth.add_user("alice", "pw")
+    with pytest.raises(BadRequest, match="already exists"):
+        await auth.add_user("alice", "pw")
+    with pytest.raises(BadRequest, match="user names"):
+        await auth.add_user("al ice", "pw")
+    with pytest.raises(BadRequest, match="no user 'bob'"):
+        await auth.create_token("bob")
+
+
+# -- over HTTP ---------------------------------------------------------------------------------
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def call(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        reply = await self.client.post(path, json=body, headers=headers)
+        envelope = reply.json()
+        data = json.loads(envelope["data_str"]) if envelope["data_str"] else None
+        return reply.status_code, envelope, data
+
+    async def create(self, headers: dict[str, str], tag: str) -> int:
+        body = {
+            "endpoint": "/echo",
+            "request_encoding": "json",
+            "data_str": "{}",
+            "options": {"job_tag": tag},
+        }
+        status, envelope, data = await self.call("/create/job", body, headers)
+        assert status == 200, envelope
+        return int(data["job_id"])
+
+
+@pytest.fixture
+async def secured(db: Database, auth: Authenticator) -> AsyncIterator[tuple[Api, dict[str, Any]]]:
+    await auth.add_user("alice", "pw-alice")
+    await auth.add_user("bob", "pw-bob")
+    await auth.add_user("root", "pw-root", admin=True)
+    _, token = await auth.create_token("alice", project="p9")
+    service = JobService(db, default_registry())
+    app = create_app(service, kinetica=KineticaConfig(authenticator=auth))
+    creds = {
+        "alice": basic("alice", "pw-alice"),
+        "bob": basic("bob", "pw-bob"),
+        "root": basic("root", "pw-root"),
+        "token": {"Authorization": f"Bearer {token}"},
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield Api(client), creds
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        basic("alice", "wrong"),
+        basic("nobody", "pw"),
+        {"Authorization": "Bearer jst_not-a-token"},
+        {"Authorization": "Basic !!!not-base64"},
+        {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+        {"Authorization": "Digest abc"},
+    ],
+)
+async def test_requests_without_valid_credentials_get_401(
+    secured: tuple[Api, dict[str, Any]], headers: dict[str, str]
+) -> None:
+    api, _ = secured
+    for path, body in (
+        ("/create/job", {"endpoint": "/echo", "request_encoding": "json", "data_str": "{}"}),
+        ("/get/job", {"job_id": 1}),
+        ("/show/system/status", {"options": {}}),
+    ):
+        status, envelope, _ = await api.call(path, body, headers)
+        assert status == 401
+        assert envelope["status"] == "ERROR" and "authentication required" in envelope["message"]
+    assert (await api.client.get("/")).text == "Kinetica is running!"  # the ping stays open
+
+
+async def test_jobs_record_their_user_and_project(
+    db: Database, secured: tuple[Api, dict[str, Any]]
+) -> None:
+    api, creds = secured
+    await api.create(creds["alice"], "by-password")
+    await api.create(creds["token"], "by-token")
+    async with db.reading() as conn:
+        rows = (
+            await conn.execute(
+                sa.text("SELECT job_tag, created_by, project FROM jobs ORDER BY job_id")
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("by-password", "alice", None), ("by-token", "alice", "p9")]
+
+
+async def test_users_see_and_cancel_only_their_own_jobs(
+    secured: tuple[Api, dict[str, Any]],
+) -> None:
+    api, creds = secured
+    alices = await api.create(creds["alice"], "a1")
+    bobs = await api.create(creds["bob"], "b1")
+
+    async def listed(who: str) -> list[int]:
+        _, _, data = await api.call("/admin/show/jobs", {"options": {}}, creds[who])
+        return list(data["job_id"])
+
+    assert await listed("alice") == [alices]
+    assert await listed("bob") == [bobs]
+    assert await listed("root") == [alices, bobs]
+
+    status, envelope, _ = await api.call("/get/job", {"job_id": bobs}, creds["alice"])
+    assert status == 400 and "not found" in envelope["message"]
+    status, envelope, _ = await api.call(
+        "/get/job", {"job_id": 0, "options": {"job_tag": "b1"}}, creds["alice"]
+    )
+    assert status == 400 and "not found" in envelope["message"]
+    status, _, data = await api.call("/get/job", {"job_id": bobs}, creds["root"])
+    assert status == 200 and data["info"]["job_tag"] == "b1"
+
+    cancel = {"job_ids": [alices, bobs], "action": "cancel", "options": {}}
+    _, _, data = await api.call("/admin/alter/jobs", cancel, creds["alice"])
+    assert data["status"] == ["cancelled", "not_found"]
+    _, _, data = await api.call("/get/job", {"job_id": bobs}, creds["bob"])
+    assert data["job_status"] == "RUNNING"  # bob's job is untouched
+    _, _, data = await api.call("/admin/alter/jobs", cancel, creds["root"])
+    assert data["status"] == ["already_done", "cancelled"]
