@@ -181,6 +181,16 @@ class NewJob:
     created_by: str | None = None
     project: str | None = None
     source_ip: str | None = None
+    tag_given: bool = True  # a generated tag cannot belong to a removed job
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """What a create found: a new job, or the job that already holds the tag."""
+
+    job_id: int
+    created: bool
+    existing_digest: str | None = None  # of the job holding the tag, when not created
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,16 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jobstore.clock import Clock, SystemClock
 from jobstore.codecs import decode_request
 from jobstore.codecs.jsontext import check_text
 from jobstore.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
 from jobstore.executor.registry import EndpointRegistry
-from jobstore.models import Job, JobState, NewJob, Payload, Tombstone, is_valid_tag
+from jobstore.models import Inserted, Job, JobState, NewJob, Payload, is_valid_tag
 from jobstore.store import Database, JobStore
+from jobstore.store.batch import GroupCommit
 
 DEFAULT_MAX_ATTEMPTS = 3
 # Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
@@ -30,13 +32,6 @@ class CreateResult:
     job_id: int
     job_tag: str
     created: bool  # False when an identical create with the same tag was answered before
-
-
-class _TagInTombstone(Exception):
-    """Internal: the tag belongs to a removed job; abort the insert's transaction."""
-
-    def __init__(self, stone: Tombstone) -> None:
-        self.stone = stone
 
 
 def request_digest(endpoint: str, payload: Payload) -> str:
@@ -82,6 +77,16 @@ class JobService:
         self.default_max_attempts = default_max_attempts
         self._on_created = on_created
         self._on_cancel = on_cancel
+        self._creates: GroupCommit[NewJob, Inserted] = GroupCommit(
+            db, self._insert, before_commit=self._notify
+        )
+
+    async def _insert(self, conn: Any, new: NewJob) -> Inserted:
+        return await self.store.job_create(conn, new, self.clock.now())
+
+    async def _notify(self, conn: Any, results: list[Inserted]) -> None:
+        if any(r.created for r in results):
+            await self.store.job_notify_created(conn)
 
     async def create_job(
         self,
@@ -123,35 +128,17 @@ class JobService:
             created_by=created_by,
             project=project,
             source_ip=source_ip,
+            tag_given=given_tag,
         )
-        try:
-            async with self.db.transaction() as conn:
-                job_id = await self.store.job_insert(conn, new, self.clock.now())
-                if job_id is None:
-                    existing = await self.store.job_digest_by_tag(conn, tag)
-                    if existing is None:  # pragma: no cover - deleted between two statements
-                        raise TagConflict(tag, 0)
-                    return self._same_or_conflict(tag, digest, *existing)
-                if given_tag:
-                    # Checked after the insert: on PostgreSQL the insert waits for a concurrent
-                    # removal of the same tag, so the tombstone is visible here if it exists.
-                    stone = await self.store.tombstone_get_by_tag(conn, tag)
-                    if stone is not None:
-                        raise _TagInTombstone(stone)
-                await self.store.job_notify_created(conn)
-        except _TagInTombstone as taken:
-            return self._same_or_conflict(
-                tag, digest, taken.stone.job_id, taken.stone.request_digest
-            )
+        # Answered after the commit of a transaction shared with concurrent creates.
+        inserted = await self._creates.submit(new)
+        if not inserted.created:
+            if inserted.existing_digest != digest:
+                raise TagConflict(tag, inserted.job_id)
+            return CreateResult(inserted.job_id, tag, created=False)
         if self._on_created is not None:
             self._on_created()
-        return CreateResult(job_id, tag, created=True)
-
-    @staticmethod
-    def _same_or_conflict(tag: str, digest: str, job_id: int, existing_digest: str) -> CreateResult:
-        if existing_digest != digest:
-            raise TagConflict(tag, job_id)
-        return CreateResult(job_id, tag, created=False)
+        return CreateResult(inserted.job_id, tag, created=True)
 
     async def get_job(
         self,

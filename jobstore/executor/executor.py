@@ -29,6 +29,7 @@ from jobstore.executor.context import JobCancelled, JobContext
 from jobstore.executor.registry import EndpointRegistry
 from jobstore.models import Claimed, JobState, Outcome
 from jobstore.store import Database, JobStore, RescueResult
+from jobstore.store.batch import GroupCommit
 from jobstore.store.notify import listen_for_new_jobs
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ class Executor:
             max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Outcomes of jobs that end together are recorded in one transaction.
+        self._finishes: GroupCommit[tuple[Claimed, Outcome], bool] = GroupCommit(
+            db, self._write_finish
+        )
         self._stopping = False
         self._hard_stop = False
         self.failure: BaseException | None = None
@@ -263,18 +268,17 @@ class Executor:
             message = f"{type(exc).__name__}: {exc}".rstrip(": ")
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
 
+    async def _write_finish(self, conn: Any, item: tuple[Claimed, Outcome]) -> bool:
+        job, outcome = item
+        return await self.store.job_finish(
+            conn, job_id=job.job_id, attempt=job.attempt, outcome=outcome, now=self.clock.now()
+        )
+
     async def _finish(self, run: _Running, outcome: Outcome) -> None:
         job = run.claimed
         for attempt_no in range(5):
             try:
-                async with self.db.transaction() as conn:
-                    ok = await self.store.job_finish(
-                        conn,
-                        job_id=job.job_id,
-                        attempt=job.attempt,
-                        outcome=outcome,
-                        now=self.clock.now(),
-                    )
+                ok = await self._finishes.submit((job, outcome))
                 if not ok:
                     log.warning(
                         "job %d attempt %d no longer holds the job; result discarded",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from jobstore.models import (
     Claimed,
     Encoding,
+    Inserted,
     Job,
     JobState,
     NewJob,
@@ -111,6 +112,27 @@ class JobStore:
         )
         job_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
         return job_id
+
+    async def job_create(self, conn: AsyncConnection, new: NewJob, now: datetime) -> Inserted:
+        """Insert a job unless its tag is taken, by a live job or by a removed one."""
+        job_id = await self.job_insert(conn, new, now)
+        if job_id is None:
+            existing = await self.job_digest_by_tag(conn, new.job_tag)
+            if existing is not None:
+                return Inserted(existing[0], False, existing[1])
+            # The holder was removed between our two statements: its tombstone has the tag.
+        elif not new.tag_given:
+            return Inserted(job_id, True)
+        # Checked after the insert: on PostgreSQL the insert waits for a concurrent removal of
+        # the same tag to commit, so its tombstone is visible here.
+        stone = await self.tombstone_get_by_tag(conn, new.job_tag)
+        if stone is None:
+            if job_id is None:  # pragma: no cover - a tag both taken and free
+                raise RuntimeError(f"job_tag {new.job_tag!r} vanished during create")
+            return Inserted(job_id, True)
+        if job_id is not None:
+            await conn.execute(sa.delete(jobs).where(jobs.c.job_id == job_id))
+        return Inserted(stone.job_id, False, stone.request_digest)
 
     async def job_get(self, conn: AsyncConnection, job_id: int) -> Job | None:
         row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
