@@ -16,7 +16,7 @@ import getpass
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 
@@ -33,6 +33,15 @@ from jobstore.store import Database, migrate_to_head
 from jobstore.store.migrate import current_revision, downgrade_to, head_revision
 
 log = logging.getLogger("jobstore")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: serve() installs ours, so a SIGTERM ends in
+    a soft stop and exit code 0 (uvicorn re-raises the signal it caught once it is done)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +137,7 @@ async def serve(settings: Settings) -> int:
                 authenticator=Authenticator(db) if settings.auth == "required" else None,
             ),
         )
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app,
                 host=settings.host,
@@ -157,6 +166,9 @@ async def serve(settings: Settings) -> int:
                 server.should_exit = True
 
         watcher = asyncio.create_task(stop_server_if_executor_dies())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         await server.serve()
         watcher.cancel()
         return 1 if executor.failure is not None or not server.started else 0

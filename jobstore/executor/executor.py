@@ -338,23 +338,29 @@ class Executor:
 
     async def heartbeat_once(self) -> list[int]:
         """Renew this node's leases in one UPDATE; returns the ids of jobs found lost."""
-        if not self._running:
+        # Judge only the attempts we asked about: jobs claimed while the UPDATE ran are not
+        # in its answer, and jobs that finished meanwhile are no longer running.
+        sent = {i: r for i, r in self._running.items() if not r.lost}
+        if not sent:
             return []
         now = self.clock.now()
         async with self.db.transaction() as conn:
             held = await self.store.job_lease_renew(
                 conn,
                 node=self.config.node_id,
-                held=[(i, r.claimed.attempt) for i, r in self._running.items() if not r.lost],
+                held=[(i, r.claimed.attempt) for i, r in sent.items()],
                 now=now,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
         held_ids = {h.job_id for h in held}
         lost = []
-        for job_id, run in list(self._running.items()):
-            if job_id not in held_ids and not run.lost and run.task and not run.task.done():
-                lost.append(job_id)
-                self._drop(run, "its lease was lost and another attempt owns the job")
+        for job_id, run in sent.items():
+            if job_id in held_ids or run.lost or run.finishing:
+                continue
+            if run.task is None or run.task.done() or self._running.get(job_id) is not run:
+                continue
+            lost.append(job_id)
+            self._drop(run, "its lease was lost and another attempt owns the job")
         for h in held:
             held_run = self._running.get(h.job_id)
             if h.cancel_requested and held_run is not None:
