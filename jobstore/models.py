@@ -153,6 +153,8 @@ class Tombstone:
     status: JobState
     request_digest: str
     finished_at: datetime
+    created_by: str | None = None
+    project: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Tombstone:
@@ -163,6 +165,8 @@ class Tombstone:
             status=JobState(row["status"]),
             request_digest=row["request_digest"],
             finished_at=row["finished_at"],
+            created_by=row.get("created_by"),
+            project=row.get("project"),
         )
 
 

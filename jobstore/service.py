@@ -163,7 +163,8 @@ class JobService:
                 assert job_id is not None
                 job = await self.store.job_get(conn, job_id)
                 stone = None if job else await self.store.tombstone_get(conn, job_id)
-        if job is not None and visible_to is not None and job.created_by != visible_to:
+        owner = job.created_by if job is not None else stone.created_by if stone else None
+        if visible_to is not None and owner != visible_to:
             raise JobNotFound(job_id=job_id, tag=tag)
         if job is not None:
             return job

@@ -74,7 +74,7 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "",
         "stable name of this node; a restarting node takes back the "
-        "jobs it owned (default: HOSTNAME:PORT, or HOSTNAME:worker)",
+        "jobs it owned (default: HOSTNAME:PORT, or HOSTNAME:worker-PID)",
     ),
     Option("--concurrency", int, 8, "jobs this node runs at once"),
     Option("--lease-seconds", float, 30.0, "how long a claim lasts without a heartbeat"),

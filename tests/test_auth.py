@@ -15,6 +15,7 @@ from jobstore.api.app import create_app
 from jobstore.api.kinetica import KineticaConfig
 from jobstore.auth import Authenticator, hash_password, token_hash, verify_password
 from jobstore.errors import BadRequest
+from jobstore.executor.executor import Executor, ExecutorConfig
 from jobstore.executor.registry import default_registry
 from jobstore.service import JobService
 from jobstore.store import Database
@@ -203,3 +204,25 @@ async def test_users_see_and_cancel_only_their_own_jobs(
     assert data["job_status"] == "RUNNING"  # bob's job is untouched
     _, _, data = await api.call("/admin/alter/jobs", cancel, creds["root"])
     assert data["status"] == ["already_done", "cancelled"]
+
+
+async def test_removed_jobs_stay_private(db: Database, secured: tuple[Api, dict[str, Any]]) -> None:
+    api, creds = secured
+    body = {
+        "endpoint": "/echo",
+        "request_encoding": "json",
+        "data_str": "{}",
+        "options": {"job_tag": "gone", "remove_job_on_complete": "true"},
+    }
+    _, _, data = await api.call("/create/job", body, creds["alice"])
+    executor = Executor(db, default_registry(), ExecutorConfig(node_id="t"))
+    assert await executor.run_once() == [data["job_id"]]
+    _, envelope, _ = await api.call("/get/job", {"job_id": data["job_id"]}, creds["alice"])
+    assert "was removed because remove_job_on_complete" in envelope["message"]
+    _, envelope, _ = await api.call("/get/job", {"job_id": data["job_id"]}, creds["bob"])
+    assert "not found" in envelope["message"] and "gone" not in envelope["message"]
+    cancel = {"job_ids": [data["job_id"]], "action": "cancel", "options": {}}
+    assert (await api.call("/admin/alter/jobs", cancel, creds["alice"]))[2]["status"] == [
+        "already_done"
+    ]
+    assert (await api.call("/admin/alter/jobs", cancel, creds["bob"]))[2]["status"] == ["not_found"]

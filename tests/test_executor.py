@@ -74,6 +74,7 @@ def registry(gate: Gate):  # type: ignore[no-untyped-def]
     registry.add(Endpoint("/hold-once", gate.async_handler, retryable=False))
     registry.add(Endpoint("/crash", lambda request, ctx: 1 / 0))
     registry.add(Endpoint("/bad-answer", lambda request, ctx: {1, 2}))
+    registry.add(Endpoint("/bad-text", lambda request, ctx: {"s": "\ud800"}))
     return registry
 
 
@@ -145,11 +146,14 @@ async def test_failures_end_error_with_their_message(
     fail = await create(service, "/fail", Payload(Encoding.JSON, text='{"message": "disk full"}'))
     crash = await create(service, "/crash", Payload(Encoding.JSON, text="{}"))
     bad = await create(service, "/bad-answer", Payload(Encoding.JSON, text="{}"))
+    text = await create(service, "/bad-text", Payload(Encoding.JSON, text="{}"))
     slow = await create(service, "/sleep", Payload(Encoding.JSON, text='{"seconds": -1}'))
     await executor.run_once()
     messages = {
-        i: (await job(service, i)).status_map.get("error_message") for i in (fail, crash, bad, slow)
+        i: (await job(service, i)).status_map.get("error_message")
+        for i in (fail, crash, bad, slow, text)
     }
+    assert "not valid Unicode" in str(messages[text])  # recorded, not stuck running
     assert messages[fail] == "disk full"
     assert messages[crash] == "ZeroDivisionError: division by zero"
     assert "cannot be written as JSON" in str(messages[bad])

@@ -544,12 +544,19 @@ async def test_fail_job_reports_error(env: Env, wire: str) -> None:
     assert (await api.get(0, "f"))["job_status"] == "ERROR"
 
 
-async def test_fail_binary_request_uses_default_message(env: Env) -> None:
-    created = await env.api.create("/fail", "binary", b"\x00\xff")
+async def test_fail_binary_request_carries_its_message(env: Env) -> None:
+    schema = {
+        "type": "record",
+        "name": "fail_request",
+        "fields": [{"name": "message", "type": "string"}],
+    }
+    created = await env.api.create("/fail", "binary", avro_write(schema, {"message": "disk full"}))
     await env.executor.run_once()
     got = await env.api.get(created["job_id"])
     assert got["job_status"] == "ERROR"
-    assert got["status_map"] == {"error_message": "the /fail endpoint failed as asked"}
+    assert got["status_map"] == {"error_message": "disk full"}
+    message = await env.api.create_error("/fail", "binary", b"\x00\xff")
+    assert "fail_request" in message
 
 
 async def test_response_content_type_follows_wire(env: Env, wire: str) -> None:
@@ -923,7 +930,8 @@ async def test_concurrent_conflicting_creates_one_wins(env: Env) -> None:
     "changed",
     [
         pytest.param(("/echo", "binary", b"\x00\x80\xfe"), id="payload"),
-        pytest.param(("/fail", "binary", b"\x00\x80\xff"), id="endpoint"),
+        # Avro fail_request {"message": "\x80"}: the same tag, another endpoint
+        pytest.param(("/fail", "binary", b"\x04\xc2\x80"), id="endpoint"),
         pytest.param(("/echo", "snappy", snappy.compress(b"\x00\x80\xff")), id="encoding"),
         pytest.param(("/echo", "json", '"\\u0000\\u0080\\u00ff"'), id="family"),
     ],

@@ -65,3 +65,21 @@ async def test_unreachable_database_is_reported_not_crashed() -> None:
         assert system["status"] != "running"
     finally:
         await db.dispose()
+
+
+async def test_a_database_without_the_schema_is_not_ready(tmp_path: Path) -> None:
+    """Not an outage (no 503 loop for the client), but not "running" either."""
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}", pool_size=1)
+    service = JobService(db, default_registry())
+    app = create_app(service)
+    try:
+        assert not await service.ready()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            got = await client.post("/get/job", json={"job_id": 1})
+            status = await client.post("/show/system/status", json={"options": {}})
+        assert got.status_code == 400 and got.json()["status"] == "ERROR"
+        system = json.loads(json.loads(status.json()["data_str"])["status_map"]["system"])
+        assert system["status"] != "running"
+    finally:
+        await db.dispose()

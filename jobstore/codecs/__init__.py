@@ -64,8 +64,11 @@ def encode_response(
     if family is Encoding.JSON:
         if raw and isinstance(value, str):
             jsontext.loads(value, what="the endpoint's answer")
-            return Payload(Encoding.JSON, text=value)
-        return Payload(Encoding.JSON, text=jsontext.dumps(value))
+            text = value
+        else:
+            text = jsontext.dumps(value)
+        jsontext.check_text(text, what="the endpoint's answer")
+        return Payload(Encoding.JSON, text=text)
     if isinstance(value, bytes | bytearray):
         return Payload(Encoding.BINARY, data=bytes(value))
     if schema is None:

@@ -19,6 +19,11 @@ SLEEP_RESPONSE = {
     "name": "sleep_response",
     "fields": [{"name": "slept", "type": "double"}],
 }
+FAIL_REQUEST = {
+    "type": "record",
+    "name": "fail_request",
+    "fields": [{"name": "message", "type": "string", "default": ""}],
+}
 MAX_SLEEP_SECONDS = 24 * 3600
 
 
@@ -41,7 +46,7 @@ async def sleep(request: dict[str, Any], ctx: JobContext) -> dict[str, float]:
     return {"slept": seconds}
 
 
-@endpoint("/fail", retryable=True)
+@endpoint("/fail", request_schema=FAIL_REQUEST)
 async def fail(request: Any, ctx: JobContext) -> None:
     """Always fail, with the request's `message` as the error message."""
     message = request.get("message") if isinstance(request, dict) else None

@@ -143,7 +143,7 @@ def default_registry(
     registry.add_module(builtins)
     names = list(modules)
     if entry_points:
-        names += [ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        names += [ep.module for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
     for name in dict.fromkeys(names):
         registry.load(name)
     return registry

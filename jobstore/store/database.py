@@ -22,14 +22,48 @@ from jobstore.errors import ConfigError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-# Failures of the connection rather than of the statement: the database is out of reach.
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, OSError)
+# SQLSTATE classes that mean "the server cannot serve us" rather than "this statement is
+# wrong": connection exception, insufficient resources, operator intervention (shutting down,
+# starting up), invalid authorization.
+_PG_UNAVAILABLE_STATES = ("08", "53", "57P", "28")
+# SQLite reports both outages and mistakes as OperationalError; these are the outages.
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "unable to open",
+    "disk i/o error",
+    "readonly database",
+    "database or disk is full",
+    "disk image is malformed",
+)
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
+def _is_unavailable(exc: BaseException, dialect: str) -> bool:
+    """A failure of the database's reachability, not of the statement."""
+    if isinstance(exc, sa_exc.TimeoutError | OSError):
         return True
-    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+        return True
+    if dialect == "sqlite":
+        message = str(exc.orig).lower()
+        return any(m in message for m in _SQLITE_UNAVAILABLE)
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_PG_UNAVAILABLE_STATES)
+    return isinstance(exc, sa_exc.OperationalError)
+    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_PG_UNAVAILABLE_STATES)
+    if isinstance(exc, sa_exc.OperationalError):
+        message = str(exc.orig).lower()
+        return any(m in message for m in _SQLITE_UNAVAILABLE) or (
+            "sqlite" not in type(exc.orig).__module__.lower()
+            and "sqlite" not in str(type(exc.orig)).lower()
+        )
+    return False
 
 
 def normalize_url(url: str) -> URL:
@@ -106,7 +140,7 @@ class Database:
             async with self._writer.begin() as conn:
                 yield conn
         except Exception as exc:
-            if _is_unavailable(exc):
+            if _is_unavailable(exc, self.dialect):
                 raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
             raise
 
@@ -117,16 +151,16 @@ class Database:
             async with self._reader.connect() as conn:
                 yield conn
         except Exception as exc:
-            if _is_unavailable(exc):
+            if _is_unavailable(exc, self.dialect):
                 raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
             raise
 
     async def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+        """True when the database answers and has jobstore's schema."""
         try:
             async with self.reading() as conn:
-                await conn.execute(text("SELECT 1"))
-        except StoreUnavailable:
+                await conn.execute(text("SELECT job_id FROM jobs WHERE job_id = 0"))
+        except Exception:
             return False
         return True
 

@@ -491,15 +491,11 @@ class JobStore:
         rest = [i for i in job_ids if i not in result]
         if rest:
             finished = sa.select(jobs.c.job_id).where(jobs.c.job_id.in_(rest))
+            removed = sa.select(job_tombstones.c.job_id).where(job_tombstones.c.job_id.in_(rest))
             if created_by is not None:
-                done = await conn.execute(finished.where(jobs.c.created_by == created_by))
-            else:
-                done = await conn.execute(
-                    sa.union_all(
-                        finished,
-                        sa.select(job_tombstones.c.job_id).where(job_tombstones.c.job_id.in_(rest)),
-                    )
-                )
+                finished = finished.where(jobs.c.created_by == created_by)
+                removed = removed.where(job_tombstones.c.created_by == created_by)
+            done = await conn.execute(sa.union_all(finished, removed))
             result.update(dict.fromkeys(done.scalars(), "already_done"))
         return {i: result.get(i, "not_found") for i in job_ids}
 
@@ -523,6 +519,8 @@ class JobStore:
                 jobs.c.status,
                 jobs.c.request_digest,
                 jobs.c.finished_at,
+                jobs.c.created_by,
+                jobs.c.project,
             )
         )
         stones: list[Mapping[str, Any]] = [dict(r._mapping) for r in deleted]

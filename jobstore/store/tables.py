@@ -114,6 +114,8 @@ job_tombstones = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("request_digest", sa.String(64), nullable=False),
     sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("project", sa.String(128), nullable=True),
     sa.UniqueConstraint("job_tag"),
 )
 sa.Index("ix_job_tombstones_finished_at", job_tombstones.c.finished_at)
