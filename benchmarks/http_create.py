@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,16 +62,17 @@ class Node:
         else:
             base = PG_ADMIN.rsplit("/", 1)[0]
             self.url = f"{base}/{self.pg_name}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Node:
         if self.dialect == "postgres":
             await pg_admin(f'CREATE DATABASE "{self.pg_name}"')
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTORE_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jobstore", "serve", "--database-url", self.url,
-             "--port", str(self.port), "--log-level", "warning", "--node-id", "bench"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "jobstore", "serve", "--database-url", self.url,
+            "--port", str(self.port), "--log-level", "warning", "--node-id", "bench",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         async with httpx.AsyncClient() as client:
             for _ in range(200):
@@ -86,7 +86,7 @@ class Node:
     async def __aexit__(self, *exc: object) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(30)
+            await asyncio.wait_for(self.proc.wait(), 30)
         if self.dialect == "postgres":
             await pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
@@ -177,9 +177,8 @@ async def main() -> None:
                 f"{r['max']:>10.0f}{r['peak_rss_mb']:>10.0f}"
             )
         else:
-            print(
-                f"{name:<28}{'p50 ' + format(r['p50'], '.1f'):>10}{'p99 ' + format(r['p99'], '.1f'):>10}"
-            )
+            p50, p99 = f"p50 {r['p50']:.1f}", f"p99 {r['p99']:.1f}"
+            print(f"{name:<28}{p50:>10}{p99:>10}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"http_create-{time.strftime('%Y%m%d-%H%M%S')}.json"
