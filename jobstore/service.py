@@ -81,8 +81,8 @@ class JobService:
             db, self._insert, before_commit=self._notify
         )
 
-    async def _insert(self, conn: Any, new: NewJob) -> Inserted:
-        return await self.store.job_create(conn, new, self.clock.now())
+    async def _insert(self, conn: Any, news: list[NewJob]) -> list[Inserted]:
+        return await self.store.job_create_many(conn, news, self.clock.now())
 
     async def _notify(self, conn: Any, results: list[Inserted]) -> None:
         if any(r.created for r in results):

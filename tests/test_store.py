@@ -457,3 +457,31 @@ async def test_list_is_newest_first_without_payloads(
     assert [j.job_id for j in active] == [ids[0]]
     assert [j.job_id for j in two] == ids[:1:-1][:2]
     assert counts == {"queued": 3, "running": 1}
+
+
+async def test_create_many_answers_each_job_of_a_mixed_batch(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    [live] = await insert(db, store, clock, new_job("live"))
+    [gone] = await insert(db, store, clock, new_job("gone", remove=True))
+    await claim(db, store, clock)
+    assert await finish(db, store, clock, gone, 1)  # removed: only its tombstone holds "gone"
+    batch = [
+        new_job("fresh"),
+        new_job("twice", text="[1]"),
+        new_job("twice", text="[2]"),  # loses to the one before it, in the same batch
+        new_job("live", text="[3]"),
+        new_job("gone"),
+    ]
+    async with db.transaction() as conn:
+        answers = await store.job_create_many(conn, batch, clock.now())
+    fresh, twice_1, twice_2, again_live, again_gone = answers
+    assert fresh.created and twice_1.created
+    assert not twice_2.created and twice_2.job_id == twice_1.job_id
+    assert twice_2.existing_digest == batch[1].request_digest
+    assert not again_live.created and again_live.job_id == live
+    assert not again_gone.created and again_gone.job_id == gone
+    assert again_gone.existing_digest == batch[4].request_digest
+    async with db.reading() as conn:
+        tags = sorted((await conn.execute(sa.select(jobs.c.job_tag))).scalars())
+    assert tags == ["fresh", "live", "twice"]

@@ -268,11 +268,14 @@ class Executor:
             message = f"{type(exc).__name__}: {exc}".rstrip(": ")
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
 
-    async def _write_finish(self, conn: Any, item: tuple[Claimed, Outcome]) -> bool:
-        job, outcome = item
-        return await self.store.job_finish(
-            conn, job_id=job.job_id, attempt=job.attempt, outcome=outcome, now=self.clock.now()
-        )
+    async def _write_finish(self, conn: Any, items: list[tuple[Claimed, Outcome]]) -> list[bool]:
+        now = self.clock.now()
+        return [
+            await self.store.job_finish(
+                conn, job_id=job.job_id, attempt=job.attempt, outcome=outcome, now=now
+            )
+            for job, outcome in items
+        ]
 
     async def _finish(self, run: _Running, outcome: Outcome) -> None:
         job = run.claimed

@@ -22,7 +22,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
-Write = Callable[[AsyncConnection, T], Awaitable[R]]
+# Writes a whole batch in the caller's transaction; one result per item, in order.
+WriteMany = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
 BeforeCommit = Callable[[AsyncConnection, list[R]], Awaitable[None]]
 
 
@@ -30,13 +31,13 @@ class GroupCommit(Generic[T, R]):
     def __init__(
         self,
         db: Database,
-        write: Write[T, R],
+        write_many: WriteMany[T, R],
         *,
         max_batch: int = 256,
         before_commit: BeforeCommit[R] | None = None,
     ) -> None:
         self._db = db
-        self._write = write
+        self._write_many = write_many
         self._before_commit = before_commit
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
@@ -73,7 +74,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         async with self._db.transaction() as conn:
-            results = [await self._write(conn, item) for item, _ in batch]
+            results = await self._write_many(conn, [item for item, _ in batch])
             if self._before_commit is not None:
                 await self._before_commit(conn, results)
         for (_, future), result in zip(batch, results, strict=True):

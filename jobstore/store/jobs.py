@@ -77,62 +77,80 @@ class JobStore:
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported dialect {dialect!r}")
         self.dialect = dialect
+        # Built once: the hot path only binds parameters.
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._insert = (
+            insert(jobs)
+            .on_conflict_do_nothing(index_elements=[jobs.c.job_tag])
+            .returning(jobs.c.job_id, jobs.c.job_tag, sort_by_parameter_order=False)
+        )
 
     # -- create and read --------------------------------------------------------------------
 
     async def job_insert(self, conn: AsyncConnection, new: NewJob, now: datetime) -> int | None:
         """Insert a queued job; None when its tag is already taken by a live job."""
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(jobs)
-            .values(
-                job_tag=new.job_tag,
-                endpoint=new.endpoint,
-                request_encoding=new.request.encoding.value,
-                request_data=new.request.data,
-                request_text=new.request.text,
-                request_digest=new.request_digest,
-                options=new.options,
-                status=QUEUED,
-                progress=0,
-                status_map={},
-                remove_on_complete=new.remove_on_complete,
-                retryable=new.retryable,
-                max_attempts=new.max_attempts,
-                attempt=0,
-                cancel_requested=False,
-                created_at=now,
-                updated_at=now,
-                created_by=new.created_by,
-                project=new.project,
-                source_ip=new.source_ip,
-            )
-            .on_conflict_do_nothing(index_elements=[jobs.c.job_tag])
-            .returning(jobs.c.job_id)
-        )
-        job_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
-        return job_id
+        row = (await conn.execute(self._insert, [_insert_row(new, now)])).first()
+        return row.job_id if row else None
 
-    async def job_create(self, conn: AsyncConnection, new: NewJob, now: datetime) -> Inserted:
-        """Insert a job unless its tag is taken, by a live job or by a removed one."""
-        job_id = await self.job_insert(conn, new, now)
-        if job_id is None:
-            existing = await self.job_digest_by_tag(conn, new.job_tag)
-            if existing is not None:
-                return Inserted(existing[0], False, existing[1])
-            # The holder was removed between our two statements: its tombstone has the tag.
-        elif not new.tag_given:
-            return Inserted(job_id, True)
-        # Checked after the insert: on PostgreSQL the insert waits for a concurrent removal of
-        # the same tag to commit, so its tombstone is visible here.
-        stone = await self.tombstone_get_by_tag(conn, new.job_tag)
-        if stone is None:
-            if job_id is None:  # pragma: no cover - a tag both taken and free
-                raise RuntimeError(f"job_tag {new.job_tag!r} vanished during create")
-            return Inserted(job_id, True)
-        if job_id is not None:
-            await conn.execute(sa.delete(jobs).where(jobs.c.job_id == job_id))
-        return Inserted(stone.job_id, False, stone.request_digest)
+    async def job_create_many(
+        self, conn: AsyncConnection, news: Sequence[NewJob], now: datetime
+    ) -> list[Inserted]:
+        """Create a batch of jobs in one multi-row INSERT; one answer per job, in order.
+
+        A tag already held (by a live job, a removed job, or an earlier job of the same
+        batch) creates nothing and answers with the holder's id and request digest.
+        """
+        # SQLAlchemy sends this as one INSERT ... VALUES (...), (...) RETURNING.
+        result = await conn.execute(self._insert, [_insert_row(new, now) for new in news])
+        created = {tag: job_id for job_id, tag in result.all()}
+        holders: dict[str, tuple[int, str]] = {}  # tag -> (job_id, digest) of what holds it
+        answers: list[Inserted | None] = []
+        for new in news:
+            tag = new.job_tag
+            if tag in created and tag not in holders:
+                holders[tag] = (created[tag], new.request_digest)
+                answers.append(Inserted(created[tag], True))
+            else:
+                answers.append(None)  # held by an earlier job: resolved below
+        missing = {n.job_tag for n, a in zip(news, answers, strict=True) if a is None}
+        missing -= holders.keys()
+        if missing:
+            live = await conn.execute(
+                sa.select(jobs.c.job_tag, jobs.c.job_id, jobs.c.request_digest).where(
+                    jobs.c.job_tag.in_(missing)
+                )
+            )
+            holders.update({tag: (job_id, digest) for tag, job_id, digest in live.all()})
+        # Tombstones: for tags that lost to a removed job, and for given tags we just
+        # inserted (on PostgreSQL an insert waits for a concurrent removal of the same tag
+        # to commit, so its tombstone is visible here; then our row must go).
+        check = {t for t in missing if t not in holders}
+        check |= {n.job_tag for n, a in zip(news, answers, strict=True) if a and n.tag_given}
+        if check:
+            stones = await conn.execute(
+                sa.select(
+                    job_tombstones.c.job_tag,
+                    job_tombstones.c.job_id,
+                    job_tombstones.c.request_digest,
+                ).where(job_tombstones.c.job_tag.in_(check))
+            )
+            found = {tag: (job_id, digest) for tag, job_id, digest in stones.all()}
+            undo = [created[t] for t in found if t in created]
+            if undo:
+                await conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(undo)))
+            for i, (new, answer) in enumerate(zip(news, answers, strict=True)):
+                if answer is not None and answer.created and new.job_tag in found:
+                    answers[i] = None
+            holders.update(found)
+        final = []
+        for new, answer in zip(news, answers, strict=True):
+            if answer is None:
+                if new.job_tag not in holders:  # pragma: no cover - a tag both taken and free
+                    raise RuntimeError(f"job_tag {new.job_tag!r} vanished during create")
+                job_id, digest = holders[new.job_tag]
+                answer = Inserted(job_id, False, digest)
+            final.append(answer)
+        return final
 
     async def job_get(self, conn: AsyncConnection, job_id: int) -> Job | None:
         row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
@@ -526,6 +544,31 @@ class JobStore:
         stones: list[Mapping[str, Any]] = [dict(r._mapping) for r in deleted]
         if stones:
             await conn.execute(sa.insert(job_tombstones), stones)
+
+
+def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
+    return {
+        "job_tag": new.job_tag,
+        "endpoint": new.endpoint,
+        "request_encoding": new.request.encoding.value,
+        "request_data": new.request.data,
+        "request_text": new.request.text,
+        "request_digest": new.request_digest,
+        "options": new.options,
+        "status": QUEUED,
+        "progress": 0,
+        "status_map": {},
+        "remove_on_complete": new.remove_on_complete,
+        "retryable": new.retryable,
+        "max_attempts": new.max_attempts,
+        "attempt": 0,
+        "cancel_requested": False,
+        "created_at": now,
+        "updated_at": now,
+        "created_by": new.created_by,
+        "project": new.project,
+        "source_ip": new.source_ip,
+    }
 
 
 def _cancel_map() -> dict[str, str]:
