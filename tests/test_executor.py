@@ -343,3 +343,24 @@ async def test_config_is_validated() -> None:
     with pytest.raises(ConfigError):
         ExecutorConfig(node_id="n", lease_seconds=3, heartbeat_seconds=5)
     assert ExecutorConfig(node_id="n", lease_seconds=30).heartbeat_seconds == 10
+
+
+@pytest.mark.parametrize("dialect", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_notify_wakes_an_idle_executor_on_another_node(
+    db: Database, registry: Any, gate: Gate
+) -> None:
+    """PostgreSQL: a job created through another node starts at once, not at the next poll."""
+    idle = Executor(db, registry, ExecutorConfig(node_id="idle", poll_seconds=30))
+    elsewhere = JobService(Database(str(db.url.render_as_string(hide_password=False))), registry)
+    await idle.start()
+    try:
+        await asyncio.sleep(0.3)  # let the listener connect; the first claim found nothing
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        job_id = (await elsewhere.create_job("/echo", Payload(Encoding.JSON, text="{}"))).job_id
+        while (await elsewhere.get_job(job_id=job_id)).status is not JobState.DONE:
+            assert loop.time() - started < 5, "the idle executor was not woken by NOTIFY"
+            await asyncio.sleep(0.01)
+    finally:
+        await idle.stop(wait_seconds=0)
+        await elsewhere.db.dispose()
