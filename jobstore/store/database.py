@@ -8,8 +8,8 @@ PostgreSQL uses one pooled engine for both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,20 +136,22 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        try:
+        with self._outages():
             async with self._writer.begin() as conn:
                 yield conn
-        except Exception as exc:
-            if _is_unavailable(exc, self.dialect):
-                raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
-            raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction on the read pool."""
-        try:
+        with self._outages():
             async with self._reader.connect() as conn:
                 yield conn
+
+    @contextmanager
+    def _outages(self) -> Iterator[None]:
+        """Report a database out of reach as StoreUnavailable; let other errors through."""
+        try:
+            yield
         except Exception as exc:
             if _is_unavailable(exc, self.dialect):
                 raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
