@@ -22,8 +22,10 @@ import uvicorn
 
 from jobstore import __version__
 from jobstore.api.app import create_app
+from jobstore.api.cdm import CdmConfig
 from jobstore.api.kinetica import KineticaConfig
 from jobstore.auth import Authenticator
+from jobstore.cdm.service import CdmService
 from jobstore.errors import ClientError, ConfigError
 from jobstore.executor.executor import Executor, ExecutorConfig
 from jobstore.executor.registry import default_registry
@@ -127,6 +129,7 @@ async def serve(settings: Settings) -> int:
             on_created=executor.wake,
             on_cancel=executor.request_cancel,
         )
+        authenticator = Authenticator(db)
         app = create_app(
             service,
             executor=executor,
@@ -134,7 +137,11 @@ async def serve(settings: Settings) -> int:
                 max_body_bytes=settings.max_body_bytes,
                 public_url=settings.public_url or None,
                 ha_peers=settings.ha_peers,
-                authenticator=Authenticator(db) if settings.auth == "required" else None,
+                authenticator=authenticator if settings.auth == "required" else None,
+            ),
+            cdm=(
+                CdmService(service, cluster_id=settings.cdm_cluster_id or None),
+                CdmConfig(authenticator=authenticator, max_body_bytes=settings.max_body_bytes),
             ),
         )
         server = _Server(

@@ -88,7 +88,7 @@ class JobService:
         if any(r.created for r in results):
             await self.store.job_notify_created(conn)
 
-    async def create_job(
+    def prepare_job(
         self,
         endpoint: str,
         payload: Payload,
@@ -97,8 +97,8 @@ class JobService:
         created_by: str | None = None,
         project: str | None = None,
         source_ip: str | None = None,
-    ) -> CreateResult:
-        """Validate and store a new queued job; idempotent on `options.job_tag`."""
+    ) -> NewJob:
+        """Validate a create and build the row to insert; raises the client's mistakes."""
         options = dict(options or {})
         ep = self.registry.get(endpoint)
         if payload.text is not None:
@@ -115,12 +115,11 @@ class JobService:
         remove = parse_bool(
             options.get("remove_job_on_complete", "false"), name="remove_job_on_complete"
         )
-        digest = request_digest(endpoint, payload)
-        new = NewJob(
+        return NewJob(
             job_tag=tag,
             endpoint=endpoint,
             request=payload,
-            request_digest=digest,
+            request_digest=request_digest(endpoint, payload),
             options=options,
             remove_on_complete=remove,
             retryable=ep.retryable,
@@ -130,15 +129,39 @@ class JobService:
             source_ip=source_ip,
             tag_given=given_tag,
         )
+
+    async def create_job(
+        self,
+        endpoint: str,
+        payload: Payload,
+        options: Mapping[str, str] | None = None,
+        *,
+        created_by: str | None = None,
+        project: str | None = None,
+        source_ip: str | None = None,
+    ) -> CreateResult:
+        """Validate and store a new queued job; idempotent on `options.job_tag`."""
+        new = self.prepare_job(
+            endpoint,
+            payload,
+            options,
+            created_by=created_by,
+            project=project,
+            source_ip=source_ip,
+        )
         # Answered after the commit of a transaction shared with concurrent creates.
         inserted = await self._creates.submit(new)
         if not inserted.created:
-            if inserted.existing_digest != digest:
-                raise TagConflict(tag, inserted.job_id)
-            return CreateResult(inserted.job_id, tag, created=False)
+            if inserted.existing_digest != new.request_digest:
+                raise TagConflict(new.job_tag, inserted.job_id)
+            return CreateResult(inserted.job_id, new.job_tag, created=False)
+        self.job_created()
+        return CreateResult(inserted.job_id, new.job_tag, created=True)
+
+    def job_created(self) -> None:
+        """Tell this node's executor that work is waiting."""
         if self._on_created is not None:
             self._on_created()
-        return CreateResult(inserted.job_id, tag, created=True)
 
     async def get_job(
         self,

@@ -126,6 +126,14 @@ OPTIONS: tuple[Option, ...] = (
         "database, announced to Kinetica clients for failover",
         ("serve",),
     ),
+    Option(
+        "--cdm-cluster-id",
+        str,
+        "",
+        "the CDM cluster id this node answers to in "
+        "/v1.1/{project}/clusters/{cluster}/cdm/... (default: any)",
+        ("serve",),
+    ),
     Option("--max-body-bytes", int, 64 * 1024 * 1024, "largest request body accepted", ("serve",)),
     Option("--pool-size", int, 10, "database connections per node", ("serve", "worker")),
     Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),
@@ -150,6 +158,7 @@ class Settings:
     auth: str = "off"
     insecure_bind: bool = False
     ha_peers: tuple[str, ...] = ()
+    cdm_cluster_id: str = ""
     max_body_bytes: int = 64 * 1024 * 1024
     pool_size: int = 10
     log_level: str = "info"

@@ -26,6 +26,7 @@ FORBIDDEN = {
     "store/": ("jobstore.executor", "jobstore.api", "jobstore.service", "jobstore.cli"),
     "executor/": ("jobstore.api", "jobstore.service", "jobstore.cli"),
     "service.py": ("jobstore.api", "jobstore.cli"),
+    "cdm/": ("jobstore.api", "jobstore.cli", "jobstore.executor.executor"),
     "api/": ("jobstore.cli", "jobstore.store"),
 }
 

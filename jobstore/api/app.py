@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from jobstore.api.cdm import CdmConfig, cdm_routes
 from jobstore.api.kinetica import KineticaConfig, kinetica_routes
+from jobstore.cdm.service import CdmService
 from jobstore.executor.executor import Executor
 from jobstore.service import JobService
 
@@ -17,6 +19,7 @@ def create_app(
     *,
     executor: Executor | None = None,
     kinetica: KineticaConfig | None = None,
+    cdm: tuple[CdmService, CdmConfig] | None = None,
 ) -> Starlette:
     """Build the app. With an executor, it starts and soft-stops with the server."""
 
@@ -31,5 +34,5 @@ def create_app(
                 await executor.stop()
 
     # The Kinetica routes end in a POST catch-all, so they go last.
-    routes = [*kinetica_routes(service, kinetica)]
+    routes = [*(cdm_routes(*cdm) if cdm else []), *kinetica_routes(service, kinetica)]
     return Starlette(routes=routes, lifespan=lifespan)

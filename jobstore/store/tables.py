@@ -146,3 +146,43 @@ api_tokens = sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Index("ix_api_tokens_user_id", api_tokens.c.user_id)
+
+# Huawei CDM facade: named job definitions, and which jobstore job each start created.
+cdm_jobs = sa.Table(
+    "cdm_jobs",
+    metadata,
+    sa.Column("cdm_job_id", JobId, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("cluster_id", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(240), nullable=False),
+    sa.Column("job_type", sa.String(32), nullable=False),
+    sa.Column("definition", sa.JSON(), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project", "cluster_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+cdm_submissions = sa.Table(
+    "cdm_submissions",
+    metadata,
+    # The jobstore job this start created (no foreign key: remove_job_on_complete may delete
+    # the job row; its tombstone keeps the final state).
+    sa.Column("job_id", JobId, primary_key=True, autoincrement=False),
+    sa.Column("cdm_job_id", JobId, nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("cluster_id", sa.String(128), nullable=False),
+    sa.Column("job_name", sa.String(240), nullable=False),
+    sa.Column("is_delete_job", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_cdm_submissions_job",
+    cdm_submissions.c.project,
+    cdm_submissions.c.cluster_id,
+    cdm_submissions.c.job_name,
+    cdm_submissions.c.job_id,
+)

@@ -1,0 +1,1 @@
+"""Huawei CDM named jobs: definitions started with variables, followed as submissions."""

@@ -1,0 +1,326 @@
+"""CDM named jobs over the job store: a definition is started with variables, and each start
+is a submission: one ordinary jobstore job, the same row `/get/job` and SQL see.
+
+What a definition runs comes from its driver config group `jobstoreConfig`: `endpoint`
+(e.g. /sleep), `request` (a JSON text template) and `requestEncoding` (json). CDM's own fields
+(links, connectors, from/to config values) are resolved too and handed to the endpoint's
+request under their own names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobstore.cdm.variables import resolve
+from jobstore.clock import Clock, SystemClock
+from jobstore.errors import BadRequest, ClientError, UnknownEndpoint
+from jobstore.models import Encoding, Payload
+from jobstore.service import JobService
+from jobstore.store.cdm import CdmStore, Definition, SubmissionRow
+
+__all__ = ["CdmError", "CdmService", "Definition", "Started", "SubmissionRow"]
+
+JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
+CONFIG_SECTIONS = ("from-config-values", "to-config-values", "driver-config-values")
+CDM_FIELDS = (
+    "from-link-name",
+    "from-connector-name",
+    "to-link-name",
+    "to-connector-name",
+    *CONFIG_SECTIONS,
+)
+ENDPOINT_INPUT = "jobstoreConfig.endpoint"
+REQUEST_INPUT = "jobstoreConfig.request"
+ENCODING_INPUT = "jobstoreConfig.requestEncoding"
+DELETE_INPUT = "schedulerConfig.disposableType"
+
+
+class CdmError(ClientError):
+    """An error in CDM's terms: a `Cdm.xxxx` code and an HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def not_found(name: str) -> CdmError:
+    return CdmError("Cdm.0100", f"Job[{name}] doesn't exist.")
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    job_id: int
+    job_name: str
+    user: str | None
+    at: datetime
+    is_delete_job: bool
+
+
+def config_inputs(definition: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """`{input name: value}` of one ConfigValues section."""
+    values = definition.get(section) or {}
+    found: dict[str, Any] = {}
+    for config in values.get("configs") or []:
+        for item in config.get("inputs") or []:
+            found[str(item.get("name"))] = item.get("value")
+    return found
+
+
+def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
+    """(name, job_type, definition) of a Job object; CdmError when it cannot run."""
+    if not isinstance(job, dict):
+        raise CdmError("Cdm.0104", "each job must be a JSON object")
+    name = job.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 240 or name == "all":
+        raise CdmError("Cdm.0104", "a job needs a 'name' of 1 to 240 characters (not 'all')")
+    job_type = job.get("job_type", "NORMAL_JOB")
+    if job_type not in JOB_TYPES:
+        raise CdmError("Cdm.0104", f"job_type must be one of {', '.join(JOB_TYPES)}")
+    for section in CONFIG_SECTIONS:
+        value = job.get(section)
+        if value is None:
+            continue
+        configs = value.get("configs") if isinstance(value, dict) else None
+        if not isinstance(configs, list) or not all(
+            isinstance(c, dict)
+            and isinstance(c.get("inputs", []), list)
+            and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in c["inputs"])
+            for c in configs
+        ):
+            raise CdmError(
+                "Cdm.0104",
+                f'\'{section}\' must be {{"configs": [{{"name": ..., "inputs": '
+                '[{"name": ..., "value": ...}]}]}',
+            )
+    driver = config_inputs(job, "driver-config-values")
+    endpoint = driver.get(ENDPOINT_INPUT)
+    if not isinstance(endpoint, str) or not endpoint:
+        raise CdmError(
+            "Cdm.0104",
+            f"Job[{name}] needs the driver input '{ENDPOINT_INPUT}' naming a jobstore endpoint",
+        )
+    if "${" not in endpoint and not registry_has(endpoint):
+        raise CdmError("Cdm.0104", f"Job[{name}]: unknown endpoint '{endpoint}'")
+    encoding = driver.get(ENCODING_INPUT, "json")
+    if encoding != "json":
+        raise CdmError("Cdm.0104", f"Job[{name}]: only requestEncoding 'json' is supported")
+    definition = {k: v for k, v in job.items() if k in ("name", "job_type", *CDM_FIELDS)}
+    definition["job_type"] = job_type
+    return name, job_type, definition
+
+
+class CdmService:
+    def __init__(
+        self, jobs: JobService, *, cluster_id: str | None = None, clock: Clock | None = None
+    ) -> None:
+        self.jobs = jobs
+        self.db = jobs.db
+        self.store = CdmStore(jobs.db.dialect)
+        self.cluster_id = cluster_id
+        self.clock = clock or SystemClock()
+
+    def check_cluster(self, cluster_id: str) -> None:
+        if self.cluster_id is not None and cluster_id != self.cluster_id:
+            raise CdmError("Cdm.0001", f"The cluster {cluster_id} does not exist or is invalid.")
+
+    # -- definitions ------------------------------------------------------------------------
+
+    async def create(
+        self, project: str, cluster_id: str, jobs: list[Any], user: str | None
+    ) -> list[str]:
+        checked = [_validate(job, self.jobs.registry.__contains__) for job in jobs]
+        names = [name for name, _, _ in checked]
+        if len(set(names)) != len(names):
+            raise CdmError("Cdm.0104", "the same job name appears twice in the request")
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            for name, job_type, definition in checked:
+                if not await self.store.definition_insert(
+                    conn,
+                    project=project,
+                    cluster_id=cluster_id,
+                    name=name,
+                    job_type=job_type,
+                    definition=definition,
+                    user=user,
+                    now=now,
+                ):
+                    raise CdmError("Cdm.0104", f"Job[{name}] already exists.")
+        return names
+
+    async def get(self, project: str, cluster_id: str, name: str) -> Definition:
+        async with self.db.transaction() as conn:
+            await self.store.definition_reap(conn)
+            found = await self.store.definition_get(conn, project, cluster_id, name)
+        if found is None:
+            raise not_found(name)
+        return found
+
+    async def list_definitions(
+        self,
+        project: str,
+        cluster_id: str,
+        *,
+        name_filter: str | None,
+        job_type: str,
+        page_no: int,
+        page_size: int,
+    ) -> tuple[int, list[Definition]]:
+        async with self.db.transaction() as conn:
+            await self.store.definition_reap(conn)
+            return await self.store.definition_list(
+                conn,
+                project,
+                cluster_id,
+                name_filter=name_filter,
+                job_type=job_type,
+                offset=(page_no - 1) * page_size,
+                limit=page_size,
+            )
+
+    async def modify(
+        self, project: str, cluster_id: str, name: str, job: Any, user: str | None
+    ) -> None:
+        if isinstance(job, dict) and "name" not in job:
+            job = {**job, "name": name}
+        new_name, job_type, definition = _validate(job, self.jobs.registry.__contains__)
+        if new_name != name:
+            raise CdmError("Cdm.0095", f"the job's name cannot change ({name} -> {new_name})")
+        async with self.db.transaction() as conn:
+            await self.store.definition_reap(conn)
+            if not await self.store.definition_update(
+                conn,
+                project=project,
+                cluster_id=cluster_id,
+                name=name,
+                job_type=job_type,
+                definition=definition,
+                user=user,
+                now=self.clock.now(),
+            ):
+                raise not_found(name)
+
+    async def delete(self, project: str, cluster_id: str, name: str) -> None:
+        async with self.db.transaction() as conn:
+            await self.store.definition_reap(conn)
+            if not await self.store.definition_delete(conn, project, cluster_id, name):
+                raise not_found(name)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        project: str,
+        cluster_id: str,
+        name: str,
+        variables: Mapping[str, str],
+        user: str | None,
+    ) -> Started:
+        """Resolve the definition's placeholders and create its submission (one job)."""
+        now = self.clock.now()
+        definition = await self.get(project, cluster_id, name)
+        endpoint, request, is_delete = self._request(definition, variables, now)
+        try:
+            new = self.jobs.prepare_job(
+                endpoint,
+                Payload(Encoding.JSON, text=json.dumps(request)),
+                created_by=user,
+                project=project,
+            )
+        except UnknownEndpoint as exc:
+            raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from exc
+        async with self.db.transaction() as conn:
+            # Locked (PostgreSQL) or under the write lock (SQLite): starts of one definition
+            # take turns, so two cannot both find it idle.
+            locked = await self.store.definition_get(conn, project, cluster_id, name, lock=True)
+            if locked is None:
+                raise not_found(name)
+            if await self.store.submission_active(conn, project, cluster_id, name) is not None:
+                raise CdmError("Cdm.0500", f"Job[{name}] is already running.")
+            [inserted] = await self.jobs.store.job_create_many(conn, [new], now)
+            await self.store.submission_insert(
+                conn,
+                job_id=inserted.job_id,
+                definition=locked,
+                is_delete_job=is_delete,
+                user=user,
+                now=now,
+            )
+            await self.jobs.store.job_notify_created(conn)
+        self.jobs.job_created()
+        return Started(inserted.job_id, name, user, now, is_delete)
+
+    def _request(
+        self, definition: Definition, variables: Mapping[str, str], now: datetime
+    ) -> tuple[str, Any, bool]:
+        """(endpoint, request value, delete-after-run) with every placeholder resolved."""
+        resolved: dict[str, Any] = {}
+        for key, value in definition.definition.items():
+            resolved[key] = _resolve_all(value, variables, now)
+        driver = config_inputs(resolved, "driver-config-values")
+        endpoint = str(driver[ENDPOINT_INPUT])
+        template = driver.get(REQUEST_INPUT)
+        cdm_fields = {"job-name": definition.name}
+        cdm_fields.update({k: resolved[k] for k in CDM_FIELDS if k in resolved})
+        request: Any = cdm_fields
+        if template not in (None, ""):
+            try:
+                parsed = json.loads(str(template))
+            except ValueError as exc:
+                raise CdmError(
+                    "Cdm.0014",
+                    f"Invalid parameter: '{REQUEST_INPUT}' is not JSON once resolved: {exc}",
+                ) from exc
+            request = {**cdm_fields, **parsed} if isinstance(parsed, dict) else parsed
+        disposable = str(driver.get(DELETE_INPUT) or "NONE").upper()
+        is_delete = disposable not in ("NONE", "FALSE", "")
+        is_delete = is_delete or definition.definition.get("isDeleteJob") is True
+        return endpoint, request, is_delete
+
+    async def stop(self, project: str, cluster_id: str, name: str) -> bool:
+        """Cancel the running submission; False when nothing was running."""
+        await self.get(project, cluster_id, name)
+        async with self.db.reading() as conn:
+            active = await self.store.submission_active(conn, project, cluster_id, name)
+        if active is None:
+            return False
+        await self.jobs.cancel_jobs([active])
+        return True
+
+    async def submissions(
+        self, project: str, cluster_id: str, name: str, *, page_no: int = 1, page_size: int = 1
+    ) -> tuple[int, list[SubmissionRow], Definition | None]:
+        """Newest first. Unknown only when neither the definition nor any run exists."""
+        async with self.db.transaction() as conn:
+            await self.store.definition_reap(conn)
+            found = await self.store.definition_get(conn, project, cluster_id, name)
+            total, rows = await self.store.submission_list(
+                conn,
+                project,
+                cluster_id,
+                name,
+                offset=(page_no - 1) * page_size,
+                limit=page_size,
+            )
+        if found is None and total == 0:
+            raise not_found(name)
+        return total, rows, found
+
+
+def _resolve_all(value: Any, variables: Mapping[str, str], now: datetime) -> Any:
+    """Resolve placeholders in every string inside a JSON value."""
+    if isinstance(value, str):
+        try:
+            return resolve(value, variables, now)
+        except BadRequest as exc:
+            raise CdmError("Cdm.0014", str(exc)) from exc
+    if isinstance(value, list):
+        return [_resolve_all(v, variables, now) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_all(v, variables, now) for k, v in value.items()}
+    return value
