@@ -6,6 +6,7 @@ stored as their SHA-256 (a token has full entropy, so a fast hash is the right o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,6 +21,11 @@ from jobstore.store import Database
 from jobstore.store.auth import AuthStore, TokenRow, UserRow
 
 TOKEN_PREFIX = "jst_"
+# Verified with when the user does not exist, so both cases cost the same.
+_DUMMY_HASH = (
+    "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+)
+FAILED_LOGIN_CACHE_SECONDS = 5.0
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -78,9 +84,13 @@ class Authenticator:
         self.store = AuthStore()
         self.clock = clock or SystemClock()
         self._cache_seconds = cache_seconds
-        # sha256(user, password) -> (principal, expiry): spares scrypt on every request.
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        # hmac(user, password) -> (principal or None, expiry): spares scrypt on every request,
+        # and a flood of wrong passwords costs one scrypt per pair per few seconds.
+        self._verified: dict[str, tuple[Principal | None, float]] = {}
         self._cache_key = secrets.token_bytes(16)
+        # scrypt takes ~50 ms of CPU: run it in threads, two at a time, off the event loop
+        # (a blocked loop would miss lease renewals).
+        self._hashing = asyncio.Semaphore(2)
 
     async def basic(self, user: str, password: str) -> Principal | None:
         key = hmac.new(self._cache_key, f"{user}\0{password}".encode(), "sha256").hexdigest()
@@ -89,14 +99,14 @@ class Authenticator:
             return cached[0]
         async with self.db.reading() as conn:
             row = await self.store.user_get(conn, user)
-        if row is None or row.password_hash is None:
-            return None
-        if not verify_password(password, row.password_hash):
-            return None
-        principal = Principal(row.name, row.is_admin)
+        stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+        async with self._hashing:
+            ok = await asyncio.to_thread(verify_password, password, stored)
+        principal = Principal(row.name, row.is_admin) if ok and row is not None else None
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[key] = (principal, time.monotonic() + self._cache_seconds)
+        ttl = self._cache_seconds if principal else FAILED_LOGIN_CACHE_SECONDS
+        self._verified[key] = (principal, time.monotonic() + ttl)
         return principal
 
     async def bearer(self, token: str) -> Principal | None:

@@ -41,11 +41,14 @@ class UnknownEndpoint(ClientError):
 
 
 class TagConflict(ClientError):
-    def __init__(self, tag: str, job_id: int) -> None:
-        super().__init__(
-            f"job_tag {tag!r} is already used by job {job_id} "
-            "with a different endpoint, request_encoding or payload"
-        )
+    def __init__(self, tag: str, job_id: int | None) -> None:
+        if job_id is None:
+            super().__init__(f"job_tag {tag!r} is already in use; choose another tag")
+        else:
+            super().__init__(
+                f"job_tag {tag!r} is already used by job {job_id} "
+                "with a different endpoint, request_encoding or payload"
+            )
         self.tag = tag
         self.job_id = job_id
 

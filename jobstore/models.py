@@ -195,6 +195,7 @@ class Inserted:
     job_id: int
     created: bool
     existing_digest: str | None = None  # of the job holding the tag, when not created
+    existing_owner: str | None = None  # who created the job holding the tag
 
 
 @dataclass(frozen=True, slots=True)

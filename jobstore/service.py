@@ -152,6 +152,8 @@ class JobService:
         # Answered after the commit of a transaction shared with concurrent creates.
         inserted = await self._creates.submit(new)
         if not inserted.created:
+            if inserted.existing_owner != new.created_by:
+                raise TagConflict(new.job_tag, None)  # someone else's job: say nothing of it
             if inserted.existing_digest != new.request_digest:
                 raise TagConflict(new.job_tag, inserted.job_id)
             return CreateResult(inserted.job_id, new.job_tag, created=False)

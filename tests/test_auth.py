@@ -226,3 +226,25 @@ async def test_removed_jobs_stay_private(db: Database, secured: tuple[Api, dict[
         "already_done"
     ]
     assert (await api.call("/admin/alter/jobs", cancel, creds["bob"]))[2]["status"] == ["not_found"]
+
+
+async def test_a_tag_held_by_another_user_reveals_nothing(
+    secured: tuple[Api, dict[str, Any]],
+) -> None:
+    api, creds = secured
+    await api.create(creds["alice"], "mine")
+    body = {
+        "endpoint": "/echo",
+        "request_encoding": "json",
+        "data_str": "{}",
+        "options": {"job_tag": "mine"},
+    }
+    for payload in ("{}", "[1]"):  # the same request, and another one
+        status, envelope, _ = await api.call(
+            "/create/job", {**body, "data_str": payload}, creds["bob"]
+        )
+        assert status == 400 and envelope["message"] == (
+            "job_tag 'mine' is already in use; choose another tag"
+        )
+    status, _, _ = await api.call("/create/job", body, creds["alice"])
+    assert status == 200  # alice re-sending her own create still gets her job

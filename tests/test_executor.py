@@ -364,3 +364,48 @@ async def test_notify_wakes_an_idle_executor_on_another_node(
     finally:
         await idle.stop(wait_seconds=0)
         await elsewhere.db.dispose()
+
+
+async def test_a_handler_calling_sys_exit_ends_its_job_not_the_node(
+    db: Database, registry: Any, service: JobService, clock: ManualClock
+) -> None:
+    def exits(request: Any, ctx: JobContext) -> None:
+        raise SystemExit(2)
+
+    async def exits_async(request: Any, ctx: JobContext) -> None:
+        raise SystemExit(3)
+
+    registry.add(Endpoint("/exit", exits))
+    registry.add(Endpoint("/exit-async", exits_async))
+    ex = make_executor(db, registry, clock)
+    a = await create(service, "/exit", Payload(Encoding.JSON, text="{}"))
+    b = await create(service, "/exit-async", Payload(Encoding.JSON, text="{}"))
+    assert await ex.run_once() == [a, b]
+    for job_id, code in ((a, 2), (b, 3)):
+        done = await job(service, job_id)
+        assert done.status is JobState.ERROR
+        assert done.status_map["error_message"] == f"SystemExit: {code}"
+    await ex.stop(wait_seconds=0)
+
+
+async def test_a_job_cancelled_before_it_starts_frees_its_slot(
+    db: Database, registry: Any, service: JobService, clock: ManualClock
+) -> None:
+    ex = make_executor(db, registry, clock, concurrency=1)
+    first = await create(service, "/hold", Payload(Encoding.JSON, text="{}"))
+    await ex.claim_once()
+    ex.request_cancel([first])  # no await since the claim: the task has not run a step yet
+    await ex.wait_idle()
+    await asyncio.wait_for(ex._finishes.drain(), 5)
+    assert ex.running_job_ids == []
+    assert (await job(service, first)).status is JobState.CANCELLED
+    second = await create(service, "/echo", Payload(Encoding.JSON, text="{}"))
+    assert await ex.run_once() == [second]  # the slot is free again
+    await ex.stop(wait_seconds=0)
+
+
+def test_timings_must_be_finite() -> None:
+    with pytest.raises(ConfigError, match="finite"):
+        ExecutorConfig(node_id="n", lease_seconds=float("nan"))
+    with pytest.raises(ConfigError, match="finite"):
+        ExecutorConfig(node_id="n", poll_seconds=float("inf"))

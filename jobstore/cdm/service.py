@@ -17,6 +17,7 @@ from typing import Any
 
 from jobstore.cdm.variables import resolve
 from jobstore.clock import Clock, SystemClock
+from jobstore.codecs.jsontext import check_text
 from jobstore.errors import BadRequest, ClientError, UnknownEndpoint
 from jobstore.models import Encoding, Payload
 from jobstore.service import JobService
@@ -71,10 +72,27 @@ def config_inputs(definition: Mapping[str, Any], section: str) -> dict[str, Any]
     return found
 
 
+def _check_texts(value: Any) -> None:
+    """Every string (keys too) must be storable text: no NUL, no lone surrogates."""
+    if isinstance(value, str):
+        try:
+            check_text(value, what="a value")
+        except ClientError as exc:
+            raise CdmError("Cdm.0104", f"Invalid job: {exc}") from None
+    elif isinstance(value, list):
+        for item in value:
+            _check_texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(key)
+            _check_texts(item)
+
+
 def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
     """(name, job_type, definition) of a Job object; CdmError when it cannot run."""
     if not isinstance(job, dict):
         raise CdmError("Cdm.0104", "each job must be a JSON object")
+    _check_texts(job)
     name = job.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 240 or name == "all":
         raise CdmError("Cdm.0104", "a job needs a 'name' of 1 to 240 characters (not 'all')")
@@ -89,7 +107,9 @@ def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
         if not isinstance(configs, list) or not all(
             isinstance(c, dict)
             and isinstance(c.get("inputs", []), list)
-            and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in c["inputs"])
+            and all(
+                isinstance(i, dict) and isinstance(i.get("name"), str) for i in c.get("inputs", [])
+            )
             for c in configs
         ):
             raise CdmError(
@@ -223,6 +243,12 @@ class CdmService:
     ) -> Started:
         """Resolve the definition's placeholders and create its submission (one job)."""
         now = self.clock.now()
+        for key, value in variables.items():
+            try:
+                check_text(key, what="a variable name")
+                check_text(value, what=f"variable {key!r}")
+            except ClientError as exc:
+                raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from None
         definition = await self.get(project, cluster_id, name)
         endpoint, request, is_delete = self._request(definition, variables, now)
         try:

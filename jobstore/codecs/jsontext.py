@@ -13,6 +13,8 @@ def loads(text: str | bytes, *, what: str = "body") -> Any:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise DecodeError(f"{what} nests too deeply") from None
 
 
 def dumps(value: Any) -> str:

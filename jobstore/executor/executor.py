@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +54,10 @@ class ExecutorConfig:
             raise ConfigError("node id must be 1 to 128 characters")
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        for name in ("lease_seconds", "heartbeat_seconds", "poll_seconds", "tick_seconds",
+                     "rescue_seconds", "cancel_grace_seconds", "shutdown_seconds"):  # fmt: skip
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name.replace('_', ' ')} must be a finite number")
         if self.lease_seconds < 1:
             raise ConfigError("lease must be at least 1 second")
         for name in ("poll_seconds", "tick_seconds"):
@@ -171,6 +177,7 @@ class Executor:
             await asyncio.wait(pending, timeout=timeout)
         if self._running:
             await self._hard_stop_jobs()
+        await self._finishes.drain()  # outcomes still being written
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -212,6 +219,8 @@ class Executor:
             if job.cancel_requested:
                 self._begin_cancel(run)
             run.task = asyncio.create_task(self._run(run), name=f"jobstore-job-{job.job_id}")
+            # Also when the task is cancelled before its first step, so its `finally` never ran.
+            run.task.add_done_callback(functools.partial(self._forget_task, run))
         return claimed
 
     async def run_once(self) -> list[int]:
@@ -241,9 +250,21 @@ class Executor:
                 # Shielded: a cancel arriving now must not cut the write in half.
                 await asyncio.shield(self._finish(run, outcome))
         finally:
-            if self._running.get(job.job_id) is run:
-                del self._running[job.job_id]
-            self._wake.set()  # a slot is free
+            self._forget(run)
+
+    def _forget_task(self, run: _Running, task: asyncio.Task[None]) -> None:
+        if task.cancelled() and not (run.lost or run.finishing or self._hard_stop):
+            # Cancelled before its first step: `_run` never ran, so record the cancel here.
+            run.finishing = True
+            finish = asyncio.ensure_future(self._finish(run, _cancelled_outcome(run.ctx)))
+            finish.add_done_callback(lambda _f: self._forget(run))
+            return
+        self._forget(run)
+
+    def _forget(self, run: _Running) -> None:
+        if self._running.get(run.claimed.job_id) is run:
+            del self._running[run.claimed.job_id]
+        self._wake.set()  # a slot is free
 
     async def _execute(self, job: Claimed, ctx: JobContext) -> Outcome:
         try:
@@ -263,7 +284,10 @@ class Executor:
             return _cancelled_outcome(ctx)
         except (JobFailed, JobstoreError) as exc:
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": str(exc)})
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # BaseException too: a handler calling sys.exit() must end its job, not the node.
             log.exception("job %d (%s) raised", job.job_id, job.endpoint)
             message = f"{type(exc).__name__}: {exc}".rstrip(": ")
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
@@ -318,12 +342,14 @@ class Executor:
 
     async def _hard_stop_jobs(self) -> None:
         self._hard_stop = True
-        runs = list(self._running.values())
+        # A run already writing its outcome keeps its result: let it finish, requeue the rest.
+        finishing = [r for r in self._running.values() if r.finishing]
+        runs = [r for r in self._running.values() if not r.finishing]
         for run in runs:
             run.ctx.cancel()
             if run.task is not None:
                 run.task.cancel()
-        await asyncio.gather(*(r.task for r in runs if r.task), return_exceptions=True)
+        await asyncio.gather(*(r.task for r in runs + finishing if r.task), return_exceptions=True)
         now = self.clock.now()
         async with self.db.transaction() as conn:
             for run in runs:

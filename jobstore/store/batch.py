@@ -51,6 +51,11 @@ class GroupCommit(Generic[T, R]):
             self._worker = asyncio.create_task(self._drain(), name="jobstore-group-commit")
         return await future
 
+    async def drain(self) -> None:
+        """Wait until every submitted write is committed (or failed)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
     async def _drain(self) -> None:
         while self._queue:
             batch = self._queue[: self._max_batch]

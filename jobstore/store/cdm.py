@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.models import FINAL_STATES
@@ -85,10 +86,10 @@ class CdmStore:
         now: datetime,
     ) -> bool:
         """False when the name is taken in this project and cluster."""
-        if await self.definition_get(conn, project, cluster_id, name) is not None:
-            return False
-        await conn.execute(
-            sa.insert(cdm_jobs).values(
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        result = await conn.execute(
+            insert(cdm_jobs)
+            .values(
                 project=project,
                 cluster_id=cluster_id,
                 name=name,
@@ -99,8 +100,12 @@ class CdmStore:
                 updated_by=user,
                 updated_at=now,
             )
+            .on_conflict_do_nothing(
+                index_elements=[cdm_jobs.c.project, cdm_jobs.c.cluster_id, cdm_jobs.c.name]
+            )
+            .returning(cdm_jobs.c.cdm_job_id)
         )
-        return True
+        return result.first() is not None
 
     async def definition_get(
         self,
@@ -134,7 +139,8 @@ class CdmStore:
         where = [*_scope(project, cluster_id), cdm_jobs.c.job_type == job_type]
         if name_filter:
             escaped = name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(cdm_jobs.c.name.like(f"%{escaped}%", escape="\\"))
+            # Case-insensitive on both databases (SQLite's LIKE already is, PostgreSQL's not).
+            where.append(cdm_jobs.c.name.ilike(f"%{escaped}%", escape="\\"))
         total = (
             await conn.execute(sa.select(sa.func.count()).select_from(cdm_jobs).where(*where))
         ).scalar_one()

@@ -8,6 +8,7 @@ PostgreSQL uses one pooled engine for both.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from jobstore.errors import ConfigError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+log = logging.getLogger(__name__)
 
 # SQLSTATE classes that mean "the server cannot serve us" rather than "this statement is
 # wrong": connection exception, insufficient resources, operator intervention (shutting down,
@@ -87,7 +89,12 @@ def normalize_url(url: str) -> URL:
 
 def _sqlite_engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=600, pool_pre_ping=False
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=600,
+        pool_pre_ping=False,
+        hide_parameters=True,  # error messages must not carry job payloads into logs
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -120,7 +127,11 @@ class Database:
             self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
         else:
             self._writer = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,
             )
             self._reader = self._writer
 
@@ -154,7 +165,9 @@ class Database:
             yield
         except Exception as exc:
             if _is_unavailable(exc, self.dialect):
-                raise StoreUnavailable(f"database unavailable: {_brief(exc)}") from exc
+                # The detail (addresses, driver text) is for the operator, not the client.
+                log.warning("database unavailable: %s", _brief(exc))
+                raise StoreUnavailable("database unavailable") from exc
             raise
 
     async def ping(self) -> bool:

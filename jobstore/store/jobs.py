@@ -103,12 +103,13 @@ class JobStore:
         # SQLAlchemy sends this as one INSERT ... VALUES (...), (...) RETURNING.
         result = await conn.execute(self._insert, [_insert_row(new, now) for new in news])
         created = {tag: job_id for job_id, tag in result.all()}
-        holders: dict[str, tuple[int, str]] = {}  # tag -> (job_id, digest) of what holds it
+        # tag -> (job_id, request digest, created_by) of the job that holds it
+        holders: dict[str, tuple[int, str, str | None]] = {}
         answers: list[Inserted | None] = []
         for new in news:
             tag = new.job_tag
             if tag in created and tag not in holders:
-                holders[tag] = (created[tag], new.request_digest)
+                holders[tag] = (created[tag], new.request_digest, new.created_by)
                 answers.append(Inserted(created[tag], True))
             else:
                 answers.append(None)  # held by an earlier job: resolved below
@@ -116,11 +117,11 @@ class JobStore:
         missing -= holders.keys()
         if missing:
             live = await conn.execute(
-                sa.select(jobs.c.job_tag, jobs.c.job_id, jobs.c.request_digest).where(
-                    jobs.c.job_tag.in_(missing)
-                )
+                sa.select(
+                    jobs.c.job_tag, jobs.c.job_id, jobs.c.request_digest, jobs.c.created_by
+                ).where(jobs.c.job_tag.in_(missing))
             )
-            holders.update({tag: (job_id, digest) for tag, job_id, digest in live.all()})
+            holders.update({tag: (i, digest, owner) for tag, i, digest, owner in live.all()})
         # Tombstones: for tags that lost to a removed job, and for given tags we just
         # inserted (on PostgreSQL an insert waits for a concurrent removal of the same tag
         # to commit, so its tombstone is visible here; then our row must go).
@@ -132,9 +133,10 @@ class JobStore:
                     job_tombstones.c.job_tag,
                     job_tombstones.c.job_id,
                     job_tombstones.c.request_digest,
+                    job_tombstones.c.created_by,
                 ).where(job_tombstones.c.job_tag.in_(check))
             )
-            found = {tag: (job_id, digest) for tag, job_id, digest in stones.all()}
+            found = {tag: (i, digest, owner) for tag, i, digest, owner in stones.all()}
             undo = [created[t] for t in found if t in created]
             if undo:
                 await conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(undo)))
@@ -147,8 +149,8 @@ class JobStore:
             if answer is None:
                 if new.job_tag not in holders:  # pragma: no cover - a tag both taken and free
                     raise RuntimeError(f"job_tag {new.job_tag!r} vanished during create")
-                job_id, digest = holders[new.job_tag]
-                answer = Inserted(job_id, False, digest)
+                job_id, digest, owner = holders[new.job_tag]
+                answer = Inserted(job_id, False, digest, owner)
             final.append(answer)
         return final
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from jobstore.api.http import read_body
 from jobstore.auth import Authenticator, Principal
 from jobstore.cdm.service import (
     CdmError,
@@ -27,6 +28,7 @@ from jobstore.cdm.service import (
     Started,
     SubmissionRow,
 )
+from jobstore.codecs import jsontext
 from jobstore.errors import ClientError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,7 @@ class CdmApi:
                         f"The IAM user is not authorized to access project {project}",
                         403,
                     )
+                _check_path(request.path_params)
                 self.service.check_cluster(request.path_params["cluster_id"])
                 return await handler(request, principal)
             except CdmError as exc:
@@ -252,17 +255,12 @@ class CdmApi:
         return endpoint
 
     async def _body(self, request: Request, *, required: bool) -> Any:
-        body = await request.body()
-        if len(body) > self.config.max_body_bytes:
-            raise CdmError("Cdm.0014", "Invalid parameter: the request body is too large")
+        body = await read_body(request, self.config.max_body_bytes)
         if not body.strip():
             if required:
                 raise CdmError("Cdm.0014", "Invalid parameter: a JSON body is required")
             return {}
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise CdmError("Cdm.0014", f"Invalid parameter: body is not valid JSON: {exc}") from exc
+        return jsontext.loads(body, what="body")
 
     async def _jobs_list(self, request: Request) -> list[Any]:
         body = await self._body(request, required=True)
@@ -363,6 +361,7 @@ class CdmApi:
         name = params.get("jname")
         if not name:
             raise CdmError("Cdm.0014", "Invalid parameter: 'jname' is required")
+        _check_path({"job_name": name})
         page_no = _int_param(params.get("page_no", params.get("page")), "page_no", 1, 1, 10**6)
         page_size = _int_param(params.get("page_size", params.get("size")), "page_size", 10, 1, 100)
         total, rows, _ = await self.service.submissions(
@@ -376,6 +375,22 @@ class CdmApi:
                 "page_size": page_size,
             }
         )
+
+
+_PATH_LIMITS = {"project_id": 128, "cluster_id": 128, "job_name": 240}
+
+
+def _check_path(params: dict[str, Any]) -> None:
+    for name, limit in _PATH_LIMITS.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        if not 1 <= len(value) <= limit:
+            raise CdmError("Cdm.0014", f"Invalid parameter: {name} must be 1 to {limit} characters")
+        try:
+            jsontext.check_text(value, what=name)
+        except ClientError as exc:
+            raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from None
 
 
 def _int_param(value: str | None, name: str, default: int, low: int, high: int) -> int:

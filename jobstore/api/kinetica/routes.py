@@ -19,11 +19,12 @@ from starlette.routing import BaseRoute, Route
 
 from jobstore import __version__
 from jobstore.api.auth import principal_from_authorization
+from jobstore.api.http import read_body
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
 from jobstore.auth import Authenticator, Principal
-from jobstore.errors import BadRequest, ClientError, DecodeError, StoreUnavailable
+from jobstore.errors import BadRequest, ClientError, StoreUnavailable
 from jobstore.models import Encoding, Job, Payload
 from jobstore.service import ACTIVE_STATES, JobService, parse_bool
 
@@ -102,7 +103,7 @@ class KineticaApi:
                     return self._unauthorized(wire_enc)
             if name is None:
                 raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
-            body = await _read_body(request, self.config.max_body_bytes)
+            body = await read_body(request, self.config.max_body_bytes)
             req_schema, rsp_schema = ENDPOINTS[name]
             record = wire.decode_request(body, wire_enc, req_schema)
             answer = await self.handlers[name](request, record, principal)
@@ -287,20 +288,6 @@ def _positive_int(value: str, name: str, *, maximum: int) -> int:
     if not 1 <= number <= maximum:
         raise BadRequest(f"option {name!r} must be between 1 and {maximum}")
     return number
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise DecodeError(f"request body of {declared} bytes is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise DecodeError(f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -> list[BaseRoute]:
