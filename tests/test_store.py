@@ -485,3 +485,49 @@ async def test_create_many_answers_each_job_of_a_mixed_batch(
     async with db.reading() as conn:
         tags = sorted((await conn.execute(sa.select(jobs.c.job_tag))).scalars())
     assert tags == ["fresh", "live", "twice"]
+
+
+async def test_finish_many_records_a_mixed_batch_in_one_statement(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    done, failed, stale, cancelled, removed = await insert(
+        db,
+        store,
+        clock,
+        new_job("done"),
+        new_job("failed"),
+        new_job("stale"),
+        new_job("cancelled"),
+        new_job("removed", remove=True),
+    )
+    await claim(db, store, clock)
+    async with db.transaction() as conn:
+        await store.job_cancel(conn, [cancelled], clock.now())
+    answer = Payload(Encoding.BINARY, data=b"\x00\xffbytes")
+    outcomes = [
+        (done, 1, Outcome(JobState.DONE, answer, {"rows": "3"})),
+        (failed, 1, Outcome(JobState.ERROR, None, {"error_message": "boom"})),
+        (stale, 7, Outcome(JobState.DONE, answer)),  # not the attempt that holds the job
+        (cancelled, 1, Outcome(JobState.DONE, answer)),
+        (removed, 1, Outcome(JobState.DONE, Payload(Encoding.JSON, text="[]"))),
+    ]
+    async with db.transaction() as conn:
+        held = await store.job_finish_many(conn, outcomes, clock.now())
+    assert held == [True, True, False, True, True]
+    rows = {i: await get(db, store, i) for i in (done, failed, stale, cancelled, removed)}
+    ok, bad, untouched, stopped = rows[done], rows[failed], rows[stale], rows[cancelled]
+    assert ok is not None and (ok.status, ok.progress, ok.response_data) == (
+        JobState.DONE,
+        100,
+        b"\x00\xffbytes",
+    )
+    assert ok.status_map == {"rows": "3"} and ok.response_encoding is Encoding.BINARY
+    assert bad is not None and bad.status is JobState.ERROR
+    assert bad.status_map == {"error_message": "boom"} and bad.response_data is None
+    assert untouched is not None and untouched.status is JobState.RUNNING
+    assert stopped is not None and stopped.status is JobState.CANCELLED
+    assert stopped.response_data is None
+    assert rows[removed] is None  # deleted in the same transaction, tombstone left
+    async with db.reading() as conn:
+        stone = await store.tombstone_get(conn, removed)
+    assert stone is not None and stone.status is JobState.DONE

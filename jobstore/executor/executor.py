@@ -293,13 +293,8 @@ class Executor:
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
 
     async def _write_finish(self, conn: Any, items: list[tuple[Claimed, Outcome]]) -> list[bool]:
-        now = self.clock.now()
-        return [
-            await self.store.job_finish(
-                conn, job_id=job.job_id, attempt=job.attempt, outcome=outcome, now=now
-            )
-            for job, outcome in items
-        ]
+        outcomes = [(job.job_id, job.attempt, outcome) for job, outcome in items]
+        return await self.store.job_finish_many(conn, outcomes, self.clock.now())
 
     async def _finish(self, run: _Running, outcome: Outcome) -> None:
         job = run.claimed

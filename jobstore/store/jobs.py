@@ -6,6 +6,8 @@ lost its lease can never overwrite a newer attempt, so each job is completed at 
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +28,7 @@ from jobstore.models import (
     Payload,
     Tombstone,
 )
-from jobstore.store.tables import job_tombstones, jobs
+from jobstore.store.tables import UTCDateTime, job_tombstones, jobs
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 NEW_JOB_CHANNEL = "jobstore_new_job"
@@ -333,45 +335,52 @@ class JobStore:
     async def job_finish(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, outcome: Outcome, now: datetime
     ) -> bool:
-        """Record how an attempt ended. False when the attempt no longer holds the job.
+        """Record how an attempt ended. False when the attempt no longer holds the job."""
+        [held] = await self.job_finish_many(conn, [(job_id, attempt, outcome)], now)
+        return held
 
-        A job whose cancel was requested ends `cancelled` whatever the handler returned, so a
-        client told "cancelled" is never contradicted later.
+    async def job_finish_many(
+        self,
+        conn: AsyncConnection,
+        outcomes: Sequence[tuple[int, int, Outcome]],
+        now: datetime,
+    ) -> list[bool]:
+        """Record how attempts ended, given as (job_id, attempt, outcome), in one UPDATE.
+
+        Each row is fenced like a single write: an attempt that no longer holds its job is
+        left out (False). A job whose cancel was requested ends `cancelled` whatever its
+        handler returned, so a client told "cancelled" is never contradicted later.
         """
-        cancelled = JobState.CANCELLED.value
-        response = outcome.response
-        values: dict[str, Any] = {
-            "status": sa.case((jobs.c.cancel_requested, cancelled), else_=outcome.status.value),
-            "status_map": sa.case(
-                (jobs.c.cancel_requested, sa.literal(_cancel_map(), sa.JSON)),
-                else_=sa.literal(outcome.status_map, sa.JSON),
-            ),
-            "lease_expires_at": None,  # the owner stays: which node ran it is history
-            "finished_at": now,
-            "updated_at": now,
-        }
-        if outcome.status is JobState.DONE:
-            values["progress"] = sa.case((jobs.c.cancel_requested, jobs.c.progress), else_=100)
-        if response is not None:
-            values["response_encoding"] = sa.case(
-                (jobs.c.cancel_requested, sa.null()), else_=response.encoding.value
+        if not outcomes:
+            return []
+        rows = [
+            (
+                job_id,
+                attempt,
+                o.status.value,
+                json.dumps(o.status_map),
+                o.status is JobState.DONE,
+                o.response.encoding.value if o.response else None,
+                o.response.data if o.response else None,
+                o.response.text if o.response else None,
             )
-            values["response_data"] = sa.case(
-                (jobs.c.cancel_requested, sa.null()),
-                else_=sa.literal(response.data, sa.LargeBinary),
-            )
-            values["response_text"] = sa.case(
-                (jobs.c.cancel_requested, sa.null()), else_=sa.literal(response.text, sa.Text)
-            )
-        stmt = (
-            sa.update(jobs)
-            .where(*self._fence(job_id, attempt))
-            .values(**values)
-            .returning(jobs.c.job_id, jobs.c.remove_on_complete)
-        )
-        rows = (await conn.execute(stmt)).all()
-        await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
-        return bool(rows)
+            for job_id, attempt, o in outcomes
+        ]
+        params: dict[str, Any] = {"now": now, "cancel_map": json.dumps(_cancel_map())}
+        if self.dialect == "postgresql":
+            for name, column in zip(_FINISH_COLUMNS, zip(*rows, strict=True), strict=True):
+                params[name] = list(column)
+            stmt = _PG_FINISH
+        else:
+            params.update(
+                {f"{name}{n}": value for n, row in enumerate(rows) for name, value in
+                 zip(_FINISH_COLUMNS, row, strict=True)}
+            )  # fmt: skip
+            stmt = _sqlite_finish(len(rows))
+        held = (await conn.execute(stmt, params)).all()
+        await self._remove_completed([r.job_id for r in held if r.remove_on_complete], conn)
+        ids = {r.job_id for r in held}
+        return [job_id in ids for job_id, _, _ in outcomes]
 
     async def job_requeue(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, now: datetime, reason: str
@@ -546,6 +555,58 @@ class JobStore:
         stones: list[Mapping[str, Any]] = [dict(r._mapping) for r in deleted]
         if stones:
             await conn.execute(sa.insert(job_tombstones), stones)
+
+
+# -- set-based completion -----------------------------------------------------------------
+# One UPDATE records a whole batch of outcomes, joined to a row set `v`: typed arrays through
+# unnest on PostgreSQL, a VALUES list on SQLite. Only placeholders are generated, never data.
+
+_FINISH_COLUMNS = ("job_id", "attempt", "status", "status_map", "done", "renc", "rdata", "rtext")
+_FINISH_SET = """
+    status = CASE WHEN jobs.cancel_requested THEN 'cancelled' ELSE v.status END,
+    status_map = CASE WHEN jobs.cancel_requested THEN {cancel_map} ELSE {status_map} END,
+    progress = CASE WHEN jobs.cancel_requested THEN jobs.progress
+                    WHEN v.done THEN 100 ELSE jobs.progress END,
+    response_encoding = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.renc END,
+    response_data = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.rdata END,
+    response_text = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.rtext END,
+    lease_expires_at = NULL,
+    finished_at = :now,
+    updated_at = :now
+"""
+_FINISH_WHERE = """
+WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'running'
+RETURNING jobs.job_id, jobs.remove_on_complete
+"""
+_PG_FINISH = sa.text(
+    "UPDATE jobs SET "
+    + _FINISH_SET.format(
+        cancel_map="CAST(:cancel_map AS JSON)", status_map="CAST(v.status_map AS JSON)"
+    )
+    + """FROM unnest(CAST(:job_id AS BIGINT[]), CAST(:attempt AS INTEGER[]),
+                     CAST(:status AS TEXT[]), CAST(:status_map AS TEXT[]),
+                     CAST(:done AS BOOLEAN[]), CAST(:renc AS TEXT[]),
+                     CAST(:rdata AS BYTEA[]), CAST(:rtext AS TEXT[]))
+         AS v(job_id, attempt, status, status_map, done, renc, rdata, rtext)"""
+    + _FINISH_WHERE
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_finish(count: int) -> sa.TextClause:
+    values = ", ".join(
+        "(" + ", ".join(f":{name}{n}" for name in _FINISH_COLUMNS) + ")" for n in range(count)
+    )
+    return sa.text(
+        f"WITH v({', '.join(_FINISH_COLUMNS)}) AS (VALUES {values}) "
+        "UPDATE jobs SET "
+        + _FINISH_SET.format(cancel_map=":cancel_map", status_map="v.status_map")
+        + "FROM v"
+        + _FINISH_WHERE
+    ).bindparams(
+        sa.bindparam("now", type_=UTCDateTime()),
+        *(sa.bindparam(f"rdata{n}", type_=sa.LargeBinary()) for n in range(count)),
+    )
 
 
 def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
