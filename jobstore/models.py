@@ -17,27 +17,8 @@ class JobState(enum.StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
 
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATES
-
 
 FINAL_STATES = frozenset({JobState.DONE, JobState.ERROR, JobState.CANCELLED})
-
-# Allowed transitions; docs/state_machine.md draws the same graph.
-TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
-    JobState.RUNNING: frozenset(
-        {JobState.DONE, JobState.ERROR, JobState.CANCELLED, JobState.QUEUED}
-    ),
-    JobState.DONE: frozenset(),
-    JobState.ERROR: frozenset(),
-    JobState.CANCELLED: frozenset(),
-}
-
-
-def can_transition(src: JobState, dst: JobState) -> bool:
-    return dst in TRANSITIONS[src]
 
 
 class Encoding(enum.StrEnum):

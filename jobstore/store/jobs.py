@@ -89,11 +89,6 @@ class JobStore:
 
     # -- create and read --------------------------------------------------------------------
 
-    async def job_insert(self, conn: AsyncConnection, new: NewJob, now: datetime) -> int | None:
-        """Insert a queued job; None when its tag is already taken by a live job."""
-        row = (await conn.execute(self._insert, [_insert_row(new, now)])).first()
-        return row.job_id if row else None
-
     async def job_create_many(
         self, conn: AsyncConnection, news: Sequence[NewJob], now: datetime
     ) -> list[Inserted]:
@@ -164,15 +159,6 @@ class JobStore:
         row = (await conn.execute(sa.select(jobs).where(jobs.c.job_tag == tag))).first()
         return Job.from_row(row._mapping) if row else None
 
-    async def job_digest_by_tag(self, conn: AsyncConnection, tag: str) -> tuple[int, str] | None:
-        """(job_id, request_digest) of the live job holding a tag."""
-        row = (
-            await conn.execute(
-                sa.select(jobs.c.job_id, jobs.c.request_digest).where(jobs.c.job_tag == tag)
-            )
-        ).first()
-        return (row.job_id, row.request_digest) if row else None
-
     async def tombstone_get(self, conn: AsyncConnection, job_id: int) -> Tombstone | None:
         row = (
             await conn.execute(sa.select(job_tombstones).where(job_tombstones.c.job_id == job_id))
@@ -200,10 +186,6 @@ class JobStore:
         if created_by is not None:
             stmt = stmt.where(jobs.c.created_by == created_by)
         return [Job.from_row(r._mapping) for r in await conn.execute(stmt)]
-
-    async def job_count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
-        rows = await conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status))
-        return {status: count for status, count in rows.all()}
 
     async def job_notify_created(self, conn: AsyncConnection) -> None:
         """Wake idle executors on other nodes when this transaction commits (PostgreSQL)."""
