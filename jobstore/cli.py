@@ -24,11 +24,16 @@ from jobstore import __version__
 from jobstore.api.app import create_app
 from jobstore.api.cdm import CdmConfig
 from jobstore.api.kinetica import KineticaConfig
+from jobstore.api.rest import RestConfig
+from jobstore.api.ui import UiConfig
 from jobstore.auth import Authenticator
 from jobstore.cdm.service import CdmService
 from jobstore.errors import ClientError, ConfigError
 from jobstore.executor.executor import Executor, ExecutorConfig
+from jobstore.executor.pruner import Pruner
 from jobstore.executor.registry import default_registry
+from jobstore.logs import setup_logging
+from jobstore.metrics import Metrics
 from jobstore.service import JobService
 from jobstore.settings import Settings, add_options, environment, settings_from
 from jobstore.store import Database, migrate_to_head
@@ -90,15 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def _executor(db: Database, settings: Settings, command: str) -> Executor:
+def _executor(
+    db: Database, settings: Settings, command: str, metrics: Metrics | None = None
+) -> Executor:
     registry = default_registry(settings.endpoints, entry_points=True)
     config = ExecutorConfig(
         node_id=settings.effective_node_id(command),
@@ -108,7 +107,7 @@ def _executor(db: Database, settings: Settings, command: str) -> Executor:
         cancel_grace_seconds=settings.cancel_grace_seconds,
         shutdown_seconds=settings.shutdown_seconds,
     )
-    return Executor(db, registry, config)
+    return Executor(db, registry, config, metrics=metrics)
 
 
 def _safe_url(db: Database) -> str:
@@ -119,7 +118,8 @@ async def serve(settings: Settings) -> int:
     settings.check_bind()
     db = Database(settings.database_url, pool_size=settings.pool_size)
     try:
-        executor = _executor(db, settings, "serve")
+        metrics = Metrics() if settings.metrics else None
+        executor = _executor(db, settings, "serve", metrics)
         if settings.migrate:
             await migrate_to_head(db)
         service = JobService(
@@ -128,8 +128,11 @@ async def serve(settings: Settings) -> int:
             default_max_attempts=settings.max_attempts,
             on_created=executor.wake,
             on_cancel=executor.request_cancel,
+            metrics=metrics,
         )
         authenticator = Authenticator(db)
+        required = authenticator if settings.auth == "required" else None
+        pruner = Pruner(db, settings.pruner_config())
         app = create_app(
             service,
             executor=executor,
@@ -137,20 +140,29 @@ async def serve(settings: Settings) -> int:
                 max_body_bytes=settings.max_body_bytes,
                 public_url=settings.public_url or None,
                 ha_peers=settings.ha_peers,
-                authenticator=authenticator if settings.auth == "required" else None,
+                authenticator=required,
             ),
             cdm=(
                 CdmService(service, cluster_id=settings.cdm_cluster_id or None),
                 CdmConfig(authenticator=authenticator, max_body_bytes=settings.max_body_bytes),
             ),
+            rest=RestConfig(
+                authenticator=required, max_body_bytes=settings.max_body_bytes, pruner=pruner
+            ),
+            ui=UiConfig(authenticator=required),
+            metrics=metrics,
+            pruner=pruner,
         )
+        json_logs = settings.log_format == "json"
         server = _Server(
             uvicorn.Config(
                 app,
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
-                access_log=False,
+                # JSON: our handler formats uvicorn's records too, access lines included.
+                log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
+                access_log=json_logs,
                 lifespan="on",
                 # Our lifespan does the soft stop; uvicorn must not cut it short.
                 timeout_graceful_shutdown=None,
@@ -193,12 +205,15 @@ async def worker(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        pruner = Pruner(db, settings.pruner_config())
         await executor.start()
+        pruner.start()
         log.info("jobstore worker, node %s, database %s", executor.config.node_id, _safe_url(db))
         stopped = asyncio.create_task(executor.stopped.wait())
         signalled = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
         signalled.cancel()
+        await pruner.stop()
         await executor.stop()
         return 1 if executor.failure is not None else 0
     finally:
@@ -276,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = settings_from(args)
-        _setup_logging(settings.log_level)
+        setup_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             return asyncio.run(serve(settings))
         if args.command == "worker":

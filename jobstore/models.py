@@ -170,6 +170,19 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Which jobs a listing wants; every field narrows it, None means any."""
+
+    states: tuple[JobState, ...] | None = None
+    endpoint: str | None = None
+    tag: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    created_by: str | None = None
+    before_id: int | None = None  # keyset pagination: only jobs older than this id
+
+
+@dataclass(frozen=True, slots=True)
 class Inserted:
     """What a create found: a new job, or the job that already holds the tag."""
 

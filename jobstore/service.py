@@ -6,7 +6,10 @@ method runs its own transaction, and `create_job` returns only after its row is 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,14 +20,30 @@ from jobstore.codecs import decode_request
 from jobstore.codecs.jsontext import check_text
 from jobstore.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
 from jobstore.executor.registry import EndpointRegistry
-from jobstore.models import Inserted, Job, JobState, NewJob, Payload, is_valid_tag
+from jobstore.metrics import Metrics
+from jobstore.models import (
+    FINAL_STATES,
+    Inserted,
+    Job,
+    JobQuery,
+    JobState,
+    NewJob,
+    Payload,
+    is_valid_tag,
+)
 from jobstore.store import Database, JobStore
 from jobstore.store.batch import GroupCommit
+from jobstore.store.migrate import current_revision, head_revision
 
 DEFAULT_MAX_ATTEMPTS = 3
 # Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
 CANCEL_BATCH = 1000
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+# Dashboards show per-state counts up to this many, then "10000+": bounded work per view.
+COUNT_CAP = 10_000
+COUNT_CACHE_SECONDS = 1.0
+# A long poll re-reads the job this often, for jobs that end on another node.
+WAIT_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +88,7 @@ class JobService:
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         on_created: Callable[[], None] | None = None,
         on_cancel: Callable[[Sequence[int]], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.store = JobStore(db.dialect)
@@ -77,6 +97,9 @@ class JobService:
         self.default_max_attempts = default_max_attempts
         self._on_created = on_created
         self._on_cancel = on_cancel
+        self.metrics = metrics
+        self._waiters: dict[int, set[asyncio.Event]] = {}
+        self._counts: dict[str | None, tuple[float, dict[JobState, int]]] = {}
         self._creates: GroupCommit[NewJob, Inserted] = GroupCommit(
             db, self._insert, before_commit=self._notify
         )
@@ -157,13 +180,53 @@ class JobService:
             if inserted.existing_digest != new.request_digest:
                 raise TagConflict(new.job_tag, inserted.job_id)
             return CreateResult(inserted.job_id, new.job_tag, created=False)
-        self.job_created()
+        self.job_created(endpoint)
         return CreateResult(inserted.job_id, new.job_tag, created=True)
 
-    def job_created(self) -> None:
+    def job_created(self, endpoint: str) -> None:
         """Tell this node's executor that work is waiting."""
+        if self.metrics is not None:
+            self.metrics.job_created(endpoint)
         if self._on_created is not None:
             self._on_created()
+
+    def job_finished(self, job_id: int, state: JobState) -> None:
+        """An executor on this node committed a job's outcome: wake whoever waits on it."""
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+
+    async def wait_for_job(
+        self,
+        *,
+        job_id: int | None = None,
+        tag: str | None = None,
+        wait_seconds: float,
+        visible_to: str | None = None,
+    ) -> Job:
+        """The job once it is finished, or as it is when `wait_seconds` have passed.
+
+        Woken at once when this node's executor ends the job; jobs that end on another node
+        are seen by re-reading every WAIT_POLL_SECONDS.
+        """
+        job = await self.get_job(job_id=job_id, tag=tag, visible_to=visible_to)
+        deadline = time.monotonic() + wait_seconds
+        event = asyncio.Event()
+        self._waiters.setdefault(job.job_id, set()).add(event)
+        try:
+            while job.status not in FINAL_STATES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, WAIT_POLL_SECONDS))
+                event.clear()
+                job = await self.get_job(job_id=job.job_id, visible_to=visible_to)
+        finally:
+            waiters = self._waiters[job.job_id]
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[job.job_id]
+        return job
 
     async def get_job(
         self,
@@ -210,9 +273,43 @@ class JobService:
                 conn, states=states, limit=limit, created_by=created_by
             )
 
+    async def search_jobs(self, query: JobQuery, *, limit: int) -> list[Job]:
+        """Jobs matching `query` without payloads, newest first; page with `before_id`."""
+        async with self.db.reading() as conn:
+            return await self.store.job_search(conn, query, limit=limit)
+
+    async def status_counts(self, *, created_by: str | None = None) -> dict[JobState, int]:
+        """Jobs per state, each capped at COUNT_CAP + 1 and cached for a second."""
+        now = time.monotonic()
+        cached = self._counts.get(created_by)
+        if cached is not None and now - cached[0] < COUNT_CACHE_SECONDS:
+            return cached[1]
+        async with self.db.reading() as conn:
+            counts = await self.store.job_status_counts(conn, cap=COUNT_CAP, created_by=created_by)
+        if len(self._counts) > 1000:  # one entry per user: bound it all the same
+            self._counts.clear()
+        self._counts[created_by] = (now, counts)
+        return counts
+
+    async def active_counts(self) -> dict[JobState, int]:
+        """Exact queued and running totals (for metrics)."""
+        async with self.db.reading() as conn:
+            return await self.store.job_active_counts(conn)
+
     async def ready(self) -> bool:
         """True when the database answers: this node can serve."""
         return await self.db.ping()
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Whether this node can serve: database reachable, schema at the newest revision."""
+        head = head_revision()
+        try:
+            current = await current_revision(self.db)
+        except Exception as exc:
+            return False, {"database": f"unreachable: {type(exc).__name__}", "schema": "unknown"}
+        ok = current == head
+        schema = "at head" if ok else f"at {current or 'nothing'}, head is {head}"
+        return ok, {"database": "reachable", "schema": schema, "revision": current or ""}
 
     async def cancel_jobs(
         self, job_ids: Sequence[int], *, created_by: str | None = None

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobstore.errors import ConfigError
+from jobstore.executor.pruner import PrunerConfig, parse_duration
+from jobstore.models import JobState
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,21 @@ def _auth_mode(value: str) -> str:
     if lowered not in ("off", "required"):
         raise argparse.ArgumentTypeError(f"expected off or required, got {value!r}")
     return lowered
+
+
+def _log_format(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected text or json, got {value!r}")
+    return lowered
+
+
+def _retention(value: str) -> str:
+    try:
+        parse_duration(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value.strip().lower() or "forever"
 
 
 DB_COMMANDS = ("serve", "worker", "db")
@@ -136,7 +153,24 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("--max-body-bytes", int, 64 * 1024 * 1024, "largest request body accepted", ("serve",)),
     Option("--pool-size", int, 10, "database connections per node", ("serve", "worker")),
+    Option(
+        "--retain-done",
+        _retention,
+        "forever",
+        "how long finished 'done' jobs are kept, like 7d or 12h (default: forever)",
+    ),
+    Option("--retain-error", _retention, "forever", "how long 'error' jobs are kept"),
+    Option("--retain-cancelled", _retention, "forever", "how long 'cancelled' jobs are kept"),
+    Option("--prune-seconds", float, 60.0, "how often the retention pass runs"),
+    Option("--metrics", _bool, True, "serve Prometheus metrics at /metrics", ("serve",)),
     Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),
+    Option(
+        "--log-format",
+        _log_format,
+        "text",
+        "text, or json: one JSON object per log line (with an access log)",
+        DB_COMMANDS,
+    ),
 )
 
 
@@ -161,7 +195,25 @@ class Settings:
     cdm_cluster_id: str = ""
     max_body_bytes: int = 64 * 1024 * 1024
     pool_size: int = 10
+    retain_done: str = "forever"
+    retain_error: str = "forever"
+    retain_cancelled: str = "forever"
+    prune_seconds: float = 60.0
+    metrics: bool = True
     log_level: str = "info"
+    log_format: str = "text"
+
+    def pruner_config(self) -> PrunerConfig:
+        """Retention per final state; states kept forever are left out."""
+        periods = {
+            JobState.DONE: parse_duration(self.retain_done),
+            JobState.ERROR: parse_duration(self.retain_error),
+            JobState.CANCELLED: parse_duration(self.retain_cancelled),
+        }
+        return PrunerConfig(
+            retention={state: p for state, p in periods.items() if p is not None},
+            interval_seconds=self.prune_seconds,
+        )
 
     def effective_node_id(self, command: str) -> str:
         if self.node_id:
@@ -180,6 +232,7 @@ class Settings:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"unknown log level {self.log_level!r}")
+        self.pruner_config()  # raises on a bad retention or interval
         for peer in self.ha_peers:
             if not peer.startswith(("http://", "https://")):
                 raise ConfigError(f"HA peer {peer!r} must be an http:// or https:// URL")

@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from jobstore.store import Database, migrate_to_head
+from jobstore.clock import ManualClock
+from jobstore.store import Database, JobStore, migrate_to_head
 
 PG_ADMIN_URL = os.environ.get(
     "JOBSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -147,3 +148,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when a test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def store(db: Database) -> JobStore:
+    return JobStore(db.dialect)

@@ -57,11 +57,6 @@ class Gate:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def gate() -> Gate:
     return Gate()
 

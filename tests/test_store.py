@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from jobstore.clock import ManualClock
@@ -37,16 +36,6 @@ def new_job(
         retryable=retryable,
         max_attempts=max_attempts,
     )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(db: Database) -> JobStore:
-    return JobStore(db.dialect)
 
 
 async def insert(db: Database, store: JobStore, clock: ManualClock, *jobs_: NewJob) -> list[int]:

@@ -278,7 +278,7 @@ class CdmService:
                 now=now,
             )
             await self.jobs.store.job_notify_created(conn)
-        self.jobs.job_created()
+        self.jobs.job_created(endpoint)
         return Started(inserted.job_id, name, user, now, is_delete)
 
     def _request(

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from jobstore.codecs import decode_request, encode_response
 from jobstore.errors import ConfigError, JobFailed, JobstoreError
 from jobstore.executor.context import JobCancelled, JobContext
 from jobstore.executor.registry import EndpointRegistry
+from jobstore.metrics import Metrics
 from jobstore.models import Claimed, JobState, Outcome
 from jobstore.store import Database, JobStore, RescueResult
 from jobstore.store.batch import GroupCommit
@@ -82,6 +84,7 @@ class _Running:
     cancel_deadline: datetime | None = None
     lost: bool = False
     finishing: bool = False  # the outcome is being written; cancelling now would lose it
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -99,12 +102,16 @@ class Executor:
         config: ExecutorConfig,
         *,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.store = JobStore(db.dialect)
         self.registry = registry
         self.config = config
         self.clock = clock or SystemClock()
+        self.metrics = metrics
+        # Called with (job_id, state) once an outcome is committed; e.g. to wake long polls.
+        self.finish_listeners: list[Callable[[int, JobState], None]] = []
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._threads = ThreadPoolExecutor(
@@ -192,6 +199,7 @@ class Executor:
         if free <= 0 or self._stopping:
             return []
         now = self.clock.now()
+        began = time.perf_counter()
         async with self.db.transaction() as conn:
             claimed = await self.store.job_claim(
                 conn,
@@ -201,6 +209,8 @@ class Executor:
                 now=now,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
+        if self.metrics is not None:
+            self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
         for job in claimed:
             if (stale := self._running.get(job.job_id)) is not None:
                 # Our own older attempt lost its lease (say, the loop was blocked) and we
@@ -301,7 +311,9 @@ class Executor:
         for attempt_no in range(5):
             try:
                 ok = await self._finishes.submit((job, outcome))
-                if not ok:
+                if ok:
+                    self._finished(run, outcome)
+                else:
                     log.warning(
                         "job %d attempt %d no longer holds the job; result discarded",
                         job.job_id,
@@ -315,6 +327,15 @@ class Executor:
         log.error(
             "could not record job %d; its lease will expire and it will be rescued", job.job_id
         )
+
+    def _finished(self, run: _Running, outcome: Outcome) -> None:
+        # The store records a cancel requested meanwhile as `cancelled`, whatever ran.
+        state = JobState.CANCELLED if run.ctx.cancelled else outcome.status
+        if self.metrics is not None:
+            seconds = time.monotonic() - run.started
+            self.metrics.job_finished(run.claimed.endpoint, state, seconds)
+        for listener in self.finish_listeners:
+            listener(run.claimed.job_id, state)
 
     # -- cancel -----------------------------------------------------------------------------
 

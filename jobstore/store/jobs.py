@@ -7,6 +7,7 @@ lost its lease can never overwrite a newer attempt, so each job is completed at 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,17 +19,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.models import (
+    FINAL_STATES,
     Claimed,
     Encoding,
     Inserted,
     Job,
+    JobQuery,
     JobState,
     NewJob,
     Outcome,
     Payload,
     Tombstone,
 )
-from jobstore.store.tables import UTCDateTime, job_tombstones, jobs
+from jobstore.store.tables import UTCDateTime, cdm_submissions, job_tombstones, jobs
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 NEW_JOB_CHANNEL = "jobstore_new_job"
@@ -180,12 +183,59 @@ class JobStore:
         created_by: str | None = None,
     ) -> list[Job]:
         """Jobs without their payloads, newest first."""
+        query = JobQuery(states=None if states is None else tuple(states), created_by=created_by)
+        return await self.job_search(conn, query, limit=limit)
+
+    async def job_search(self, conn: AsyncConnection, query: JobQuery, *, limit: int) -> list[Job]:
+        """Jobs matching `query`, without payloads, newest first (keyset on job_id)."""
         stmt = sa.select(*_SUMMARY_COLUMNS).order_by(jobs.c.job_id.desc()).limit(limit)
-        if states is not None:
-            stmt = stmt.where(jobs.c.status.in_([s.value for s in states]))
-        if created_by is not None:
-            stmt = stmt.where(jobs.c.created_by == created_by)
+        if query.states is not None:
+            stmt = stmt.where(jobs.c.status.in_([s.value for s in query.states]))
+        if query.endpoint is not None:
+            stmt = stmt.where(jobs.c.endpoint == query.endpoint)
+        if query.tag is not None:
+            stmt = stmt.where(jobs.c.job_tag == query.tag)
+        if query.created_after is not None:
+            stmt = stmt.where(jobs.c.created_at >= query.created_after)
+        if query.created_before is not None:
+            stmt = stmt.where(jobs.c.created_at < query.created_before)
+        if query.created_by is not None:
+            stmt = stmt.where(jobs.c.created_by == query.created_by)
+        if query.before_id is not None:
+            stmt = stmt.where(jobs.c.job_id < query.before_id)
         return [Job.from_row(r._mapping) for r in await conn.execute(stmt)]
+
+    async def job_status_counts(
+        self, conn: AsyncConnection, *, cap: int, created_by: str | None = None
+    ) -> dict[JobState, int]:
+        """Jobs per state, each counted up to `cap` + 1 (more than `cap` reads as "cap+").
+
+        Each count reads at most cap + 1 index entries, so the cost does not grow with the
+        table: a dashboard can ask on every refresh at a million rows.
+        """
+        parts = []
+        for state in JobState:
+            inner = sa.select(sa.literal(1).label("one")).where(
+                jobs.c.status == sa.literal_column(f"'{state.value}'")
+            )
+            if created_by is not None:
+                inner = inner.where(jobs.c.created_by == created_by)
+            capped = inner.limit(cap + 1).subquery()
+            parts.append(
+                sa.select(
+                    sa.literal(state.value).label("status"), sa.func.count().label("n")
+                ).select_from(capped)
+            )
+        rows = await conn.execute(sa.union_all(*parts))
+        return {JobState(status): int(n) for status, n in rows.all()}
+
+    async def job_active_counts(self, conn: AsyncConnection) -> dict[JobState, int]:
+        """Exact numbers of queued and running jobs (read through their partial indexes)."""
+        queued = sa.select(sa.func.count()).select_from(jobs).where(IS_QUEUED)
+        running = sa.select(sa.func.count()).select_from(jobs).where(IS_RUNNING)
+        q = (await conn.execute(queued)).scalar_one()
+        r = (await conn.execute(running)).scalar_one()
+        return {JobState.QUEUED: int(q), JobState.RUNNING: int(r)}
 
     async def job_notify_created(self, conn: AsyncConnection) -> None:
         """Wake idle executors on other nodes when this transaction commits (PostgreSQL)."""
@@ -509,6 +559,65 @@ class JobStore:
             done = await conn.execute(sa.union_all(finished, removed))
             result.update(dict.fromkeys(done.scalars(), "already_done"))
         return {i: result.get(i, "not_found") for i in job_ids}
+
+    # -- retention --------------------------------------------------------------------------
+
+    async def job_prune(
+        self, conn: AsyncConnection, state: JobState, *, finished_before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` jobs (and tombstones) in `state` that finished before a time.
+
+        Their CDM submissions go with them. Returns how many jobs and tombstones were deleted.
+        """
+        if state not in FINAL_STATES:
+            raise ValueError(f"only finished jobs are pruned, not {state.value!r}")
+        status = sa.literal_column(f"'{state.value}'", sa.String())
+        oldest_jobs = (
+            sa.select(jobs.c.job_id)
+            .where(jobs.c.status == status, jobs.c.finished_at < finished_before)
+            .order_by(jobs.c.finished_at)
+            .limit(limit)
+        )
+        deleted = list(
+            (
+                await conn.execute(
+                    sa.delete(jobs)
+                    .where(jobs.c.job_id.in_(oldest_jobs.scalar_subquery()))
+                    .returning(jobs.c.job_id)
+                )
+            ).scalars()
+        )
+        t = job_tombstones
+        oldest_stones = (
+            sa.select(t.c.job_id)
+            .where(t.c.status == state.value, t.c.finished_at < finished_before)
+            .order_by(t.c.finished_at)
+            .limit(limit)
+        )
+        deleted += (
+            await conn.execute(
+                sa.delete(t)
+                .where(t.c.job_id.in_(oldest_stones.scalar_subquery()))
+                .returning(t.c.job_id)
+            )
+        ).scalars()
+        if deleted:
+            await conn.execute(
+                sa.delete(cdm_submissions).where(cdm_submissions.c.job_id.in_(deleted))
+            )
+        return len(deleted)
+
+    async def maintenance_lock(self, conn: AsyncConnection, name: str) -> bool:
+        """Try to become the one node doing `name` until this transaction ends.
+
+        PostgreSQL: a transaction-level advisory lock. SQLite: the transaction already holds
+        the database's only write lock, so the caller is alone.
+        """
+        if self.dialect != "postgresql":
+            return True
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        got = await conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
+        return bool(got.scalar_one())
 
     # -- helpers ----------------------------------------------------------------------------
 

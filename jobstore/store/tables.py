@@ -104,6 +104,14 @@ sa.Index(
 )
 # Listing by state and time (dashboards, "failures in the last hour").
 sa.Index("ix_jobs_status_created_at", jobs.c.status, jobs.c.created_at)
+# Retention: the oldest finished jobs of a state. Partial, so creates and claims never touch it.
+sa.Index(
+    "ix_jobs_status_finished_at",
+    jobs.c.status,
+    jobs.c.finished_at,
+    postgresql_where=jobs.c.finished_at.is_not(None),
+    sqlite_where=jobs.c.finished_at.is_not(None),
+)
 
 job_tombstones = sa.Table(
     "job_tombstones",

@@ -1,0 +1,110 @@
+"""Jobs as JSON documents, shared by the REST API and the dashboard (not a facade itself).
+
+A payload is shown the way a person wants to read it: JSON jobs as their JSON value, binary
+jobs as base64 plus, when the endpoint has an Avro schema, the decoded record.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from jobstore.codecs import Schema, jsontext, unwrap_bytes
+from jobstore.errors import JobstoreError, UnknownEndpoint
+from jobstore.executor.registry import EndpointRegistry
+from jobstore.models import FINAL_STATES, Encoding, Job, JobState, Payload
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """The fields every listing shows: no payloads."""
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = (job.finished_at - job.started_at).total_seconds()
+    return {
+        "id": job.job_id,
+        "tag": job.job_tag,
+        "endpoint": job.endpoint,
+        "status": job.status.value,
+        "progress": job.progress,
+        "status_map": job.status_map,
+        "error": job.status_map.get("error_message") if job.status is JobState.ERROR else None,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "cancel_requested": job.cancel_requested,
+        "remove_on_complete": job.remove_on_complete,
+        "request_encoding": job.request_encoding.value,
+        "created_by": job.created_by,
+        "node": job.owner,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "updated_at": iso(job.updated_at),
+        "finished_at": iso(job.finished_at),
+        "duration_seconds": duration,
+        "finished": job.status in FINAL_STATES,
+    }
+
+
+def payload_document(payload: Payload, schema: Schema | None) -> dict[str, Any]:
+    """{"encoding", "json"} for JSON text; {"encoding", "base64", "json"?} for bytes."""
+    if payload.encoding is Encoding.JSON:
+        text = payload.text or ""
+        try:
+            return {"encoding": "json", "json": jsontext.loads(text, what="payload")}
+        except JobstoreError:
+            return {"encoding": "json", "text": text}
+    data = payload.data or b""
+    doc: dict[str, Any] = {
+        "encoding": payload.encoding.value,
+        "base64": base64.b64encode(data).decode("ascii"),
+    }
+    if schema is not None:
+        with contextlib.suppress(JobstoreError):  # undecodable: shown as base64 only
+            doc["json"] = _jsonable(schema.decode(unwrap_bytes(payload)))
+    return doc
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _schemas(registry: EndpointRegistry, endpoint: str) -> tuple[Schema | None, Schema | None]:
+    try:
+        ep = registry.get(endpoint)
+    except UnknownEndpoint:
+        return None, None  # served by another node's endpoints: show bytes only
+    if ep.raw:
+        return None, None
+    return ep.request_schema, ep.response_schema
+
+
+def job_result(job: Job, registry: EndpointRegistry) -> dict[str, Any] | None:
+    """The stored response, or None when the job has none (yet)."""
+    if job.response_encoding is None:
+        return None
+    _, response_schema = _schemas(registry, job.endpoint)
+    payload = Payload(job.response_encoding, job.response_data, job.response_text)
+    return payload_document(payload, response_schema)
+
+
+def job_detail(job: Job, registry: EndpointRegistry) -> dict[str, Any]:
+    """Everything about one job: the summary plus request, response and options."""
+    request_schema, _ = _schemas(registry, job.endpoint)
+    has_request = job.request_data is not None or job.request_text is not None
+    return {
+        **job_summary(job),
+        "options": job.options,
+        "request": payload_document(job.request, request_schema) if has_request else None,
+        "response": job_result(job, registry),
+    }

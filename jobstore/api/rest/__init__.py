@@ -1,0 +1,5 @@
+"""The native JSON REST API under /api/v1, described by OpenAPI 3.1."""
+
+from jobstore.api.rest.routes import RestConfig, rest_routes
+
+__all__ = ["RestConfig", "rest_routes"]

@@ -1,0 +1,140 @@
+"""Retention: delete finished jobs older than their state's retention, in bounded batches.
+
+One node prunes at a time (a PostgreSQL advisory lock held per batch); each batch is its own
+short transaction, so pruning a large backlog never holds locks for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from jobstore.clock import Clock, SystemClock
+from jobstore.errors import ConfigError
+from jobstore.models import FINAL_STATES, JobState
+from jobstore.store import Database, JobStore
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "jobstore-pruner"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """'30s', '15m', '12h', '7d', '2w' -> timedelta; 'forever' or '' -> None (keep)."""
+    lowered = text.strip().lower()
+    if lowered in ("", "forever", "never"):
+        return None
+    match = _DURATION.fullmatch(lowered)
+    if match is None:
+        raise ConfigError(
+            f"invalid retention {text!r}: use a number with s, m, h, d or w "
+            "(like 7d or 12h), or 'forever'"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > 100 * 365 * 86400:
+        raise ConfigError(f"retention {text!r} is too long; use 'forever'")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "forever"
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    # Final state -> how long its jobs are kept after they finish; a missing state is kept.
+    retention: Mapping[JobState, timedelta] = field(default_factory=dict)
+    interval_seconds: float = 60.0
+    batch_size: int = 1000
+    max_batches: int = 100  # per state and run: a huge backlog is worked off over several runs
+
+    def __post_init__(self) -> None:
+        for state, keep in self.retention.items():
+            if state not in FINAL_STATES:
+                raise ConfigError(f"retention applies to finished states, not {state.value!r}")
+            if keep < timedelta(0):
+                raise ConfigError("retention must not be negative")
+        if not (math.isfinite(self.interval_seconds) and self.interval_seconds > 0):
+            raise ConfigError("prune interval must be a positive number of seconds")
+        if self.batch_size < 1 or self.max_batches < 1:
+            raise ConfigError("prune batch size and batch count must be at least 1")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.retention)
+
+
+@dataclass
+class PruneResult:
+    """What a run deleted, per state; `skipped` when another node held the pruning lock."""
+
+    deleted: dict[JobState, int] = field(default_factory=dict)
+    skipped: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+class Pruner:
+    def __init__(self, db: Database, config: PrunerConfig, *, clock: Clock | None = None) -> None:
+        self.db = db
+        self.store = JobStore(db.dialect)
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, retention: Mapping[JobState, timedelta] | None = None) -> PruneResult:
+        """Delete what is past its retention (the configured one, or `retention`)."""
+        keep = self.config.retention if retention is None else retention
+        result = PruneResult()
+        now = self.clock.now()
+        for state, period in keep.items():
+            result.deleted[state] = 0
+            for _ in range(self.config.max_batches):
+                async with self.db.transaction() as conn:
+                    if not await self.store.maintenance_lock(conn, LOCK_NAME):
+                        result.skipped = True
+                        return result
+                    n = await self.store.job_prune(
+                        conn, state, finished_before=now - period, limit=self.config.batch_size
+                    )
+                result.deleted[state] += n
+                if n < self.config.batch_size:
+                    break
+        if result.total:
+            log.info(
+                "pruned %s", ", ".join(f"{n} {s.value}" for s, n in result.deleted.items() if n)
+            )
+        return result
+
+    def start(self) -> None:
+        if self.config.enabled and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="jobstore-pruner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception as exc:  # the database may be away for a while: try again later
+                log.warning("pruning failed: %s", exc)
+            await asyncio.sleep(self.config.interval_seconds)

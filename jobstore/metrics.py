@@ -1,0 +1,84 @@
+"""Prometheus metrics of one node, in a registry of its own (so tests can run many nodes).
+
+Counters and histograms are updated where things happen (the service, the executor, the HTTP
+middleware). Queue depth and running jobs are read from the database when scraped: they
+describe the whole cluster, not this node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from jobstore.models import JobState
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+# Seconds; from a claim on an idle queue to long-running jobs.
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_JOBS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, 3600.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.jobs_created = Counter(
+            "jobstore_jobs_created", "Jobs created through this node", ["endpoint"], registry=r
+        )
+        self.jobs_finished = Counter(
+            "jobstore_jobs_finished",
+            "Jobs this node ran to a final state",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "jobstore_job_duration_seconds",
+            "Time from a job's start on this node to its outcome",
+            ["endpoint", "status"],
+            buckets=_JOBS,
+            registry=r,
+        )
+        self.claim_duration = Histogram(
+            "jobstore_claim_duration_seconds",
+            "Time of one claim transaction",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.claimed = Counter("jobstore_jobs_claimed", "Jobs claimed by this node", registry=r)
+        self.queue_depth = Gauge(
+            "jobstore_queue_depth", "Queued jobs in the database (all nodes)", registry=r
+        )
+        self.running = Gauge(
+            "jobstore_running_jobs", "Running jobs in the database (all nodes)", registry=r
+        )
+        self.http_duration = Histogram(
+            "jobstore_http_request_duration_seconds",
+            "HTTP requests handled by this node",
+            ["method", "route", "status"],
+            buckets=_FAST,
+            registry=r,
+        )
+
+    def job_created(self, endpoint: str) -> None:
+        self.jobs_created.labels(endpoint).inc()
+
+    def job_finished(self, endpoint: str, status: JobState, seconds: float) -> None:
+        self.jobs_finished.labels(endpoint, status.value).inc()
+        self.job_duration.labels(endpoint, status.value).observe(seconds)
+
+    def claim_observed(self, seconds: float, claimed: int) -> None:
+        self.claim_duration.observe(seconds)
+        if claimed:
+            self.claimed.inc(claimed)
+
+    def http_observed(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_duration.labels(method, route, str(status)).observe(seconds)
+
+    def render(self, active: Mapping[JobState, int]) -> bytes:
+        """The text exposition format, with the database gauges set from `active`."""
+        self.queue_depth.set(active.get(JobState.QUEUED, 0))
+        self.running.set(active.get(JobState.RUNNING, 0))
+        return generate_latest(self.registry)
