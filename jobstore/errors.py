@@ -71,6 +71,7 @@ class JobRemoved(ClientError):
         self.job_id = job_id
         self.tag = tag
         self.status = status
+        self.finished_at = finished_at
 
 
 class JobFailed(JobstoreError):

@@ -1,0 +1,327 @@
+"""Reading REST requests: JSON bodies, query strings and headers, naming every bad field.
+
+Each parser returns a plain value or raises one `invalid-request` problem that lists all the
+fields it found wrong, so a client fixes its request in one round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobstore.api.rest.problems import FieldError, Problem, invalid
+from jobstore.codecs import jsontext
+from jobstore.errors import ConfigError, DecodeError
+from jobstore.executor.pruner import parse_duration
+from jobstore.models import FINAL_STATES, Encoding, JobQuery, JobState, Payload, is_valid_tag
+
+MAX_JOB_ID = 2**63 - 1  # ids are BIGINT: a larger number can name no job
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+CREATE_FIELDS = ("endpoint", "payload", "payload_base64", "encoding", "tag", "remove_on_complete")
+TAG_RULE = "1 to 128 letters, digits, '_' or '-'"
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"
+)
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """A valid POST /api/v1/jobs."""
+
+    endpoint: str
+    payload: Payload
+    payload_field: str  # "payload" or "payload_base64": where a payload error points
+    tag: str | None
+    remove_on_complete: bool
+
+    def options(self) -> dict[str, str]:
+        """The job options the core takes (Kinetica's names)."""
+        options = {"job_tag": self.tag} if self.tag else {}
+        if self.remove_on_complete:
+            options["remove_job_on_complete"] = "true"
+        return options
+
+
+@dataclass(frozen=True, slots=True)
+class ListRequest:
+    """A valid GET /api/v1/jobs: the filters, and the page size."""
+
+    query: JobQuery
+    limit: int
+
+
+def check_json_media_type(content_type: str | None) -> None:
+    """A body must be JSON; a missing Content-Type is read as JSON (curl users forget it)."""
+    if content_type is None or not content_type.strip():
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in JSON_MEDIA_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise Problem(
+        "unsupported-media-type",
+        f"the body must be application/json, not {media or content_type!r}",
+        {"accepted": list(JSON_MEDIA_TYPES)},
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; NaN and Infinity are refused (they are not JSON)."""
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid([FieldError("body", "", f"not valid JSON: {exc}")]) from None
+    except RecursionError:
+        raise invalid([FieldError("body", "", "JSON nests too deeply")]) from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_create(body: Any, idempotency_key: str | None) -> CreateRequest:
+    """Check a create body (and the Idempotency-Key header) and build the job's payload."""
+    if not isinstance(body, dict):
+        raise invalid([FieldError("body", "", "must be a JSON object")])
+    errors = [
+        FieldError("body", name, f"unknown field; known fields are {', '.join(CREATE_FIELDS)}")
+        for name in body
+        if name not in CREATE_FIELDS
+    ]
+
+    endpoint = body.get("endpoint")
+    if endpoint is None:
+        errors.append(FieldError("body", "endpoint", "required"))
+    elif not isinstance(endpoint, str) or not endpoint:
+        errors.append(FieldError("body", "endpoint", "must be a non-empty string"))
+
+    tag = body.get("tag")
+    if tag is not None and (not isinstance(tag, str) or not is_valid_tag(tag)):
+        errors.append(FieldError("body", "tag", f"must be {TAG_RULE}"))
+        tag = None
+    if idempotency_key is not None:
+        if not is_valid_tag(idempotency_key):
+            errors.append(FieldError("header", "Idempotency-Key", f"must be {TAG_RULE}"))
+        elif tag is not None and tag != idempotency_key:
+            errors.append(
+                FieldError("header", "Idempotency-Key", "differs from the body's tag; send one")
+            )
+        else:
+            tag = idempotency_key
+
+    remove = body.get("remove_on_complete", False)
+    if not isinstance(remove, bool):
+        errors.append(FieldError("body", "remove_on_complete", "must be true or false"))
+
+    payload, payload_field = _payload(body, errors)
+    if errors or payload is None:
+        raise invalid(errors)
+    assert isinstance(endpoint, str)
+    return CreateRequest(endpoint, payload, payload_field, tag, remove is True)
+
+
+def _payload(body: dict[str, Any], errors: list[FieldError]) -> tuple[Payload | None, str]:
+    """The job's request payload from `payload`/`payload_base64`/`encoding`; None if invalid."""
+    raw_encoding = body.get("encoding")
+    encoding: Encoding | None = None
+    if raw_encoding is not None:
+        try:
+            encoding = Encoding(raw_encoding) if isinstance(raw_encoding, str) else None
+        except ValueError:
+            encoding = None
+        if encoding is None:
+            errors.append(FieldError("body", "encoding", "must be json, binary or snappy"))
+            return None, "encoding"
+
+    if "payload_base64" in body:
+        if "payload" in body:
+            errors.append(
+                FieldError("body", "payload_base64", "give payload or payload_base64, not both")
+            )
+            return None, "payload_base64"
+        if encoding is Encoding.JSON:
+            errors.append(
+                FieldError("body", "encoding", "json takes a payload, not payload_base64")
+            )
+            return None, "encoding"
+        text = body["payload_base64"]
+        try:
+            if not isinstance(text, str):
+                raise ValueError("not a string")
+            # Line breaks are allowed: the base64 tool wraps its output at 76 characters.
+            data = base64.b64decode("".join(text.split()), validate=True)
+        except (ValueError, binascii.Error):
+            errors.append(FieldError("body", "payload_base64", "must be a base64 string"))
+            return None, "payload_base64"
+        return Payload(encoding or Encoding.BINARY, data=data), "payload_base64"
+
+    if encoding is not None and encoding is not Encoding.JSON:
+        errors.append(
+            FieldError("body", "encoding", f"{encoding.value} takes payload_base64, not payload")
+        )
+        return None, "encoding"
+    value = body.get("payload", {})  # no payload at all is the empty object
+    try:
+        payload_text = jsontext.dumps(value)
+        jsontext.check_text(payload_text, what="payload")
+    except DecodeError as exc:
+        errors.append(FieldError("body", "payload", str(exc)))
+        return None, "payload"
+    return Payload(Encoding.JSON, text=payload_text), "payload"
+
+
+def parse_list(params: Sequence[tuple[str, str]], *, created_by: str | None) -> ListRequest:
+    """The filters of GET /api/v1/jobs; unknown parameters are ignored."""
+    errors: list[FieldError] = []
+    states: list[JobState] = []
+    values: dict[str, str] = {}
+    for name, value in params:
+        if name == "status":
+            for part in value.split(","):
+                part = part.strip().lower()
+                if not part:
+                    continue
+                try:
+                    states.append(JobState(part))
+                except ValueError:
+                    allowed = ", ".join(s.value for s in JobState)
+                    errors.append(
+                        FieldError("query", "status", f"{part!r} is not one of {allowed}")
+                    )
+        else:
+            values[name] = value  # the last one wins
+    endpoint = _text(values, "endpoint", errors)
+    tag = _text(values, "tag", errors)
+    after = _time(values, "created_after", errors)
+    before_time = _time(values, "created_before", errors)
+    before_id = _integer(values, "before", 1, MAX_JOB_ID, None, errors)
+    limit = _integer(values, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, errors)
+    if errors:
+        raise invalid(errors)
+    query = JobQuery(
+        states=tuple(dict.fromkeys(states)) or None,
+        endpoint=endpoint,
+        tag=tag,
+        created_after=after,
+        created_before=before_time,
+        created_by=created_by,
+        before_id=before_id,
+    )
+    assert limit is not None
+    return ListRequest(query, limit)
+
+
+def _text(values: dict[str, str], name: str, errors: list[FieldError]) -> str | None:
+    value = values.get(name) or None
+    if value is not None and "\x00" in value:
+        errors.append(FieldError("query", name, "must not contain NUL characters"))
+        return None
+    return value
+
+
+def _integer(
+    values: dict[str, str],
+    name: str,
+    low: int,
+    high: int,
+    default: int | None,
+    errors: list[FieldError],
+) -> int | None:
+    text = values.get(name)
+    if text is None or text == "":
+        return default
+    stripped = text.strip()
+    digits = stripped.isascii() and stripped.isdigit() and len(stripped) <= len(str(high))
+    if not digits or not low <= int(stripped) <= high:
+        errors.append(FieldError("query", name, f"must be a whole number from {low} to {high}"))
+        return default
+    return int(stripped)
+
+
+def _time(values: dict[str, str], name: str, errors: list[FieldError]) -> datetime | None:
+    text = values.get(name)
+    if not text:
+        return None
+    when = parse_time(text)
+    if when is None:
+        errors.append(
+            FieldError("query", name, "must be an RFC 3339 time like 2025-01-31T12:00:00Z")
+        )
+    return when
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 date-time (with offset) as aware UTC, or None when it is not one."""
+    value = text.strip().upper()
+    # In a query string an unencoded "+01:00" arrives as " 01:00": take it as meant.
+    value = re.sub(r" (\d{2}:\d{2})$", r"+\1", value)
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return None
+    leap = match["second"] == "60"  # RFC 3339 allows a leap second; Python does not
+    if leap:
+        value = value[: match.start("second")] + "59" + value[match.end("second") :]
+    try:
+        when = datetime.fromisoformat(value).astimezone(UTC)
+        return when + timedelta(seconds=1) if leap else when
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_wait(text: str | None, maximum: float) -> float:
+    """The `wait` query parameter: seconds to long-poll, 0 (the default) to `maximum`."""
+    if text is None or text == "":
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 <= seconds <= maximum):
+        raise invalid(
+            [FieldError("query", "wait", f"must be a number of seconds from 0 to {maximum:g}")]
+        )
+    return seconds
+
+
+def parse_prune(body: Any) -> dict[JobState, timedelta] | None:
+    """The retention a prune request asks for; None means the node's configured retention."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise invalid([FieldError("body", "", "must be a JSON object")])
+    errors = [
+        FieldError("body", name, "unknown field; the only field is retention")
+        for name in body
+        if name != "retention"
+    ]
+    given = body.get("retention")
+    retention: dict[JobState, timedelta] = {}
+    if given is not None and not isinstance(given, dict):
+        errors.append(FieldError("body", "retention", "must be an object"))
+    elif isinstance(given, dict):
+        finals = sorted(s.value for s in FINAL_STATES)
+        for key, text in given.items():
+            name = f"retention.{key}"
+            if key not in finals:
+                errors.append(FieldError("body", name, f"not one of {', '.join(finals)}"))
+            elif not isinstance(text, str):
+                errors.append(FieldError("body", name, "must be a duration like 7d or 12h"))
+            else:
+                try:
+                    keep = parse_duration(text)
+                except ConfigError as exc:
+                    errors.append(FieldError("body", name, str(exc)))
+                    continue
+                if keep is not None:  # "forever": that state is not pruned
+                    retention[JobState(key)] = keep
+    if errors:
+        raise invalid(errors)
+    return None if given is None else retention

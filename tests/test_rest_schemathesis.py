@@ -1,0 +1,250 @@
+"""The REST API against its own OpenAPI document, fuzzed by schemathesis (SQLite, PostgreSQL).
+
+schemathesis reads /api/v1/openapi.json from the app and generates requests for every operation,
+valid ones and invalid ones; each answer must be no 5xx and must match the document: a declared
+status code, the declared content type, a body matching the declared schema and the declared
+headers (Location, WWW-Authenticate, Retry-After).
+
+Requests go through httpx's in-process ASGI transport on one event loop that this test owns, so
+the app's database connections live and die on one loop. The database is seeded with jobs in
+every state first, and the fuzzer's job ids and tags are narrowed to (mostly) existing ones, or
+every lookup would be a 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import fastavro
+import httpx
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.errors import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from jobstore.api.app import create_app
+from jobstore.api.rest import RestConfig
+from jobstore.auth import Authenticator
+from jobstore.executor.executor import Executor, ExecutorConfig
+from jobstore.executor.pruner import Pruner, PrunerConfig
+from jobstore.executor.registry import default_registry
+from jobstore.service import JobService
+from jobstore.store import Database
+
+pytestmark = pytest.mark.timeout(120)
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+MAX_EXAMPLES = 25
+BASE_URL = "http://testserver"
+SLEEP_REQUEST = {
+    "type": "record",
+    "name": "sleep_request",
+    "fields": [{"name": "seconds", "type": "double"}],
+}
+
+
+def _avro_sleep(seconds: float) -> str:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(SLEEP_REQUEST), {"seconds": seconds})
+    return base64.b64encode(out.getvalue()).decode()
+
+
+# Jobs in every state the API can show: queued, done (JSON and Avro), error, cancelled, removed.
+SEED = [
+    {"endpoint": "/echo", "payload": {"hello": "world"}, "tag": "echo-1"},
+    {"endpoint": "/fail", "payload": {"message": "boom"}, "tag": "fail-1"},
+    {"endpoint": "/sleep", "payload_base64": _avro_sleep(0.0), "tag": "sleep-1"},
+    {"endpoint": "/sleep", "payload_base64": _avro_sleep(float("nan")), "tag": "nan-1"},
+    {"endpoint": "/echo", "payload": [1, 2], "tag": "gone-1", "remove_on_complete": True},
+]
+LATER = [
+    {"endpoint": "/echo", "payload": "still queued", "tag": "queued-1"},
+    {"endpoint": "/echo", "payload": None, "tag": "cancel-1"},
+]
+
+
+class Fuzzer:
+    """One app on one event loop, and the schemathesis schema read from it."""
+
+    def __init__(self, runner: asyncio.Runner, client: httpx.AsyncClient) -> None:
+        self.runner = runner
+        self.client = client
+        self.headers: dict[str, str] = {}
+
+    def send(self, case: schemathesis.Case) -> httpx.Response:
+        """Send a generated case the way schemathesis's own transport would serialize it."""
+        kwargs = case.as_transport_kwargs(base_url=BASE_URL)
+        prepared = requests.Request(
+            method=kwargs["method"],
+            url=kwargs["url"],
+            headers={**kwargs.get("headers", {}), **self.headers},
+            params=kwargs.get("params"),
+            data=kwargs.get("data"),
+            json=kwargs.get("json"),
+        ).prepare()
+        body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
+        assert prepared.method is not None and prepared.url is not None
+        return self.runner.run(
+            self.client.request(
+                prepared.method,
+                prepared.url,
+                headers=dict(prepared.headers),
+                content=body,
+            )
+        )
+
+    def schema(self, narrow: Callable[[dict[str, Any]], None]) -> Any:
+        document = self.runner.run(self.client.get("/api/v1/openapi.json")).json()
+        narrow(document)
+        schema = schemathesis.openapi.from_dict(document)
+        schema.validate()  # against the OpenAPI 3.1 meta-schema
+        return schema
+
+    def fuzz(self, schema: Any) -> dict[str, set[int]]:
+        """Every operation, positive and negative cases; returns the statuses seen per label."""
+        seen: dict[str, set[int]] = {}
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            modes = [schemathesis.GenerationMode.POSITIVE]
+            if any(operation.iter_parameters()) or operation.body:
+                modes.append(schemathesis.GenerationMode.NEGATIVE)
+            for mode in modes:
+                self._fuzz_operation(operation, mode, seen.setdefault(operation.label, set()))
+        return seen
+
+    def _fuzz_operation(self, operation: Any, mode: Any, seen: set[int]) -> None:
+        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,  # the same cases on every run: a failure reproduces
+            suppress_health_check=list(HealthCheck),
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        )
+        def run(case: schemathesis.Case) -> None:
+            response = self.send(case)
+            seen.add(response.status_code)
+            case.validate_response(response, checks=CHECKS)
+
+        run()
+
+
+def _narrow(max_id: int, tags: list[str]) -> Callable[[dict[str, Any]], None]:
+    """Point the fuzzer's ids and tags at seeded jobs (and a few missing ones)."""
+
+    def narrow(document: dict[str, Any]) -> None:
+        parameters = document["components"]["parameters"]
+        parameters["JobId"]["schema"] = {"type": "integer", "minimum": 1, "maximum": max_id + 2}
+        parameters["Tag"]["schema"] = {"type": "string", "enum": [*tags, "no-such-tag"]}
+
+    return narrow
+
+
+@contextmanager
+def running_app(
+    database_url: str, *, auth: bool = False
+) -> Iterator[tuple[Fuzzer, JobService, Database]]:
+    with asyncio.Runner() as runner:
+        db = Database(database_url, pool_size=4)
+        registry = default_registry()
+        service = JobService(db, registry)
+        authenticator = Authenticator(db) if auth else None
+        pruner = Pruner(db, PrunerConfig())
+        rest = RestConfig(authenticator=authenticator, pruner=pruner, max_wait_seconds=0.05)
+        app = create_app(service, rest=rest)
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+        try:
+            yield Fuzzer(runner, client), service, db
+        finally:
+            runner.run(client.aclose())
+            runner.run(db.dispose())
+
+
+def _seed(fuzzer: Fuzzer, db: Database) -> tuple[int, list[str]]:
+    """Create the seed jobs over the API and run them; returns the highest id and the tags."""
+    ids = []
+    for body in SEED:
+        response = fuzzer.runner.run(
+            fuzzer.client.post("/api/v1/jobs", json=body, headers=fuzzer.headers)
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    executor = Executor(db, default_registry(), ExecutorConfig(node_id="fuzz"))
+    finished = fuzzer.runner.run(executor.run_once())
+    assert sorted(finished) == sorted(ids)
+    for body in LATER:
+        response = fuzzer.runner.run(
+            fuzzer.client.post("/api/v1/jobs", json=body, headers=fuzzer.headers)
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    cancelled = fuzzer.runner.run(
+        fuzzer.client.post(f"/api/v1/jobs/{ids[-1]}/cancel", headers=fuzzer.headers)
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    return max(ids), [str(b["tag"]) for b in SEED + LATER]
+
+
+def test_the_api_matches_its_openapi_document(database_url: str) -> None:
+    with running_app(database_url) as (fuzzer, _, db):
+        max_id, tags = _seed(fuzzer, db)
+        seen = fuzzer.fuzz(fuzzer.schema(_narrow(max_id, tags)))
+    print({label: sorted(codes) for label, codes in seen.items()})
+    # The fuzzer reached the interesting answers, not only the 400s.
+    lookups = seen["GET /api/v1/jobs/{job_id}"] | seen["GET /api/v1/jobs/tag/{tag}"]
+    assert {200, 404, 410} <= lookups | seen["GET /api/v1/jobs/{job_id}/result"]
+    assert {200, 409} <= seen["GET /api/v1/jobs/{job_id}/result"]
+    assert {201, 400} <= seen["POST /api/v1/jobs"]
+    assert {200, 400} <= seen["GET /api/v1/jobs"]
+    assert 200 in seen["POST /api/v1/prune"]
+
+
+def test_the_api_with_authentication_matches_its_openapi_document(database_url: str) -> None:
+    """Auth on, as a user who is not an admin: 401s without credentials and 403 for prune."""
+    with running_app(database_url, auth=True) as (fuzzer, _, db):
+        auth = Authenticator(db)
+        fuzzer.runner.run(auth.add_user("fuzzer", None))
+        _, token = fuzzer.runner.run(auth.create_token("fuzzer"))
+        fuzzer.headers = {"Authorization": f"Bearer {token}"}
+        max_id, tags = _seed(fuzzer, db)
+        schema = fuzzer.schema(_narrow(max_id, tags))
+        seen = fuzzer.fuzz(schema.include(method="POST"))
+        assert 403 in seen["POST /api/v1/prune"]
+        fuzzer.headers = {}
+        seen = fuzzer.fuzz(schema.include(path="/api/v1/stats"))
+        assert seen["GET /api/v1/stats"] == {401}
+
+
+def test_a_wrong_document_is_caught(database_url: str) -> None:
+    """The checks bite: a document that says GET /api/v1/stats answers something else fails."""
+
+    def wrong(document: dict[str, Any]) -> None:
+        stats = document["components"]["schemas"]["Stats"]
+        stats["properties"]["capped_at"] = {"type": "string"}
+
+    with running_app(database_url) as (fuzzer, _, _db):
+        schema = fuzzer.schema(wrong).include(path="/api/v1/stats")
+        with pytest.raises(FailureGroup, match="Response violates schema"):
+            fuzzer.fuzz(schema)
