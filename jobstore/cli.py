@@ -5,6 +5,7 @@ jobstore worker           executor only
 jobstore db upgrade       migrate the schema to head (also: current, downgrade REV)
 jobstore users add NAME   add a user (password from the terminal or --password-stdin)
 jobstore tokens create --user NAME [--project P]   print a new API token
+jobstore jobs list|show|create|wait|cancel|prune   talk to a running node (cli_jobs.py)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
-from jobstore import __version__
+from jobstore import __version__, cli_jobs
 from jobstore.api.app import create_app
 from jobstore.api.cdm import CdmConfig
 from jobstore.api.kinetica import KineticaConfig
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token")
     add_options(revoke, "db", env)
     add_options(tokens_sub.add_parser("list", help="list tokens (never their text)"), "db", env)
+    cli_jobs.add_parser(sub, env)
     return parser
 
 
@@ -290,6 +292,8 @@ async def auth_command(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "jobs":
+            return cli_jobs.run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
         if args.command == "serve":

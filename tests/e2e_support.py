@@ -147,7 +147,7 @@ class Server:
         ]
 
     def start(self, *, extra_args: Sequence[str] | None = None, timeout: float = 30.0) -> Server:
-        """Start (or restart) the process and wait until it answers /show/system/status."""
+        """Start (or restart) the process and wait until it answers /healthz."""
         assert self.proc is None or self.proc.poll() is not None, "server is already running"
         if extra_args is not None:
             self.extra_args = list(extra_args)
@@ -180,11 +180,11 @@ class Server:
                 f"--- server logs ---\n{self.logs()}"
             )
         try:
-            with httpx.Client(timeout=1.0) as client:
-                response = client.post(f"{self.url}/show/system/status", json={"options": {}})
+            # /healthz is public, also under --auth required.
+            response = httpx.get(f"{self.url}/healthz", timeout=1.0)
         except httpx.TransportError:
             return False
-        return response.status_code == 200 and response.json()["status"] == "OK"
+        return response.status_code == 200
 
     @property
     def running(self) -> bool:

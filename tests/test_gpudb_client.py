@@ -51,24 +51,6 @@ CANCEL_MESSAGE = "cancelled on request"
 PING_TEXT = "Kinetica is running!"
 
 
-class PingReadyServer(Server):
-    """A Server that counts as up once `GET /` answers: with `--auth required` the readiness
-    probe of e2e_support (an unauthenticated POST /show/system/status) only ever gets 401."""
-
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"server {self.node_id} exited with {self.proc.returncode} while starting\n"
-                f"--- server logs ---\n{self.logs()}"
-            )
-        try:
-            response = httpx.get(self.url + "/", timeout=1.0)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One SQLite-backed server for the tests that do not need a fresh one."""
@@ -463,7 +445,7 @@ def test_auth_basic_bearer_rejections_and_visibility(
     )
     token = create_token(database_url, tmp_path, "alice")
     assert len(token) >= 20 and " " not in token
-    srv = servers(PingReadyServer, node_id="node-auth", extra_args=["--auth", "required"]).start()
+    srv = servers(Server, node_id="node-auth", extra_args=["--auth", "required"]).start()
 
     # The ping needs no credentials (the failback poller sends it, §1).
     ping = httpx.get(srv.url + "/", headers={"Accept": "application/json"}, timeout=5)

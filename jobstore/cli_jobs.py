@@ -1,0 +1,596 @@
+"""`jobstore jobs ...`: list, show, create, wait for, cancel and prune jobs on a running node.
+
+The commands talk to the node's REST API (jobstore.client); tables and progress bars are rich's.
+Exit status: 0 success; 1 the node refused (not found, conflict, unauthorized...) or the job
+`wait` followed ended `error` or `cancelled`; 2 a usage error; 3 the node could not be reached
+or answered 503; 4 `wait --timeout` ran out first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.json import JSON
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from jobstore.client import ApiError, JobRef, JobstoreClient, Unreachable, safe_url
+from jobstore.errors import ConfigError
+from jobstore.executor.pruner import parse_duration
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
+DEFAULT_URL = "http://127.0.0.1:9191"
+STATES = ("queued", "running", "done", "error", "cancelled")
+STYLES = {
+    "queued": "cyan",
+    "running": "yellow",
+    "done": "green",
+    "error": "bold red",
+    "cancelled": "magenta",
+}
+POLL_SECONDS = 1.0  # each long poll of `wait`: how often the progress bar moves
+PIPE_WIDTH = 4096  # not a terminal: never fold or cut a line
+
+
+class UsageError(Exception):
+    """A mistake on the command line that argparse cannot see (exit status 2)."""
+
+
+Command = Callable[[JobstoreClient, argparse.Namespace, Console], int]
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return number
+
+
+def _retention(value: str) -> str:
+    try:
+        parse_duration(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value.strip()
+
+
+def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The options every `jobs` command takes; defaults come from JOBSTORE_* variables."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    url = env.get("JOBSTORE_URL") or DEFAULT_URL
+    group.add_argument("--url", default=url, help=f"the node [JOBSTORE_URL; default {DEFAULT_URL}]")
+    group.add_argument(
+        "--token", help="an API token, sent as a Bearer token [JOBSTORE_TOKEN, which ps cannot see]"
+    )
+    group.add_argument(
+        "--user",
+        help="sign in with HTTP Basic as USER [JOBSTORE_USER; password: JOBSTORE_PASSWORD]",
+    )
+    group.add_argument(
+        "--password-stdin", action="store_true", help="read the --user's password from stdin"
+    )
+    try:
+        timeout = _positive(env.get("JOBSTORE_REQUEST_TIMEOUT") or "30")
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"JOBSTORE_REQUEST_TIMEOUT: {exc}") from None
+    group.add_argument(
+        "--request-timeout",
+        type=_positive,
+        default=timeout,
+        metavar="SECONDS",
+        help="give up on a request after this long [JOBSTORE_REQUEST_TIMEOUT; default 30]",
+    )
+    group.add_argument("--json", action="store_true", help="print the node's JSON, not a table")
+    return parent
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
+    """Add `jobs` and its commands to the top-level subparsers."""
+    common = [_connection(env)]
+    jobs = sub.add_parser(
+        "jobs",
+        help="list, show, create, wait for, cancel and prune jobs on a running node",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmds = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    ls = cmds.add_parser("list", parents=common, help="list jobs, newest first")
+    ls.add_argument("--status", help="comma-separated states, e.g. running,queued")
+    ls.add_argument("--endpoint", help="only jobs of this endpoint")
+    ls.add_argument("--tag", help="only the job with this tag")
+    ls.add_argument("--limit", type=int, default=50, help="jobs per page, 1-500 (default 50)")
+    ls.add_argument("--before", type=int, metavar="ID", help="only jobs older than job ID")
+    ls.add_argument("--all", action="store_true", help="follow the pages to the oldest job")
+
+    show = cmds.add_parser("show", parents=common, help="a job's details, request and response")
+    show.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
+
+    create = cmds.add_parser("create", parents=common, help="create a job")
+    create.add_argument("endpoint", help="e.g. /sleep")
+    data = create.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="JSON|@FILE", help="the request as JSON (@- for stdin)")
+    data.add_argument(
+        "--data-base64", metavar="B64|@FILE", help="a binary request: base64, or a file's bytes"
+    )
+    create.add_argument("--encoding", choices=("json", "binary", "snappy"))
+    create.add_argument("--tag", help="a tag for the job; sending the same create again is safe")
+    create.add_argument(
+        "--remove-on-complete", action="store_true", help="delete the job when it ends"
+    )
+    create.add_argument("--wait", action="store_true", help="then wait for it, like `jobs wait`")
+    create.add_argument("--timeout", type=_positive, metavar="SECONDS", help="for --wait")
+
+    wait = cmds.add_parser("wait", parents=common, help="follow a job to its end")
+    wait.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
+    wait.add_argument(
+        "--timeout", type=_positive, metavar="SECONDS", help="give up after this long (exit 4)"
+    )
+
+    cancel = cmds.add_parser("cancel", parents=common, help="cancel jobs")
+    cancel.add_argument("jobs", metavar="ID|TAG", nargs="+")
+
+    prune = cmds.add_parser(
+        "prune",
+        parents=common,
+        help="delete finished jobs past their retention (default: the node's)",
+    )
+    for state in ("done", "error", "cancelled"):
+        prune.add_argument(
+            f"--{state}",
+            type=_retention,
+            metavar="AGE",
+            help=f"delete '{state}' jobs that finished more than AGE ago (like 7d, 12h, 0s)",
+        )
+
+
+# -- running a command -----------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Run the `jobs` command in `args`; returns the exit status. Prints no tracebacks."""
+    # No markup: tags, errors and payloads are printed as they are, brackets and all.
+    console = Console(file=sys.stdout, markup=False, highlight=False)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    try:
+        with _client(args, env) as client:
+            return COMMANDS[args.jobs_command](client, args, console)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except Unreachable as exc:
+        return _fail(str(exc), EXIT_UNREACHABLE)
+    except ApiError as exc:
+        code = EXIT_UNREACHABLE if exc.status == 503 else EXIT_REFUSED
+        return _fail(_api_message(exc, args, env), code)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a SIGPIPE would have.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"jobstore: {message}", file=sys.stderr)
+    return code
+
+
+def _api_message(exc: ApiError, args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    message = str(exc)
+    signed_in = args.token or args.user or env.get("JOBSTORE_TOKEN") or env.get("JOBSTORE_USER")
+    if exc.status == 401 and not signed_in:
+        message += " (set JOBSTORE_TOKEN, or use --token or --user)"
+    return message
+
+
+def _client(args: argparse.Namespace, env: Mapping[str, str]) -> JobstoreClient:
+    if args.token and args.user:
+        raise UsageError("give --token or --user, not both")
+    if args.password_stdin and not (args.user or env.get("JOBSTORE_USER")):
+        raise UsageError("--password-stdin needs --user")
+    token, user, password = args.token, args.user, None
+    if not token and not user:
+        token = env.get("JOBSTORE_TOKEN") or None
+        user = None if token else env.get("JOBSTORE_USER") or None
+    if user is not None:
+        password = _password(user, args.password_stdin, env)
+    if not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must start with http:// or https://, got {safe_url(args.url)}")
+    return JobstoreClient(
+        args.url, token=token, user=user, password=password, timeout=args.request_timeout
+    )
+
+
+def _password(user: str, from_stdin: bool, env: Mapping[str, str]) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if "JOBSTORE_PASSWORD" in env:
+        return env["JOBSTORE_PASSWORD"]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"password for {user}: ")
+    raise UsageError(f"no password for {user}: set JOBSTORE_PASSWORD or use --password-stdin")
+
+
+def _ref(text: str) -> JobRef:
+    """All ASCII digits: a job id; anything else: a tag."""
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+def cmd_list(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    if not 1 <= args.limit <= 500:
+        raise UsageError(f"--limit must be 1-500, got {args.limit}")
+    filters: dict[str, Any] = {
+        "status": [s.strip() for s in (args.status or "").split(",") if s.strip()],
+        "endpoint": args.endpoint,
+        "tag": args.tag,
+        "limit": args.limit,
+        "before": args.before,
+    }
+    if args.all:
+        page: dict[str, Any] = {
+            "items": list(client.iter_jobs(**filters)),
+            "next": None,
+            "next_before": None,
+        }
+    else:
+        page = client.jobs(**filters)
+    if args.json:
+        _print_json(page)
+        return EXIT_OK
+    if page["items"]:
+        console.print(_jobs_table(page["items"]))
+    else:
+        console.print("no jobs")
+    if page.get("next_before") is not None:
+        console.print(f"more: --before {page['next_before']} for the next page, or --all")
+    try:
+        console.print(Text(_counts(client.stats())))
+    except ApiError as exc:  # the list is what was asked for; the counts are a bonus
+        print(f"jobstore: no counts: {exc}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _jobs_table(jobs: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("ID", justify="right")
+    table.add_column("TAG")
+    table.add_column("ENDPOINT")
+    table.add_column("STATUS")
+    table.add_column("PROGRESS", justify="right")
+    table.add_column("CREATED")
+    table.add_column("DURATION", justify="right")
+    for job in jobs:
+        table.add_row(
+            str(job["id"]),
+            Text(job.get("tag") or ""),
+            Text(job.get("endpoint") or ""),
+            _status(job["status"]),
+            f"{job.get('progress') or 0:.0f}%",
+            _time(job.get("created_at")),
+            _duration(job.get("duration_seconds")),
+        )
+    return table
+
+
+def _counts(stats: Mapping[str, Any]) -> str:
+    counts: Mapping[str, int] = stats.get("counts") or {}
+    capped = stats.get("capped_at")
+    order = [s for s in STATES if s in counts] + [s for s in counts if s not in STATES]
+
+    def count(state: str) -> str:
+        n = counts[state]
+        return f"more than {capped}" if capped is not None and n > capped else str(n)
+
+    return "jobs: " + ", ".join(f"{count(s)} {s}" for s in order)
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+def cmd_show(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    job = client.job(_ref(args.job))
+    if args.json:
+        _print_json(job)
+        return EXIT_OK
+    _print_job(job, console)
+    return EXIT_OK
+
+
+def _print_job(job: Mapping[str, Any], console: Console) -> None:
+    status = _status(job["status"])
+    if not job.get("finished"):
+        status.append(f" ({job.get('progress') or 0:.0f}%)")
+    cancel = job.get("cancel_requested") and not job.get("finished")
+    rows: list[tuple[str, Text | str | None]] = [
+        ("id", str(job["id"])),
+        ("tag", job.get("tag") or ""),
+        ("endpoint", job.get("endpoint") or ""),
+        ("status", status),
+        ("error", job.get("error")),
+        ("cancel", "requested" if cancel else None),
+        ("attempt", f"{job.get('attempt')} of {job.get('max_attempts')}"),
+        ("node", job.get("node")),
+        ("created by", job.get("created_by")),
+        ("created", _time(job.get("created_at"))),
+        ("started", _time(job.get("started_at"))),
+        ("finished", _time(job.get("finished_at"))),
+        ("duration", _duration(job.get("duration_seconds"))),
+        ("remove", "on complete" if job.get("remove_on_complete") else None),
+    ]
+    for name, value in rows:
+        if value is not None:
+            console.print(Text(f"{name:<12}", style="bold").append(value))
+    for name in ("status_map", "options"):
+        if job.get(name):
+            console.print(f"{name.replace('_', ' ')}:")
+            console.print(JSON.from_data(job[name], indent=2))
+    if "request" in job:
+        _print_payload("request", job["request"], console)
+    if "response" in job:
+        _print_payload("response", job["response"], console)
+
+
+def _print_payload(name: str, doc: Mapping[str, Any] | None, console: Console) -> None:
+    """A request or response document: {"encoding", "json"?, "base64"?} or None."""
+    if doc is None:
+        console.print(f"{name}: none")
+        return
+    encoding = doc.get("encoding", "json")
+    if encoding != "json":
+        size = len(base64.b64decode(doc.get("base64") or ""))
+        console.print(f"{name} ({encoding}, {size} bytes):")
+    else:
+        console.print(f"{name}:")
+    if "json" in doc:
+        console.print(JSON.from_data(doc["json"], indent=2))
+    else:  # JSON text that does not parse, or bytes no schema decodes
+        console.print(Text(doc.get("text", doc.get("base64")) or ""))
+
+
+# -- create and wait -------------------------------------------------------------------------
+
+
+def cmd_create(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    payload, payload_base64 = _payload(args.data), _payload_base64(args.data_base64)
+    encoding = args.encoding or ("binary" if payload_base64 is not None else None)
+    job, new = client.create(
+        args.endpoint,
+        payload=payload,
+        payload_base64=payload_base64,
+        encoding=encoding,
+        tag=args.tag,
+        remove_on_complete=args.remove_on_complete,
+    )
+    if not args.json:
+        what = "created job" if new else "job"
+        again = "" if new else " (it existed: same tag, same request)"
+        console.print(Text(f"{what} {job['id']}, tag {job.get('tag')}{again}"))
+    elif not args.wait:
+        _print_json(job)
+    if args.wait:
+        return _wait(client, int(job["id"]), args.timeout, console, as_json=args.json)
+    return EXIT_OK
+
+
+def _payload(data: str | None) -> Any:
+    if data is None:
+        return None
+    text = _read_at(data, "--data").decode("utf-8", errors="replace") if data[:1] == "@" else data
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--data is not valid JSON: {exc}") from None
+
+
+def _payload_base64(data: str | None) -> str | None:
+    if data is None:
+        return None
+    if data[:1] == "@":
+        return base64.b64encode(_read_at(data, "--data-base64")).decode("ascii")
+    try:
+        base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise UsageError(f"--data-base64 is not valid base64: {exc}") from None
+    return data
+
+
+def _read_at(spec: str, flag: str) -> bytes:
+    """The bytes `@FILE` names; `@-` is standard input."""
+    if spec == "@-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(spec[1:]).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {spec[1:]}: {exc.strerror}") from None
+
+
+def cmd_wait(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    return _wait(client, _ref(args.job), args.timeout, console, as_json=args.json)
+
+
+def _wait(
+    client: JobstoreClient, ref: JobRef, timeout: float | None, console: Console, *, as_json: bool
+) -> int:
+    """Long-poll until the job ends: 0 done, 1 error or cancelled, 4 timed out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    live = console.is_terminal and not as_json
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not live,
+    )
+    task = bar.add_task(f"job {ref}", total=100)
+    with bar:
+        while True:
+            poll = POLL_SECONDS
+            if deadline is not None:
+                poll = min(poll, max(deadline - time.monotonic(), 0.0))
+            try:
+                job = client.job(ref, wait=poll)
+            except ApiError as exc:
+                if exc.status == 410:
+                    return _removed(exc.problem, ref, console, as_json)
+                raise
+            bar.update(
+                task,
+                completed=job.get("progress") or 0,
+                description=f"job {job['id']} {job['status']}",
+            )
+            if job.get("finished"):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                return _fail(
+                    f"job {job['id']} is still {job['status']} after {timeout:g}s", EXIT_TIMEOUT
+                )
+    return _finished(job, console, as_json)
+
+
+def _finished(job: Mapping[str, Any], console: Console, as_json: bool) -> int:
+    code = EXIT_OK if job["status"] == "done" else EXIT_REFUSED
+    if as_json:
+        _print_json(job)
+        return code
+    line = Text(f"job {job['id']} (tag {job.get('tag')}) ").append(_status(job["status"]))
+    line.append(f" in {_duration(job.get('duration_seconds'))}")
+    if job.get("error"):
+        line.append(f": {job['error']}")
+    console.print(line)
+    if job["status"] == "done":
+        _print_payload("result", job.get("response"), console)
+    return code
+
+
+def _removed(problem: Mapping[str, Any], ref: JobRef, console: Console, as_json: bool) -> int:
+    """The job ended and was removed (remove on complete): its state is all that is left."""
+    state = str(problem.get("job_status") or "finished")
+    code = EXIT_OK if state == "done" else EXIT_REFUSED
+    if as_json:
+        _print_json(problem)
+        return code
+    line = Text(f"job {problem.get('job_id') or ref} ").append(_status(state))
+    line.append(" and removed on completion: its result was not kept")
+    console.print(line)
+    return code
+
+
+# -- cancel and prune ------------------------------------------------------------------------
+
+
+def cmd_cancel(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    code, outcomes = EXIT_OK, []
+    for spec in args.jobs:
+        ref = _ref(spec)
+        try:
+            job_id = ref if isinstance(ref, int) else int(client.job(ref)["id"])
+            outcome = client.cancel(job_id)
+        except ApiError as exc:
+            if exc.status == 503:
+                raise
+            code = _fail(f"job {spec}: {exc}", EXIT_REFUSED)
+            continue
+        outcomes.append(outcome)
+        if not args.json:
+            said = {"cancelled": "cancelled", "cancel_requested": "cancel requested"}
+            console.print(
+                f"job {outcome['id']}: {said.get(outcome['outcome'], outcome['outcome'])}"
+            )
+    if args.json:
+        _print_json(outcomes)
+    return code
+
+
+def cmd_prune(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+    asked = {s: getattr(args, s) for s in ("done", "error", "cancelled") if getattr(args, s)}
+    result = client.prune(asked or None)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    if result.get("skipped"):
+        console.print("skipped: another node is pruning right now; try again shortly")
+        return EXIT_OK
+    applied: Mapping[str, str] = result.get("retention") or {}
+    if not applied:
+        console.print(
+            "nothing pruned: the node keeps finished jobs forever; "
+            "give --done, --error or --cancelled"
+        )
+        return EXIT_OK
+    deleted: Mapping[str, int] = result.get("deleted") or {}
+    total = int(result.get("total", sum(deleted.values())))
+    parts = ", ".join(f"{n} {state}" for state, n in deleted.items() if n)
+    kept = ", ".join(f"{state} {age}" for state, age in applied.items())
+    what = f"deleted {total} job{'' if total == 1 else 's'}" + (f" ({parts})" if parts else "")
+    console.print(f"{what}; retention: {kept}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "create": cmd_create,
+    "wait": cmd_wait,
+    "cancel": cmd_cancel,
+    "prune": cmd_prune,
+}
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def _status(state: str) -> Text:
+    return Text(state, style=STYLES.get(state, ""))
+
+
+def _time(value: str | None) -> str:
+    """An RFC 3339 time from the node, in local time to the second."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

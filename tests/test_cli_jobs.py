@@ -1,0 +1,323 @@
+"""`jobstore jobs ...` against a real `jobstore serve` process, over the REST API.
+
+Most calls run the CLI in-process (`jobstore.cli.main` with capsys: no second of start-up per
+call); those where the process boundary matters (exit codes, no traceback, variables, stdin, the
+output of `wait` on a pipe) run the installed `jobstore` script as a child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e_support import Server, clean_env, free_port, run_cli
+
+from jobstore.auth import Authenticator
+from jobstore.cli import main
+from jobstore.cli_jobs import _counts, _duration
+from jobstore.store import Database
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+ONLY_SQLITE = pytest.mark.parametrize("dialect", ["sqlite"])
+ONLY_POSTGRES = pytest.mark.parametrize(
+    "dialect", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+SCRIPT = Path(sys.executable).with_name("jobstore")
+# Variables that would make rich draw for a terminal even on a pipe.
+TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def ok(self) -> Run:
+        assert self.code == 0, f"exit {self.code}\nstdout: {self.out}\nstderr: {self.err}"
+        return self
+
+
+Jobs = Callable[..., Run]
+
+
+@pytest.fixture
+def node(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    """A started node on the test database (the dialect's), killed at teardown."""
+    server = Server(database_url, tmp_path)
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()
+        print(f"\n===== logs of {server.node_id} =====\n{server.logs()}")
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Jobs:
+    """`jobstore jobs ARGS` in-process, with no JOBSTORE_* variables but those of `env`."""
+    for name in [*TERMINAL_VARIABLES, *(n for n in os.environ if n.startswith("JOBSTORE_"))]:
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Run:
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(["jobs", *args])
+            out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def jobs(node: Server, cli: Jobs) -> Jobs:
+    """`jobstore jobs ARGS` in-process, pointed at `node` by JOBSTORE_URL."""
+    return functools.partial(cli, env={"JOBSTORE_URL": node.url})
+
+
+def jobs_process(*args: str, url: str, env: dict[str, str] | None = None, stdin: str = "") -> Run:
+    """The installed `jobstore jobs ARGS` as a child process, on a pipe."""
+    child_env = {k: v for k, v in clean_env().items() if k not in TERMINAL_VARIABLES}
+    child_env.update({"JOBSTORE_URL": url, **(env or {})})
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "jobstore"]
+    done = subprocess.run(
+        [*command, "jobs", *args],
+        env=child_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def created_id(run: Run) -> int:
+    match = re.search(r"^(?:created )?job (\d+), tag ", run.ok().out, re.MULTILINE)
+    assert match, run.out
+    return int(match.group(1))
+
+
+# -- the happy path, on SQLite and PostgreSQL ---------------------------------------------------
+
+
+def test_create_list_show_wait(node: Server, jobs: Jobs) -> None:
+    created = jobs("create", "/sleep", "--data", '{"seconds": 1}', "--tag", "nap-1")
+    job_id = created_id(created)
+    assert created.out == f"created job {job_id}, tag nap-1\n"
+    again = jobs("create", "/sleep", "--data", '{"seconds": 1}', "--tag", "nap-1").ok()
+    assert again.out == f"job {job_id}, tag nap-1 (it existed: same tag, same request)\n"
+
+    listed = jobs("list").ok()
+    header, row = listed.out.splitlines()[0:3:2]
+    assert header.split() == ["ID", "TAG", "ENDPOINT", "STATUS", "PROGRESS", "CREATED", "DURATION"]
+    assert row.split()[:3] == [str(job_id), "nap-1", "/sleep"]
+    assert row.split()[3] in ("queued", "running", "done")
+    assert re.search(
+        r"^jobs: \d+ queued, \d+ running, 0 done, 0 error, 0 cancelled$", listed.out, re.M
+    )
+    page = json.loads(jobs("list", "--json", "--endpoint", "/sleep").ok().out)
+    assert [(j["id"], j["tag"]) for j in page["items"]] == [(job_id, "nap-1")]
+
+    by_id, by_tag = jobs("show", str(job_id)).ok(), jobs("show", "nap-1").ok()
+    assert by_id.out.splitlines()[:3] == by_tag.out.splitlines()[:3]
+    assert re.search(rf"^id +{job_id}$", by_id.out, re.M)
+    assert re.search(r"^endpoint +/sleep$", by_id.out, re.M)
+    assert 'request:\n{\n  "seconds": 1\n}' in by_id.out
+
+    # On a pipe: no bar, one final line, then the result.
+    waited = jobs_process("wait", str(job_id), url=node.url).ok()
+    assert re.fullmatch(
+        rf'job {job_id} \(tag nap-1\) done in \d+\.\ds\nresult:\n{{\n  "slept": 1\.0\n}}\n',
+        waited.out,
+    ), waited.out
+    assert waited.err == ""
+
+    shown = json.loads(jobs("show", "nap-1", "--json").ok().out)
+    assert (shown["id"], shown["status"], shown["progress"]) == (job_id, "done", 100)
+    assert shown["response"]["json"] == {"slept": 1.0}
+    assert "done" in jobs("list", "--status", "done").ok().out
+
+
+# -- wait's outcomes, cancel --------------------------------------------------------------------
+
+
+@ONLY_SQLITE
+def test_wait_exit_codes_and_cancel(node: Server, jobs: Jobs) -> None:
+    failed = jobs("create", "/fail", "--data", '{"message": "boom [x]"}', "--wait")
+    assert failed.code == 1, failed
+    assert re.search(r"^job \d+ \(tag \S+\) error in \S+: boom \[x\]$", failed.out, re.M)
+
+    echoed = json.loads(
+        jobs("create", "/echo", "--data", '{"x": [1]}', "--wait", "--json").ok().out
+    )
+    assert echoed["status"] == "done" and echoed["response"]["json"] == {"x": [1]}
+
+    long_id = created_id(jobs("create", "/sleep", "--data", '{"seconds": 60}', "--tag", "long"))
+    timed_out = jobs_process("wait", "long", "--timeout", "0.5", url=node.url)
+    assert timed_out.code == 4, timed_out
+    assert re.fullmatch(
+        rf"jobstore: job {long_id} is still (queued|running) after 0.5s\n", timed_out.err
+    )
+
+    cancelled = jobs("cancel", str(long_id)).ok()
+    assert re.fullmatch(rf"job {long_id}: (cancelled|cancel requested)\n", cancelled.out)
+    ended = jobs("wait", "long", "--timeout", "30")
+    assert ended.code == 1, ended
+    assert f"job {long_id} (tag long) cancelled in" in ended.out
+
+    again = jobs("cancel", str(long_id), "999999")
+    assert again.code == 1 and again.out == ""
+    lines = again.err.splitlines()
+    assert lines[0].startswith(f"jobstore: job {long_id}: Job already finished: "), again.err
+    assert lines[1].startswith("jobstore: job 999999: Job not found: "), again.err
+
+    first = jobs("list", "--limit", "2").ok()
+    assert re.search(r"^more: --before \d+ for the next page, or --all$", first.out, re.M)
+    every = [
+        j["id"] for j in json.loads(jobs("list", "--limit", "2", "--all", "--json").out)["items"]
+    ]
+    assert every == sorted(set(every), reverse=True) and len(every) == 3
+
+    removed = jobs("create", "/echo", "--data", "{}", "--remove-on-complete", "--wait").ok()
+    assert re.search(r"^job \d+ .*done", removed.out, re.M), removed.out
+    gone = jobs("show", str(created_id(removed)))
+    assert gone.code == 1 and gone.err.startswith("jobstore: Job removed: "), gone
+
+    binary = jobs("create", "/echo", "--data-base64", "AAEC", "--wait").ok()
+    assert binary.out.endswith("result (binary, 3 bytes):\nAAEC\n"), binary.out
+
+
+# -- prune, on SQLite and PostgreSQL ------------------------------------------------------------
+
+
+def test_prune_removes_finished_jobs(node: Server, jobs: Jobs, tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text('{"pruned": true}')
+    done_id = created_id(jobs("create", "/echo", "--data", f"@{request}", "--wait"))
+    error_id = created_id(jobs("create", "/fail", "--data", "{}"))
+    assert jobs("wait", str(error_id)).code == 1
+
+    # The node keeps jobs forever unless told otherwise: a bare prune deletes nothing.
+    assert jobs("prune").ok().out.startswith("nothing pruned: the node keeps finished jobs")
+    pruned = jobs("prune", "--done", "0s").ok()
+    assert pruned.out == "deleted 1 job (1 done); retention: done 0s\n"
+    gone = jobs("show", str(done_id))
+    assert gone.code == 1 and gone.err.startswith("jobstore: Job not found: "), gone
+    assert jobs("show", str(error_id)).ok()
+    assert json.loads(jobs("prune", "--error", "0s", "--json").ok().out)["total"] == 1
+    assert json.loads(jobs("list", "--json").ok().out)["items"] == []
+
+
+# -- mistakes: clean messages, documented exit codes --------------------------------------------
+
+
+@ONLY_SQLITE
+def test_errors_are_one_line_with_their_exit_code(node: Server, jobs: Jobs) -> None:
+    missing = jobs_process("show", "424242", url=node.url)
+    assert missing.code == 1 and missing.out == ""
+    assert missing.err.startswith("jobstore: Job not found: ") and missing.err.count("\n") == 1
+
+    assert jobs("show", "no-such-tag").code == 1
+    unknown = jobs("create", "/nope")
+    assert unknown.code == 1 and unknown.err.startswith("jobstore: No such endpoint: ")
+
+    bad_json = jobs_process("create", "/echo", "--data", "{bad", url=node.url)
+    assert bad_json.code == 2 and bad_json.err.startswith("jobstore: --data is not valid JSON: ")
+    assert jobs("create", "/echo", "--data", "@/no/such/file.json").code == 2
+    assert jobs("create", "/echo", "--data-base64", "not base64!").code == 2
+    assert jobs("list", "--limit", "0").code == 2
+    assert json.loads(jobs("list", "--json").ok().out)["items"] == [], "nothing was created"
+
+    down = jobs_process("list", url=f"http://127.0.0.1:{free_port()}")
+    assert down.code == 3 and down.err.startswith("jobstore: cannot reach http://127.0.0.1:")
+
+    # A flag argparse refuses is a usage error too.
+    with pytest.raises(SystemExit) as refused:
+        jobs("wait", "1", "--timeout", "-1")
+    assert refused.value.code == 2
+
+
+# -- authentication -----------------------------------------------------------------------------
+
+
+async def _add_admin(database_url: str, name: str, password: str) -> None:
+    database = Database(database_url, pool_size=1)
+    try:
+        await Authenticator(database).add_user(name, password, admin=True)
+    finally:
+        await database.dispose()
+
+
+@ONLY_POSTGRES
+def test_auth_token_and_password(database_url: str, tmp_path: Path, cli: Jobs) -> None:
+    def admin(*args: str) -> str:
+        result = run_cli([*args, "--database-url", database_url], tmp_path)
+        assert result.returncode == 0, f"jobstore {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    def alice_token() -> str:
+        admin("users", "add", "alice", "--no-password")
+        return admin("tokens", "create", "--user", "alice").strip().splitlines()[-1]
+
+    server = Server(database_url, tmp_path, extra_args=["--auth", "required"])
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            provisioned = pool.submit(alice_token)
+            server.start()
+            token = provisioned.result()
+        asyncio.run(_add_admin(database_url, "bob", "s3cret"))
+        url = server.url
+
+        anonymous = jobs_process("list", url=url)
+        assert anonymous.code == 1, anonymous
+        assert anonymous.err.lower().startswith("jobstore: authentication required: ")
+        assert anonymous.err.endswith("(set JOBSTORE_TOKEN, or use --token or --user)\n")
+
+        alice = {"JOBSTORE_TOKEN": token}
+        made = jobs_process("create", "/echo", "--data", '{"a": 1}', "--wait", url=url, env=alice)
+        assert made.ok().out.splitlines()[0].startswith("created job ")
+        listed = jobs_process("list", url=url, env=alice).ok()
+        assert "/echo" in listed.out
+        assert token not in made.out + made.err + listed.out + listed.err
+        refused = jobs_process("prune", "--done", "0s", url=url, env=alice)
+        assert refused.code == 1 and refused.err.startswith("jobstore: Not allowed: ")
+
+        bob = {"JOBSTORE_URL": url, "JOBSTORE_PASSWORD": "s3cret"}
+        shown = cli("list", "--user", "bob", "--json", env=bob).ok()
+        assert len(json.loads(shown.out)["items"]) == 1, "an admin sees alice's job"
+        wrong = cli("list", "--user", "bob", env={**bob, "JOBSTORE_PASSWORD": "nope"})
+        assert wrong.code == 1 and "authentication required" in wrong.err.lower()
+        assert "JOBSTORE_TOKEN" not in wrong.err, "the hint is for those who gave no credentials"
+        both = cli("list", "--user", "bob", "--token", "x", env=bob)
+        assert both.code == 2 and both.err == "jobstore: give --token or --user, not both\n"
+        pruned = jobs_process(
+            "prune", "--done", "0s", "--user", "bob", "--password-stdin", url=url, stdin="s3cret\n"
+        ).ok()
+        assert pruned.out == "deleted 1 job (1 done); retention: done 0s\n"
+        assert "s3cret" not in shown.out + shown.err + wrong.err + pruned.out + pruned.err
+    finally:
+        server.cleanup()
+        print(f"\n===== logs of {server.node_id} =====\n{server.logs()}")
+
+
+# -- formatting, no node needed -----------------------------------------------------------------
+
+
+def test_formatting() -> None:
+    stats = {"counts": {"queued": 10001, "running": 2, "done": 0, "error": 0}, "capped_at": 10000}
+    assert _counts(stats) == "jobs: more than 10000 queued, 2 running, 0 done, 0 error"
+    assert [_duration(s) for s in (None, 1.04, 75, 3725)] == ["-", "1.0s", "1m15s", "1h02m"]
