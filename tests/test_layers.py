@@ -19,6 +19,8 @@ OWNERS = {
     "uvicorn": ("cli.py",),
     "prometheus_client": ("metrics.py",),
     "jinja2": ("api/",),
+    "httpx": ("client.py", "cli_jobs.py"),
+    "rich": ("cli_jobs.py",),
 }
 # layer -> jobstore modules it must not import (dependencies point down only)
 FORBIDDEN = {
@@ -31,6 +33,7 @@ FORBIDDEN = {
     "metrics.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
     "cdm/": ("jobstore.api", "jobstore.cli", "jobstore.executor.executor"),
     "api/": ("jobstore.cli", "jobstore.store"),
+    "client.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
 }
 
 
