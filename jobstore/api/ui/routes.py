@@ -1,20 +1,397 @@
-"""Dashboard routes (placeholder until the dashboard lands)."""
+"""Dashboard routes: server-rendered pages (Jinja2) and the fragments their script refreshes.
+
+    GET  /ui                       job list: counts per state, filters, search, newest jobs
+    GET  /ui/live                  the list's live part (counts, rows), for the refresh script
+    GET  /ui/jobs/{id}             one job: state, progress, timings, status map, payloads
+    GET  /ui/jobs/{id}/live        the job page's live part
+    POST /ui/jobs/{id}/cancel      cancel, then 303 back to the job page (same-origin only)
+    GET  /ui/static/{name}         the stylesheet and the script, from the package
+
+With an authenticator every page but the static files needs credentials (401 with a Basic
+challenge, so browsers ask); a user who is not an admin sees only the jobs they created.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-from starlette.routing import BaseRoute
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from jobstore.auth import Authenticator
-from jobstore.service import JobService
+from jobstore.api.auth import principal_from_authorization
+from jobstore.api.ui import views
+from jobstore.auth import Authenticator, Principal
+from jobstore.errors import BadRequest, ClientError, JobNotFound, JobRemoved, StoreUnavailable
+from jobstore.models import Job, JobQuery, JobState, is_valid_tag
+from jobstore.service import COUNT_CAP, JobService
+
+log = logging.getLogger(__name__)
+
+MAX_JOB_ID = 2**63 - 1
+MAX_QUERY_CHARS = 256
+HTML_HEADERS = {
+    # Everything comes from this origin; no inline script; nobody may frame the cancel button.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+PageHandler = Callable[[Request, "Principal | None"], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class UiConfig:
     authenticator: Authenticator | None = None  # None: authentication is off
-    refresh_seconds: float = 1.0
+    refresh_seconds: float = 1.0  # how often open pages re-read counts, rows and progress
+    page_size: int = 50  # jobs per list page
+
+
+@dataclass(frozen=True)
+class _Static:
+    body: bytes
+    media_type: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """The list page's query string, checked."""
+
+    status: str = ""
+    endpoint: str = ""
+    q: str = ""
+    before: int | None = None
+
+    @classmethod
+    def parse(cls, params: Any) -> ListFilter:
+        status = params.get("status", "").strip()
+        try:
+            views.parse_states(status)
+        except ValueError:
+            choices = ", ".join([*(s.value for s in JobState), *views.STATE_GROUPS])
+            raise BadRequest(f"unknown status {status!r}: use one of {choices}") from None
+        endpoint = params.get("endpoint", "").strip()
+        q = params.get("q", "").strip()
+        if len(endpoint) > MAX_QUERY_CHARS or len(q) > MAX_QUERY_CHARS:
+            raise BadRequest(f"endpoint and search take at most {MAX_QUERY_CHARS} characters")
+        raw_before = params.get("before", "").strip()
+        before = None
+        if raw_before:
+            before = job_id_in(raw_before)
+            if before is None:
+                raise BadRequest(f"before must be a job id, got {raw_before!r}")
+        return cls(status=status, endpoint=endpoint, q=q, before=before)
+
+    def query_string(self, **changes: Any) -> str:
+        values = {**self.__dict__, **changes}
+        pairs = {k: v for k, v in values.items() if v not in ("", None)}
+        return "?" + urlencode(pairs) if pairs else ""
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.status or self.endpoint or self.q or self.before)
+
+
+def job_id_in(text: str) -> int | None:
+    """The job id `text` spells (ASCII digits, in range), else None."""
+    if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_JOB_ID:
+        return int(text)
+    return None
+
+
+def _owner_filter(principal: Principal | None) -> str | None:
+    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
+    if principal is None or principal.is_admin:
+        return None
+    return principal.user
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's own form or fetch, not a cross-site forgery.
+
+    Browsers send Sec-Fetch-Site (which pages cannot forge); older ones send Origin on every
+    POST. A request with neither is refused: scripts and tools have the REST API.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return False
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+class Dashboard:
+    def __init__(self, service: JobService, config: UiConfig) -> None:
+        self.service = service
+        self.config = config
+        self.static = {name: self._load_static(name) for name in ("ui.css", "ui.js")}
+        self.env = jinja2.Environment(
+            loader=jinja2.PackageLoader("jobstore.api.ui", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(
+            static_url=self.static_url,
+            refresh_seconds=config.refresh_seconds,
+        )
+
+    @staticmethod
+    def _load_static(name: str) -> _Static:
+        body = resources.files("jobstore.api.ui").joinpath("static", name).read_bytes()
+        suffix = name[name.rindex(".") :]
+        return _Static(body, STATIC_TYPES[suffix], hashlib.sha256(body).hexdigest()[:12])
+
+    def static_url(self, name: str) -> str:
+        return f"/ui/static/{name}?v={self.static[name].version}"
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/ui", self._guard(self.list_page), methods=["GET"]),
+            Route("/ui/live", self._guard(self.list_live), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}", self._guard(self.job_page), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}/live", self._guard(self.job_live), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}/cancel", self._guard(self.cancel), methods=["POST"]),
+            Route("/ui/static/{name}", self.static_file, methods=["GET"]),
+            Route("/ui/{rest:path}", self._guard(self.not_found), methods=["GET"]),
+        ]
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def render(
+        self,
+        template: str,
+        context: dict[str, Any],
+        principal: Principal | None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        html = self.env.get_template(template).render(
+            **context,
+            user=principal.user if principal else None,
+            is_admin=principal.is_admin if principal else False,
+        )
+        return HTMLResponse(html, status, headers={**HTML_HEADERS, **(headers or {})})
+
+    def error_page(
+        self,
+        status: int,
+        title: str,
+        message: str,
+        principal: Principal | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        context = {"title": title, "message": message, "status": status}
+        return self.render("error.html", context, principal, status, headers)
+
+    def _guard(self, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+        """Authenticate, then run the page; client errors become error pages, not 500s."""
+
+        async def endpoint(request: Request) -> Response:
+            principal = None
+            try:
+                if self.config.authenticator is not None:
+                    principal = await principal_from_authorization(
+                        self.config.authenticator, request.headers
+                    )
+                    if principal is None:
+                        return self.error_page(
+                            401,
+                            "Sign in",
+                            "The dashboard needs a jobstore user name and password.",
+                            headers={"WWW-Authenticate": 'Basic realm="jobstore"'},
+                        )
+                return await handler(request, principal)
+            except JobNotFound as exc:
+                return self.error_page(404, "Not found", str(exc), principal)
+            except ClientError as exc:
+                return self.error_page(400, "Bad request", str(exc), principal)
+            except StoreUnavailable as exc:
+                log.warning("%s: %s", request.url.path, exc)
+                return self.error_page(503, "Database unavailable", str(exc), principal)
+
+        return endpoint
+
+    # -- the job list -----------------------------------------------------------------------
+
+    async def _list_context(self, request: Request, principal: Principal | None) -> dict[str, Any]:
+        f = ListFilter.parse(request.query_params)
+        owner = _owner_filter(principal)
+        query = JobQuery(
+            states=views.parse_states(f.status),
+            endpoint=f.endpoint or None,
+            created_by=owner,
+            before_id=f.before,
+        )
+        notice = None
+        older_url = None
+        if f.q:
+            jobs, notice = await self._search(f.q, query, owner)
+        else:
+            size = self.config.page_size
+            jobs = await self._newest(query, size + 1)
+            if len(jobs) > size:
+                jobs = jobs[:size]
+                older_url = "/ui" + f.query_string(before=jobs[-1].job_id)
+        counts = await self.service.status_counts(created_by=owner)
+        endpoints = self.service.registry.names()
+        if f.endpoint and f.endpoint not in endpoints:
+            endpoints = [*endpoints, f.endpoint]  # served by another node's endpoints
+        return {
+            "f": f,
+            "rows": [views.row_view(job) for job in jobs],
+            "counts": views.count_views(counts, COUNT_CAP, f.status or None),
+            "states": [s.value for s in JobState],
+            "groups": list(views.STATE_GROUPS),
+            "endpoints": endpoints,
+            "notice": notice,
+            "older_url": older_url,
+            "newest_url": "/ui" + f.query_string(before=None) if f.before else None,
+            "live_url": "/ui/live" + f.query_string(),
+            "scope": "All jobs" if owner is None else "Your jobs",
+        }
+
+    async def _newest(self, query: JobQuery, limit: int) -> list[Job]:
+        """The newest `limit` jobs matching `query`.
+
+        Several states are read one at a time and merged: each read is a short walk of
+        (status, job_id), where `status IN (...)` would make SQLite scan the whole table. One
+        user's jobs are read state by state too, along (created_by, status, job_id).
+        """
+        states = query.states
+        if states is None and query.created_by is not None:
+            states = tuple(JobState)
+        if states is None or len(states) < 2:
+            return await self.service.search_jobs(query, limit=limit)
+        found: list[Job] = []
+        for state in states:
+            found += await self.service.search_jobs(replace(query, states=(state,)), limit=limit)
+        found.sort(key=lambda job: job.job_id, reverse=True)
+        return found[:limit]
+
+    async def _search(
+        self, q: str, query: JobQuery, owner: str | None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs whose tag is exactly `q`, or whose id is `q`, within the other filters."""
+        found: list[Job] = []
+        notice = None
+        if is_valid_tag(q):
+            found = await self.service.search_jobs(replace(query, tag=q, before_id=None), limit=1)
+        job_id = job_id_in(q)
+        if job_id is not None:
+            try:
+                job = await self.service.get_job(job_id=job_id, visible_to=owner)
+            except JobRemoved as exc:
+                notice = str(exc)
+            except JobNotFound:
+                pass
+            else:
+                wanted = query.states is None or job.status in query.states
+                if wanted and query.endpoint in (None, job.endpoint):
+                    found = [job, *(j for j in found if j.job_id != job.job_id)]
+        if not found and notice is None and is_valid_tag(q):
+            try:
+                await self.service.get_job(tag=q, visible_to=owner)
+            except JobRemoved as exc:
+                notice = str(exc)
+            except JobNotFound:
+                pass
+        if not found and notice is None and not is_valid_tag(q):
+            notice = "Search takes an exact job tag (letters, digits, '_' and '-') or a job id."
+        return found, notice
+
+    async def list_page(self, request: Request, principal: Principal | None) -> Response:
+        return self.render("list.html", await self._list_context(request, principal), principal)
+
+    async def list_live(self, request: Request, principal: Principal | None) -> Response:
+        context = await self._list_context(request, principal)
+        return self.render("_list_live.html", context, principal)
+
+    # -- one job ----------------------------------------------------------------------------
+
+    async def _job(self, request: Request, principal: Principal | None) -> Job:
+        job_id = int(request.path_params["job_id"])
+        if not 0 < job_id <= MAX_JOB_ID:
+            raise JobNotFound(job_id=job_id)
+        return await self.service.get_job(job_id=job_id, visible_to=_owner_filter(principal))
+
+    async def job_page(self, request: Request, principal: Principal | None) -> Response:
+        try:
+            job = await self._job(request, principal)
+        except JobRemoved as exc:
+            return self.error_page(410, f"Job {exc.job_id} was removed", str(exc), principal)
+        now = self.service.clock.now()
+        context = {
+            "j": views.detail_view(job, self.service.registry, now),
+            "flash": views.CANCEL_OUTCOMES.get(request.query_params.get("cancel", "")),
+        }
+        return self.render("job.html", context, principal)
+
+    async def job_live(self, request: Request, principal: Principal | None) -> Response:
+        try:
+            job = await self._job(request, principal)
+        except JobRemoved as exc:
+            return self.error_page(410, f"Job {exc.job_id} was removed", str(exc), principal)
+        context = {"j": views.status_view(job, self.service.clock.now())}
+        return self.render("_job_live.html", context, principal)
+
+    async def cancel(self, request: Request, principal: Principal | None) -> Response:
+        if not _same_origin(request):
+            return self.error_page(
+                403,
+                "Refused",
+                "Cancel only from the dashboard's own page (this request came from another "
+                "site, or without Origin and Sec-Fetch-Site headers). Scripts: use the API.",
+                principal,
+            )
+        job_id = int(request.path_params["job_id"])
+        if not 0 < job_id <= MAX_JOB_ID:
+            raise JobNotFound(job_id=job_id)
+        outcomes = await self.service.cancel_jobs([job_id], created_by=_owner_filter(principal))
+        outcome = outcomes.get(job_id, "not_found")
+        if outcome == "not_found":
+            raise JobNotFound(job_id=job_id)
+        log.info("job %d: cancel from the dashboard: %s", job_id, outcome)
+        return RedirectResponse(f"/ui/jobs/{job_id}?cancel={outcome}", status_code=303)
+
+    # -- the rest ---------------------------------------------------------------------------
+
+    async def static_file(self, request: Request) -> Response:
+        static = self.static.get(request.path_params["name"])
+        if static is None:
+            return self.error_page(404, "Not found", "No such file.")
+        return Response(
+            static.body,
+            media_type=static.media_type,
+            headers={
+                "Cache-Control": "public, max-age=86400",
+                "ETag": f'"{static.version}"',
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def not_found(self, request: Request, principal: Principal | None) -> Response:
+        if request.path_params["rest"] == "":
+            return RedirectResponse("/ui", status_code=308)
+        return self.error_page(404, "Not found", "The dashboard has no such page.", principal)
 
 
 def ui_routes(service: JobService, config: UiConfig) -> list[BaseRoute]:
-    return []
+    return Dashboard(service, config).routes()

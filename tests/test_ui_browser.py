@@ -1,0 +1,176 @@
+"""The dashboard in a real browser: headless Chromium against a real `jobstore serve`.
+
+Debian's chromium (/usr/bin/chromium) driven by Playwright's Python package; nothing is
+downloaded. Without chromium the test skips, except under CI, where it fails. Screenshots go
+to test-artifacts/screenshots/ at the top of the repository (kept after the run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from e2e_support import REPO_ROOT, Server, job_row, wait_for
+
+pytestmark = pytest.mark.slow
+T = TypeVar("T")
+
+CHROMIUM = Path(os.environ.get("JOBSTORE_TEST_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
+IN_CI = bool(os.environ.get("CI"))
+# This machine may be offline: keep Chromium from calling home (updates, sync, field trials).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+]
+SLEEP_SECONDS = 8.0  # long enough to watch and cancel, short enough if cancel were broken
+
+
+def _missing(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{why}; CI must run the browser test")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    node = Server(database_url, tmp_path, node_id="browser-node", log_level="warning")
+    try:
+        yield node.start()
+    finally:
+        node.cleanup()
+
+
+def _shot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def _outside_the_loop(function: Callable[..., T], *args: Any) -> T:
+    """Run `function` in a thread: helpers that call asyncio.run() cannot run beside
+    Playwright's sync API, which keeps an event loop going in this thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result(timeout=30)
+
+
+def _progress(page: Any) -> int:
+    return int(page.locator("#live .job-head progress").get_attribute("value"))
+
+
+def test_watch_and_cancel_a_job(server: Server, browser: Any, dialect: str) -> None:
+    # `server` comes first: its database fixtures call asyncio.run(), which cannot run once
+    # Playwright's sync API has an event loop going.
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type in ("error", "warning"):  # CSP violations land here too
+            problems.append(f"console {message.type}: {message.text}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.set_default_timeout(15_000)
+
+    # Two finished jobs for company, then the list. A marker on `window` survives only if
+    # nothing reloads the page.
+    done = server.create_job("/echo", {"hello": "browser"}, tag=f"greeting-{dialect}")
+    failed = server.create_job("/fail", {"message": "a failure, for the screenshot"})
+    server.wait_job(done)
+    server.wait_job(failed)
+    page.goto(f"{server.url}/ui")
+    assert page.locator("tbody tr[data-job-id]").count() == 2
+    assert page.title() == "Jobs · jobstore"
+    page.wait_for_selector('#live-status[data-state="ok"]')
+    page.evaluate("window.stillThePage = true")
+
+    job_id = server.create_job("/sleep", {"seconds": SLEEP_SECONDS}, tag=f"browser-{dialect}")
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    row.wait_for()  # appears by the live refresh, not by a reload
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="running"]')
+    assert page.evaluate("window.stillThePage") is True
+    assert row.locator(".tag").inner_text() == f"browser-{dialect}"
+    assert int(page.locator('.counts [data-state="running"]').get_attribute("data-count")) >= 1
+    _shot(page, f"list-{dialect}.png")
+
+    # The job page: its progress bar moves while we watch.
+    row.locator("td.num a").click()
+    page.wait_for_url(re.compile(rf"/ui/jobs/{job_id}$"))
+    assert page.locator("h1").inner_text().startswith(f"Job {job_id}")
+    page.wait_for_selector('#live .job-head [data-status="running"]')
+    first = _progress(page)
+    page.wait_for_function(
+        "v => Number(document.querySelector('#live .job-head progress').value) > v", arg=first
+    )
+    second = _progress(page)
+    assert first < second < 100, (first, second)
+    assert "seconds" in page.locator("section pre.payload").first.inner_text()
+    _shot(page, f"job-running-{dialect}.png")
+
+    # Cancel: a confirm dialog, a same-origin form POST, then the page follows the job.
+    page.once("dialog", lambda dialog: dialog.accept())
+    started = time.monotonic()
+    page.get_by_role("button", name="Cancel job").click()
+    page.wait_for_url(re.compile(rf"/ui/jobs/{job_id}\?cancel=cancel_requested$"))
+    page.wait_for_selector('#live .job-head [data-status="cancelled"]')
+    page.wait_for_selector('#live .job-head[data-active="false"]')
+    took = time.monotonic() - started
+    assert page.get_by_role("button", name="Cancel job").count() == 0
+    final_progress = _progress(page)
+    assert final_progress < 100
+    _shot(page, f"job-cancelled-{dialect}.png")
+
+    # The API and the database agree with what the page shows.
+    wait_for(
+        "the job to read CANCELLED",
+        lambda: server.get_job(job_id)["job_status"] == "CANCELLED",
+        logs=server.logs,
+    )
+    assert _outside_the_loop(job_row, server.database_url, job_id)["status"] == "cancelled"
+    assert took < SLEEP_SECONDS, f"cancel took {took:.1f}s: the job ran to its end?"
+
+    # Back on the list: the row reads cancelled, and the count links filter.
+    page.goto(f"{server.url}/ui")
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="cancelled"]')
+    page.locator('.counts [data-state="cancelled"]').click()
+    page.wait_for_url(re.compile(r"/ui\?status=cancelled$"))
+    assert page.locator("tbody tr[data-job-id]").count() == 1
+
+    context.close()
+    assert not problems, problems
