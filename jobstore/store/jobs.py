@@ -40,7 +40,7 @@ NEW_JOB_CHANNEL = "jobstore_new_job"
 IS_QUEUED = jobs.c.status == sa.literal_column("'queued'")
 IS_RUNNING = jobs.c.status == sa.literal_column("'running'")
 
-# SQLite's planner prefers the (status, created_at) index plus a sort; name the partial
+# SQLite's planner has chosen an index over every state plus a sort; name the partial
 # index of queued rows so a claim never sorts the queue. SQLAlchemy cannot render this hint.
 _SQLITE_PICK = sa.text(
     "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"

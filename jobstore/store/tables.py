@@ -102,8 +102,19 @@ sa.Index(
     postgresql_where=jobs.c.status == "running",
     sqlite_where=jobs.c.status == "running",
 )
-# Listing by state and time (dashboards, "failures in the last hour").
-sa.Index("ix_jobs_status_created_at", jobs.c.status, jobs.c.created_at)
+# The newest jobs of one state (job_id order) and capped counts per state: a listing by state
+# reads one page of entries however rare the state, instead of scanning back through the table.
+sa.Index("ix_jobs_status_job_id", jobs.c.status, jobs.c.job_id)
+# The same for one user's jobs (with --auth required, users who are not admins see only their
+# own). Partial: jobs created with auth off have no created_by and never write to it.
+sa.Index(
+    "ix_jobs_created_by_status_job_id",
+    jobs.c.created_by,
+    jobs.c.status,
+    jobs.c.job_id,
+    postgresql_where=jobs.c.created_by.is_not(None),
+    sqlite_where=jobs.c.created_by.is_not(None),
+)
 # Retention: the oldest finished jobs of a state. Partial, so creates and claims never touch it.
 sa.Index(
     "ix_jobs_status_finished_at",
