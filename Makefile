@@ -28,7 +28,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix jobstore tests migrations benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/http_create.py
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || { echo "installing wrk (HTTP load)"; \
+	  (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) \
+	  >/dev/null 2>&1 || echo "could not install wrk: HTTP create falls back to httpx"; }
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

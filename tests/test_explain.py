@@ -1,0 +1,227 @@
+"""The hot queries stay on their indexes (PostgreSQL).
+
+The claim and the two lookups are taken from JobStore as the driver receives them (captured on
+their way to the cursor, with their parameters), then EXPLAINed against a table of 20,000 jobs
+that JobStore itself created, claimed and finished, with a few hundred left in the queue. The
+claim is explained twice: with its parameters (the custom plan) and as a prepared statement
+forced to the generic plan, which is what a connection's statement cache runs after a few
+executions. A plan that drops the index (a sequential scan, or a sort of the queue) fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import drop_pg_database, new_pg_database
+
+from jobstore.clock import SystemClock
+from jobstore.models import Encoding, JobState, NewJob, Outcome, Payload
+from jobstore.service import request_digest
+from jobstore.store import Database, JobStore
+
+pytestmark = pytest.mark.postgres
+
+JOBS = 20_000
+QUEUED = 300
+BATCH = 1_000
+ENDPOINTS = ("/echo", "/sleep", "/fail")
+LEASE = timedelta(seconds=30)
+
+
+def _new_job(n: int) -> NewJob:
+    tag = f"explain-{n:06d}"
+    payload = Payload(Encoding.JSON, text=json.dumps({"n": n}))
+    return NewJob(
+        job_tag=tag,
+        endpoint="/echo",
+        request=payload,
+        request_digest=request_digest("/echo", payload),
+        options={"job_tag": tag},
+        remove_on_complete=False,
+        retryable=True,
+        max_attempts=3,
+    )
+
+
+async def _fill(db: Database) -> None:
+    """20,000 jobs written by JobStore: all but QUEUED claimed and finished, then ANALYZE."""
+    store = JobStore(db.dialect)
+    now = SystemClock().now()
+    for start in range(0, JOBS, BATCH):
+        async with db.transaction() as conn:
+            await store.job_create_many(
+                conn, [_new_job(n) for n in range(start, start + BATCH)], now
+            )
+    done = Outcome(JobState.DONE, Payload(Encoding.JSON, text='{"n": 1}'), {})
+    for _ in range((JOBS - QUEUED) // BATCH + 1):
+        async with db.transaction() as conn:
+            limit = min(BATCH, await _count_queued(conn) - QUEUED)
+            if limit <= 0:
+                break
+            claimed = await store.job_claim(
+                conn, node="n1", endpoints=ENDPOINTS, limit=limit, now=now, lease_until=now + LEASE
+            )
+            await store.job_finish_many(conn, [(c.job_id, c.attempt, done) for c in claimed], now)
+    async with db.engine.connect() as conn:
+        await conn.execute(sa.text("ANALYZE jobs"))
+        await conn.commit()
+        assert await _count_queued(conn) == QUEUED
+
+
+@pytest.fixture(scope="module")
+def filled_url(pg_template: str) -> Iterator[str]:
+    """One filled database for the whole module (filling takes a few seconds)."""
+    url = new_pg_database(template=pg_template)
+    try:
+
+        async def fill() -> None:
+            db = Database(url, pool_size=2)
+            try:
+                await _fill(db)
+            finally:
+                await db.dispose()
+
+        asyncio.run(fill())
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture
+async def filled(filled_url: str) -> AsyncIterator[Database]:
+    db = Database(filled_url, pool_size=2)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def _count_queued(conn: Any) -> int:
+    result = await conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'queued'"))
+    return int(result.scalar_one())
+
+
+class Sent:
+    """The statements JobStore sends, as the driver receives them."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine.sync_engine
+        self.statements: list[tuple[str, Any]] = []
+
+    def _record(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        self.statements.append((statement, params))
+
+    def __enter__(self) -> Sent:
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def only(self) -> tuple[str, Any]:
+        assert len(self.statements) == 1, [s for s, _ in self.statements]
+        return self.statements[0]
+
+
+async def _explain(
+    db: Database, call: Callable[[Any], Awaitable[object]], *, generic: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The statement `call` sends and its plan; nothing it writes is kept."""
+    async with db.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            with Sent(db) as sent:
+                await call(conn)
+            statement, params = sent.only()
+            if generic:
+                await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+                await conn.exec_driver_sql(f"PREPARE jobstore_explained AS {statement}")
+                args = ", ".join(_literal(p) for p in params)
+                explain = f"EXPLAIN (FORMAT JSON) EXECUTE jobstore_explained({args})"
+                result = await conn.exec_driver_sql(explain)
+                raw = result.scalar_one()
+                await conn.exec_driver_sql("DEALLOCATE jobstore_explained")
+            else:
+                result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", params)
+                raw = result.scalar_one()
+        finally:
+            await transaction.rollback()
+    plan = json.loads(raw) if isinstance(raw, str) else raw
+    return statement, plan[0]["Plan"]
+
+
+def _literal(value: Any) -> str:
+    """A parameter as SQL text, for EXECUTE (which takes no bound parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _assert_uses(plan: dict[str, Any], index: str, statement: str) -> None:
+    nodes = list(_nodes(plan))
+    shown = json.dumps(plan, indent=1)
+    on_jobs = [n for n in nodes if n.get("Relation Name") == "jobs"]
+    assert on_jobs, f"no scan of jobs in the plan of\n{statement}\n{shown}"
+    assert any(n.get("Index Name") == index for n in on_jobs), (
+        f"{index} is not used by\n{statement}\n{shown}"
+    )
+    assert not [n for n in on_jobs if n["Node Type"] == "Seq Scan"], (
+        f"sequential scan of jobs in\n{statement}\n{shown}"
+    )
+    assert not [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")], (
+        f"sort in\n{statement}\n{shown}"
+    )
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
+async def test_claim_reads_the_queue_through_its_partial_index(
+    filled: Database, generic: bool
+) -> None:
+    store = JobStore(filled.dialect)
+    now = SystemClock().now()
+
+    async def claim(conn: Any) -> object:
+        return await store.job_claim(
+            conn, node="n2", endpoints=ENDPOINTS, limit=8, now=now, lease_until=now + LEASE
+        )
+
+    statement, plan = await _explain(filled, claim, generic=generic)
+    _assert_uses(plan, "ix_jobs_queued", statement)
+
+
+async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None:
+    store = JobStore(filled.dialect)
+
+    async def by_tag(conn: Any) -> object:
+        return await store.job_get_by_tag(conn, "explain-012345")
+
+    statement, plan = await _explain(filled, by_tag)
+    _assert_uses(plan, "uq_jobs_job_tag", statement)
+
+
+async def test_lookup_by_id_uses_the_primary_key(filled: Database) -> None:
+    store = JobStore(filled.dialect)
+
+    async def by_id(conn: Any) -> object:
+        return await store.job_get(conn, 12345)
+
+    statement, plan = await _explain(filled, by_id)
+    _assert_uses(plan, "pk_jobs", statement)
