@@ -17,7 +17,8 @@ import getpass
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -289,6 +290,15 @@ async def auth_command(args: argparse.Namespace, settings: Settings) -> int:
         await db.dispose()
 
 
+def _run_fast(main: Coroutine[Any, Any, int]) -> int:
+    """Run a node on uvloop where it is installed (it is a dependency off Windows)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -297,9 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
-            return asyncio.run(serve(settings))
+            return _run_fast(serve(settings))
         if args.command == "worker":
-            return asyncio.run(worker(settings))
+            return _run_fast(worker(settings))
         if args.command in ("users", "tokens"):
             return asyncio.run(auth_command(args, settings))
         return asyncio.run(db_command(args, settings))

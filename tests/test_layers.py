@@ -17,6 +17,7 @@ OWNERS = {
     "aiosqlite": ("store/",),
     "starlette": ("api/",),
     "uvicorn": ("cli.py",),
+    "uvloop": ("cli.py",),
     "prometheus_client": ("metrics.py",),
     "jinja2": ("api/",),
     "httpx": ("client.py", "cli_jobs.py"),
