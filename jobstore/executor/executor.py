@@ -114,6 +114,9 @@ class Executor:
         self.finish_listeners: list[Callable[[int, JobState], None]] = []
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
+        # False once a claim found fewer jobs than it asked for: then a freed slot is no reason
+        # to claim again (an empty claim costs a transaction); new work arrives through wake().
+        self._queue_may_have_more = True
         self._threads = ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
         )
@@ -135,6 +138,7 @@ class Executor:
 
     def wake(self) -> None:
         """A job was created: look for work now instead of at the next poll."""
+        self._queue_may_have_more = True
         self._wake.set()
 
     def request_cancel(self, job_ids: Sequence[int]) -> None:
@@ -209,6 +213,7 @@ class Executor:
                 now=now,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
             )
+        self._queue_may_have_more = len(claimed) >= free
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
         for job in claimed:
@@ -274,7 +279,8 @@ class Executor:
     def _forget(self, run: _Running) -> None:
         if self._running.get(run.claimed.job_id) is run:
             del self._running[run.claimed.job_id]
-        self._wake.set()  # a slot is free
+        if self._queue_may_have_more:
+            self._wake.set()  # a slot is free and the queue may hold more
 
     async def _execute(self, job: Claimed, ctx: JobContext) -> Outcome:
         try:
@@ -463,7 +469,7 @@ class Executor:
 
     async def _rescue_and_wake(self) -> None:
         if (await self.rescue_once()).requeued:
-            self._wake.set()
+            self.wake()
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -475,8 +481,8 @@ class Executor:
                 claimed = []
                 await asyncio.sleep(self.config.poll_seconds)
             free = self.config.concurrency - len(self._running)
-            if claimed and free > 0:
-                continue  # the queue may hold more
+            if claimed and self._queue_may_have_more and free > 0:
+                continue  # the claim was full: the queue may hold more
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
 

@@ -130,7 +130,11 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                # No ping per checkout: it is a round trip before every transaction (about
+                # 0.6 ms of a 3 ms create here). A connection the server dropped fails its
+                # next statement instead; SQLAlchemy then discards every pooled connection
+                # opened before, so a database restart costs one 503, not one per connection.
+                pool_pre_ping=False,
                 hide_parameters=True,
             )
             self._reader = self._writer
