@@ -30,7 +30,7 @@ from rich.text import Text
 
 from jobstore.client import ApiError, JobRef, JobstoreClient, Unreachable, safe_url
 from jobstore.errors import ConfigError
-from jobstore.executor.pruner import parse_duration
+from jobstore.settings import retention
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
@@ -64,14 +64,6 @@ def _positive(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
     return number
-
-
-def _retention(value: str) -> str:
-    try:
-        parse_duration(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value.strip()
 
 
 def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -161,7 +153,7 @@ def add_parser(
     for state in ("done", "error", "cancelled"):
         prune.add_argument(
             f"--{state}",
-            type=_retention,
+            type=retention,
             metavar="AGE",
             help=f"delete '{state}' jobs that finished more than AGE ago (like 7d, 12h, 0s)",
         )

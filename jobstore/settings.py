@@ -59,7 +59,8 @@ def _log_format(value: str) -> str:
     return lowered
 
 
-def _retention(value: str) -> str:
+def retention(value: str) -> str:
+    """An argparse type: a retention like 7d or 12h, or forever."""
     try:
         parse_duration(value)
     except ConfigError as exc:
@@ -155,12 +156,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--pool-size", int, 10, "database connections per node", ("serve", "worker")),
     Option(
         "--retain-done",
-        _retention,
+        retention,
         "forever",
         "how long finished 'done' jobs are kept, like 7d or 12h (default: forever)",
     ),
-    Option("--retain-error", _retention, "forever", "how long 'error' jobs are kept"),
-    Option("--retain-cancelled", _retention, "forever", "how long 'cancelled' jobs are kept"),
+    Option("--retain-error", retention, "forever", "how long 'error' jobs are kept"),
+    Option("--retain-cancelled", retention, "forever", "how long 'cancelled' jobs are kept"),
     Option("--prune-seconds", float, 60.0, "how often the retention pass runs"),
     Option("--metrics", _bool, True, "serve Prometheus metrics at /metrics", ("serve",)),
     Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),

@@ -178,6 +178,26 @@ async def test_claims_no_more_than_its_concurrency(
     await ex.stop(wait_seconds=0)
 
 
+async def test_a_freed_slot_claims_again_only_while_the_queue_may_hold_more(
+    db: Database, registry: Any, service: JobService, clock: ManualClock
+) -> None:
+    echo = Payload(Encoding.JSON, text="{}")
+    ex = make_executor(db, registry, clock, concurrency=2)
+    try:
+        await create(service, "/echo", echo)
+        assert len(await ex.run_once()) == 1  # asked for 2, found 1: the queue is empty
+        assert not ex._wake.is_set()  # so its freed slot starts no (empty) claim
+        for _ in range(3):
+            await create(service, "/echo", echo)
+        ex.wake()  # what a create on this node does: new work is worth a claim
+        assert ex._wake.is_set()
+        ex._wake.clear()
+        assert len(await ex.run_once()) == 2  # a full claim: more may be waiting
+        assert ex._wake.is_set()  # so the freed slots ask the loop to claim again
+    finally:
+        await ex.stop(wait_seconds=0)
+
+
 # -- progress, leases, rescue -----------------------------------------------------------------
 
 

@@ -29,3 +29,27 @@ async def principal_from_authorization(
             return None
         return await authenticator.basic(user, password)
     return None
+
+
+class NotAuthenticated(Exception):
+    """Authentication is on and the request carries no valid credentials.
+
+    Each facade answers it in its own dialect (ERROR envelope, problem document, sign-in page).
+    """
+
+
+async def authenticate(authenticator: Authenticator | None, headers: Headers) -> Principal | None:
+    """The caller; None when authentication is off (`authenticator` is None)."""
+    if authenticator is None:
+        return None
+    principal = await principal_from_authorization(authenticator, headers)
+    if principal is None:
+        raise NotAuthenticated
+    return principal
+
+
+def owner_filter(principal: Principal | None) -> str | None:
+    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
+    if principal is None or principal.is_admin:
+        return None
+    return principal.user

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobstore import __version__
-from jobstore.api.auth import principal_from_authorization
+from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.http import read_body
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
@@ -46,13 +46,6 @@ class KineticaConfig:
     public_url: str | None = None  # else derived from the request's Host header
     ha_peers: tuple[str, ...] = ()  # head URLs of the other nodes sharing the database
     authenticator: Authenticator | None = None  # None: authentication is off
-
-
-def _owner_filter(principal: Principal | None) -> str | None:
-    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
-    if principal is None or principal.is_admin:
-        return None
-    return principal.user
 
 
 def kinetica_status(job: Job) -> str:
@@ -94,13 +87,7 @@ class KineticaApi:
         wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
         name = self._find(request.url.path)
         try:
-            principal = None
-            if self.config.authenticator is not None:
-                principal = await principal_from_authorization(
-                    self.config.authenticator, request.headers
-                )
-                if principal is None:
-                    return self._unauthorized(wire_enc)
+            principal = await authenticate(self.config.authenticator, request.headers)
             if name is None:
                 raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
             body = await read_body(request, self.config.max_body_bytes)
@@ -109,6 +96,8 @@ class KineticaApi:
             answer = await self.handlers[name](request, record, principal)
             content = wire.encode_ok(answer, wire_enc, rsp_schema)
             return Response(content, 200, media_type=wire_enc.response_media_type)
+        except NotAuthenticated:
+            return self._unauthorized(wire_enc)
         except ClientError as exc:
             return self._error(str(exc), wire_enc)
         except StoreUnavailable as exc:
@@ -178,7 +167,7 @@ class KineticaApi:
     ) -> dict[str, Any]:
         tag = req["options"].get("job_tag") or None
         job = await self.service.get_job(
-            job_id=req["job_id"], tag=tag, visible_to=_owner_filter(principal)
+            job_id=req["job_id"], tag=tag, visible_to=owner_filter(principal)
         )
         status = kinetica_status(job)
         family = (job.response_encoding or job.request_encoding.response_encoding).value
@@ -210,7 +199,7 @@ class KineticaApi:
         jobs = await self.service.list_jobs(
             states=None if include_done else ACTIVE_STATES,
             limit=limit,
-            created_by=_owner_filter(principal),
+            created_by=owner_filter(principal),
         )
         jobs.reverse()  # oldest first, as Kinetica lists them
         return {
@@ -235,9 +224,9 @@ class KineticaApi:
         job_ids = list(req["job_ids"])
         tag = req["options"].get("job_tag")
         if tag:
-            job = await self.service.get_job(tag=tag, visible_to=_owner_filter(principal))
+            job = await self.service.get_job(tag=tag, visible_to=owner_filter(principal))
             job_ids = [job.job_id]
-        statuses = await self.service.cancel_jobs(job_ids, created_by=_owner_filter(principal))
+        statuses = await self.service.cancel_jobs(job_ids, created_by=owner_filter(principal))
         # A running job with a cancel request will end cancelled; say so as Kinetica would.
         shown = {"cancel_requested": "cancelled"}
         return {

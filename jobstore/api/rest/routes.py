@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from jobstore.api.auth import principal_from_authorization
+from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.http import read_body
 from jobstore.api.jobjson import job_detail, job_result, job_summary
 from jobstore.api.rest.inputs import (
@@ -60,13 +60,6 @@ class RestConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     pruner: Pruner | None = None
     max_wait_seconds: float = 60.0
-
-
-def _owner_filter(principal: Principal | None) -> str | None:
-    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
-    if principal is None or principal.is_admin:
-        return None
-    return principal.user
 
 
 def job_location(job_id: int) -> str:
@@ -117,14 +110,10 @@ class RestApi:
         async def endpoint(request: Request) -> Response:
             instance = request.url.path
             try:
-                principal = None
-                if self.config.authenticator is not None:
-                    principal = await principal_from_authorization(
-                        self.config.authenticator, request.headers
-                    )
-                    if principal is None:
-                        raise unauthorized()
+                principal = await authenticate(self.config.authenticator, request.headers)
                 return await handler(request, principal)
+            except NotAuthenticated:
+                return unauthorized().response(instance)
             except Problem as problem:
                 return problem.response(instance)
             except ClientError as exc:
@@ -164,7 +153,7 @@ class RestApi:
         self, request: Request, principal: Principal | None, *, job_id: int | None, tag: str | None
     ) -> Job:
         wait = parse_wait(request.query_params.get("wait"), self.config.max_wait_seconds)
-        owner = _owner_filter(principal)
+        owner = owner_filter(principal)
         if wait > 0:
             return await self.service.wait_for_job(
                 job_id=job_id, tag=tag, wait_seconds=wait, visible_to=owner
@@ -238,7 +227,7 @@ class RestApi:
     async def get_result(self, request: Request, principal: Principal | None) -> Response:
         """GET /jobs/{id}/result: the outcome of a finished job; 409 while it runs."""
         job_id = self._job_id(request)
-        job = await self.service.get_job(job_id=job_id, visible_to=_owner_filter(principal))
+        job = await self.service.get_job(job_id=job_id, visible_to=owner_filter(principal))
         if job.status not in FINAL_STATES:
             raise Problem(
                 "job-not-finished",
@@ -259,7 +248,7 @@ class RestApi:
     async def cancel_job(self, request: Request, principal: Principal | None) -> Response:
         """POST /jobs/{id}/cancel: 202 with what happened; 409 for a finished job."""
         job_id = self._job_id(request)
-        owner = _owner_filter(principal)
+        owner = owner_filter(principal)
         outcome = (await self.service.cancel_jobs([job_id], created_by=owner))[job_id]
         if outcome == "not_found":
             raise JobNotFound(job_id=job_id)
@@ -281,7 +270,7 @@ class RestApi:
     async def list_jobs(self, request: Request, principal: Principal | None) -> Response:
         """GET /jobs: newest first, one page; `next` fetches the page after it."""
         params = request.query_params.multi_items()
-        listing = parse_list(params, created_by=_owner_filter(principal))
+        listing = parse_list(params, created_by=owner_filter(principal))
         jobs = await self.service.search_jobs(listing.query, limit=listing.limit + 1)
         items = jobs[: listing.limit]
         next_before = items[-1].job_id if len(jobs) > listing.limit else None
@@ -299,7 +288,7 @@ class RestApi:
 
     async def stats(self, request: Request, principal: Principal | None) -> Response:
         """GET /stats: jobs per state (the caller's own unless admin), capped at COUNT_CAP."""
-        counts = await self.service.status_counts(created_by=_owner_filter(principal))
+        counts = await self.service.status_counts(created_by=owner_filter(principal))
         return JsonResponse(
             {"counts": {s.value: counts.get(s, 0) for s in JobState}, "capped_at": COUNT_CAP}
         )

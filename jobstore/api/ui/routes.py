@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from jobstore.api.auth import principal_from_authorization
+from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.ui import views
 from jobstore.auth import Authenticator, Principal
 from jobstore.errors import BadRequest, ClientError, JobNotFound, JobRemoved, StoreUnavailable
@@ -111,13 +111,6 @@ def job_id_in(text: str) -> int | None:
     if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_JOB_ID:
         return int(text)
     return None
-
-
-def _owner_filter(principal: Principal | None) -> str | None:
-    """Whose jobs a caller may see: everyone's with auth off or for admins, else their own."""
-    if principal is None or principal.is_admin:
-        return None
-    return principal.user
 
 
 def _same_origin(request: Request) -> bool:
@@ -207,18 +200,15 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             principal = None
             try:
-                if self.config.authenticator is not None:
-                    principal = await principal_from_authorization(
-                        self.config.authenticator, request.headers
-                    )
-                    if principal is None:
-                        return self.error_page(
-                            401,
-                            "Sign in",
-                            "The dashboard needs a jobstore user name and password.",
-                            headers={"WWW-Authenticate": 'Basic realm="jobstore"'},
-                        )
+                principal = await authenticate(self.config.authenticator, request.headers)
                 return await handler(request, principal)
+            except NotAuthenticated:
+                return self.error_page(
+                    401,
+                    "Sign in",
+                    "The dashboard needs a jobstore user name and password.",
+                    headers={"WWW-Authenticate": 'Basic realm="jobstore"'},
+                )
             except JobNotFound as exc:
                 return self.error_page(404, "Not found", str(exc), principal)
             except ClientError as exc:
@@ -233,7 +223,7 @@ class Dashboard:
 
     async def _list_context(self, request: Request, principal: Principal | None) -> dict[str, Any]:
         f = ListFilter.parse(request.query_params)
-        owner = _owner_filter(principal)
+        owner = owner_filter(principal)
         query = JobQuery(
             states=views.parse_states(f.status),
             endpoint=f.endpoint or None,
@@ -330,7 +320,7 @@ class Dashboard:
         job_id = int(request.path_params["job_id"])
         if not 0 < job_id <= MAX_JOB_ID:
             raise JobNotFound(job_id=job_id)
-        return await self.service.get_job(job_id=job_id, visible_to=_owner_filter(principal))
+        return await self.service.get_job(job_id=job_id, visible_to=owner_filter(principal))
 
     async def job_page(self, request: Request, principal: Principal | None) -> Response:
         try:
@@ -364,7 +354,7 @@ class Dashboard:
         job_id = int(request.path_params["job_id"])
         if not 0 < job_id <= MAX_JOB_ID:
             raise JobNotFound(job_id=job_id)
-        outcomes = await self.service.cancel_jobs([job_id], created_by=_owner_filter(principal))
+        outcomes = await self.service.cancel_jobs([job_id], created_by=owner_filter(principal))
         outcome = outcomes.get(job_id, "not_found")
         if outcome == "not_found":
             raise JobNotFound(job_id=job_id)
