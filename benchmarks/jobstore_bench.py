@@ -174,10 +174,10 @@ async def queue_echo_jobs(url: str, count: int, batch: int = 1000) -> None:
     """Queue `count` /echo jobs through jobstore's own create path (validation, digest, the
     store's multi-row INSERT), a batch per transaction: the HTTP layer is left out only to
     save time, so that the drain starts from a full queue."""
-    from jobstore.clock import SystemClock
-    from jobstore.executor.registry import default_registry
-    from jobstore.models import Encoding, Payload
-    from jobstore.service import JobService
+    from jobstore.core.jobs import JobService
+    from jobstore.domain.clock import SystemClock
+    from jobstore.domain.models import Encoding, Payload
+    from jobstore.endpoints.registry import default_registry
     from jobstore.store import Database, JobStore, migrate_to_head
 
     db = Database(url, pool_size=1)

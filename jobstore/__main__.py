@@ -1,3 +1,3 @@
-from jobstore.cli import main
+from jobstore.cli.main import main
 
 raise SystemExit(main())

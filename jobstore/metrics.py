@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from jobstore.models import JobState
+from jobstore.domain.models import JobState
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from jobstore.clock import ManualClock
+from jobstore.domain.clock import ManualClock
 from jobstore.store import Database, JobStore, migrate_to_head
 
 PG_ADMIN_URL = os.environ.get(

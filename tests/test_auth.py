@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from jobstore.api.app import create_app
 from jobstore.api.kinetica import KineticaConfig
-from jobstore.auth import Authenticator, hash_password, token_hash, verify_password
-from jobstore.errors import BadRequest
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import default_registry
-from jobstore.service import JobService
+from jobstore.core.accounts import Authenticator, hash_password, token_hash, verify_password
+from jobstore.core.jobs import JobService
+from jobstore.domain.errors import BadRequest
+from jobstore.endpoints.registry import default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 

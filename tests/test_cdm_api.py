@@ -25,7 +25,7 @@ import httpx
 import pytest
 from e2e_support import Server, job_rows, query, run_cli, wait_for
 
-from jobstore.auth import Authenticator
+from jobstore.core.accounts import Authenticator
 from jobstore.store import Database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from jobstore.cdm.variables import BadPlaceholder, UnresolvedVariable, placeholders, resolve
-from jobstore.errors import BadRequest
+from jobstore.api.cdm.variables import BadPlaceholder, UnresolvedVariable, placeholders, resolve
+from jobstore.domain.errors import BadRequest
 
 NOW = datetime(2026, 3, 31, 14, 5, 9, 123000, tzinfo=UTC)
 NOW_MS = 1774965909123

@@ -1,6 +1,6 @@
 """`jobstore jobs ...` against a real `jobstore serve` process, over the REST API.
 
-Most calls run the CLI in-process (`jobstore.cli.main` with capsys: no second of start-up per
+Most calls run the CLI in-process (`jobstore.cli.main.main` with capsys: no second of start-up per
 call); those where the process boundary matters (exit codes, no traceback, variables, stdin, the
 output of `wait` on a pipe) run the installed `jobstore` script as a child.
 """
@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from e2e_support import Server, clean_env, free_port, run_cli
 
-from jobstore.auth import Authenticator
-from jobstore.cli import main
-from jobstore.cli_jobs import _counts, _duration
+from jobstore.cli.jobs import _counts, _duration
+from jobstore.cli.main import main
+from jobstore.core.accounts import Authenticator
 from jobstore.store import Database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -16,8 +16,8 @@ from jobstore.api.kinetica.wire import WireEncoding, decode_request, encode_erro
 from jobstore.codecs import Schema, jsontext, snappy, unwrap_bytes
 from jobstore.codecs import decode_request as decode_payload
 from jobstore.codecs import encode_response as encode_payload
-from jobstore.errors import BadRequest, ConfigError, DecodeError
-from jobstore.models import Encoding, Payload
+from jobstore.domain.errors import BadRequest, ConfigError, DecodeError
+from jobstore.domain.models import Encoding, Payload
 
 BINARY, SNAPPY, JSON = WireEncoding.BINARY, WireEncoding.SNAPPY, WireEncoding.JSON
 CREATE_REQ, CREATE_RSP = ENDPOINTS["/create/job"]

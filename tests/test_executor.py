@@ -11,14 +11,14 @@ import fastavro
 import pytest
 import snappy
 
-from jobstore.clock import ManualClock
-from jobstore.errors import ConfigError
-from jobstore.executor.builtins import SLEEP_REQUEST, SLEEP_RESPONSE
-from jobstore.executor.context import JobContext
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import Endpoint, default_registry
-from jobstore.models import Encoding, Job, JobState, Payload
-from jobstore.service import JobService
+from jobstore.core.jobs import JobService
+from jobstore.domain.clock import ManualClock
+from jobstore.domain.errors import ConfigError
+from jobstore.domain.models import Encoding, Job, JobState, Payload
+from jobstore.endpoints.builtins import SLEEP_REQUEST, SLEEP_RESPONSE
+from jobstore.endpoints.context import JobContext
+from jobstore.endpoints.registry import Endpoint, default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 

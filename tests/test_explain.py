@@ -20,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import drop_pg_database, new_pg_database
 
-from jobstore.clock import SystemClock
-from jobstore.models import Encoding, JobState, NewJob, Outcome, Payload
-from jobstore.service import request_digest
+from jobstore.core.jobs import request_digest
+from jobstore.domain.clock import SystemClock
+from jobstore.domain.models import Encoding, JobState, NewJob, Outcome, Payload
 from jobstore.store import Database, JobStore
 
 pytestmark = pytest.mark.postgres

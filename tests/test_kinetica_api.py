@@ -32,9 +32,9 @@ import sqlalchemy as sa
 
 from jobstore.api.app import create_app
 from jobstore.api.kinetica import KineticaConfig
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import default_registry
-from jobstore.service import JobService
+from jobstore.core.jobs import JobService
+from jobstore.endpoints.registry import default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 # -- schemas, from the spec ------------------------------------------------------------------

@@ -25,16 +25,16 @@ OWNERS = {
 }
 # layer -> jobstore modules it must not import (dependencies point down only)
 FORBIDDEN = {
-    "models.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
-    "errors.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
-    "codecs/": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
-    "store/": ("jobstore.executor", "jobstore.api", "jobstore.service", "jobstore.cli"),
-    "executor/": ("jobstore.api", "jobstore.service", "jobstore.cli"),
-    "service.py": ("jobstore.api", "jobstore.cli"),
-    "metrics.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
-    "cdm/": ("jobstore.api", "jobstore.cli", "jobstore.executor.executor"),
-    "api/": ("jobstore.cli", "jobstore.store"),
-    "client.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.service"),
+    "models.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
+    "errors.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
+    "codecs/": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
+    "store/": ("jobstore.executor", "jobstore.api", "jobstore.core.jobs", "jobstore.cli.main"),
+    "executor/": ("jobstore.api", "jobstore.core.jobs", "jobstore.cli.main"),
+    "service.py": ("jobstore.api", "jobstore.cli.main"),
+    "metrics.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
+    "cdm/": ("jobstore.api", "jobstore.cli.main", "jobstore.executor.runner"),
+    "api/": ("jobstore.cli.main", "jobstore.store"),
+    "client.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
 }
 
 

@@ -17,12 +17,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobstore.api.app import create_app
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import default_registry
-from jobstore.logs import JsonFormatter
+from jobstore.cli.logs import JsonFormatter
+from jobstore.core.jobs import JobService
+from jobstore.domain.models import Encoding, JobState, Payload
+from jobstore.endpoints.registry import default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.metrics import Metrics
-from jobstore.models import Encoding, JobState, Payload
-from jobstore.service import JobService
 from jobstore.store import Database
 from jobstore.store.migrate import downgrade_to, head_revision
 from tests.e2e_support import Server

@@ -29,12 +29,12 @@ from e2e_support import Server
 
 from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
-from jobstore.auth import Authenticator
-from jobstore.executor.executor import Executor, ExecutorConfig
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import JobService
+from jobstore.domain.models import JobState
+from jobstore.endpoints.registry import default_registry
 from jobstore.executor.pruner import Pruner, PrunerConfig
-from jobstore.executor.registry import default_registry
-from jobstore.models import JobState
-from jobstore.service import JobService
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 PROBLEM = "application/problem+json"

@@ -38,11 +38,11 @@ from schemathesis.specs.openapi.checks import (
 
 from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
-from jobstore.auth import Authenticator
-from jobstore.executor.executor import Executor, ExecutorConfig
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import JobService
+from jobstore.endpoints.registry import default_registry
 from jobstore.executor.pruner import Pruner, PrunerConfig
-from jobstore.executor.registry import default_registry
-from jobstore.service import JobService
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,15 +8,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from jobstore.clock import ManualClock
-from jobstore.errors import ConfigError
-from jobstore.executor.pruner import (
-    Pruner,
-    PrunerConfig,
-    format_duration,
-    parse_duration,
-)
-from jobstore.models import JobQuery, JobState, Outcome
+from jobstore.domain.clock import ManualClock
+from jobstore.domain.durations import format_duration, parse_duration
+from jobstore.domain.errors import ConfigError
+from jobstore.domain.models import JobQuery, JobState, Outcome
+from jobstore.executor.pruner import Pruner, PrunerConfig
 from jobstore.store import Database, JobStore
 from jobstore.store.tables import cdm_submissions, job_tombstones, jobs
 from tests.test_store import claim, insert, new_job

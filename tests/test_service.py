@@ -9,7 +9,8 @@ import fastavro
 import pytest
 import snappy
 
-from jobstore.errors import (
+from jobstore.core.jobs import JobService
+from jobstore.domain.errors import (
     BadRequest,
     DecodeError,
     JobNotFound,
@@ -17,11 +18,10 @@ from jobstore.errors import (
     TagConflict,
     UnknownEndpoint,
 )
-from jobstore.executor.builtins import SLEEP_REQUEST
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import default_registry
-from jobstore.models import Encoding, JobState, Payload, is_valid_tag
-from jobstore.service import JobService
+from jobstore.domain.models import Encoding, JobState, Payload, is_valid_tag
+from jobstore.endpoints.builtins import SLEEP_REQUEST
+from jobstore.endpoints.registry import default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobstore.cli import build_parser, main
-from jobstore.errors import ConfigError
-from jobstore.settings import OPTIONS, Settings, settings_from
+from jobstore.cli.main import build_parser, main
+from jobstore.cli.settings import OPTIONS, Settings, settings_from
+from jobstore.domain.errors import ConfigError
 
 
 def parse(*argv: str) -> Settings:

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from jobstore.clock import ManualClock
-from jobstore.models import Encoding, JobState, NewJob, Outcome, Payload
-from jobstore.service import request_digest
+from jobstore.core.jobs import request_digest
+from jobstore.domain.clock import ManualClock
+from jobstore.domain.models import Encoding, JobState, NewJob, Outcome, Payload
 from jobstore.store import Database, JobStore
 from jobstore.store.tables import job_tombstones, jobs
 

@@ -21,12 +21,12 @@ import pytest
 from jobstore.api.app import create_app
 from jobstore.api.ui import UiConfig
 from jobstore.api.ui.views import DISPLAY_LIMIT, format_count
-from jobstore.auth import Authenticator
-from jobstore.errors import JobRemoved
-from jobstore.executor.executor import Executor, ExecutorConfig
-from jobstore.executor.registry import default_registry
-from jobstore.models import Encoding, JobState, Payload
-from jobstore.service import COUNT_CAP, JobService
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import COUNT_CAP, JobService
+from jobstore.domain.errors import JobRemoved
+from jobstore.domain.models import Encoding, JobState, Payload
+from jobstore.endpoints.registry import default_registry
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}

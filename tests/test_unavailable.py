@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from jobstore.api.app import create_app
-from jobstore.errors import ConfigError, StoreUnavailable
-from jobstore.executor.registry import default_registry
-from jobstore.service import JobService
+from jobstore.core.jobs import JobService
+from jobstore.domain.errors import ConfigError, StoreUnavailable
+from jobstore.endpoints.registry import default_registry
 from jobstore.store import Database
 
 

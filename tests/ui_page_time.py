@@ -38,9 +38,9 @@ from sqlalchemy.engine import make_url
 
 from jobstore.api.app import create_app
 from jobstore.api.ui import UiConfig
-from jobstore.auth import Authenticator
-from jobstore.executor.registry import default_registry
-from jobstore.service import JobService
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import JobService
+from jobstore.endpoints.registry import default_registry
 from jobstore.store import Database, migrate_to_head
 
 PG_ADMIN_URL = os.environ.get(

@@ -10,15 +10,15 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from jobstore.api.cdm import CdmConfig, cdm_routes
+from jobstore.api.cdm.definitions import CdmService
 from jobstore.api.kinetica import KineticaConfig, kinetica_routes
 from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
 from jobstore.api.rest import RestConfig, rest_routes
 from jobstore.api.ui import UiConfig, ui_routes
-from jobstore.cdm.service import CdmService
-from jobstore.executor.executor import Executor
+from jobstore.core.jobs import JobService
 from jobstore.executor.pruner import Pruner
+from jobstore.executor.runner import Executor
 from jobstore.metrics import Metrics
-from jobstore.service import JobService
 
 
 def create_app(

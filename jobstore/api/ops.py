@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobstore.errors import JobstoreError
+from jobstore.core.jobs import JobService
+from jobstore.domain.errors import JobstoreError
 from jobstore.metrics import CONTENT_TYPE, Metrics
-from jobstore.service import JobService
 
 
 def ops_routes(service: JobService, metrics: Metrics | None) -> list[BaseRoute]:

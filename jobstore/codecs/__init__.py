@@ -12,8 +12,8 @@ from typing import Any
 
 from jobstore.codecs import jsontext, snappy
 from jobstore.codecs.avro import Schema
-from jobstore.errors import BadRequest, DecodeError
-from jobstore.models import Encoding, Payload
+from jobstore.domain.errors import BadRequest, DecodeError
+from jobstore.domain.models import Encoding, Payload
 
 __all__ = ["Schema", "decode_request", "encode_response", "unwrap_bytes"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 from fastavro.validation import validate
 
-from jobstore.errors import ConfigError, DecodeError
+from jobstore.domain.errors import ConfigError, DecodeError
 
 
 class Schema:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobstore.errors import DecodeError
+from jobstore.domain.errors import DecodeError
 
 
 def loads(text: str | bytes, *, what: str = "body") -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobstore.errors import DecodeError
+from jobstore.domain.errors import DecodeError
 
 try:
     import snappy as _snappy

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobstore.errors import StoreUnavailable
+from jobstore.domain.errors import StoreUnavailable
 from jobstore.store.database import Database
 
 T = TypeVar("T")

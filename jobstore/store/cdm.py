@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobstore.models import FINAL_STATES
+from jobstore.domain.models import FINAL_STATES
 from jobstore.store.tables import cdm_jobs, cdm_submissions, job_tombstones, jobs
 
 __all__ = ["CdmStore", "Definition", "SubmissionRow"]

@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from jobstore.errors import ConfigError, StoreUnavailable
+from jobstore.domain.errors import ConfigError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)

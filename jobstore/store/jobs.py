@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobstore.models import (
+from jobstore.domain.models import (
     FINAL_STATES,
     Claimed,
     Encoding,

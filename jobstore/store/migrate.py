@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from jobstore.errors import ConfigError
+from jobstore.domain.errors import ConfigError
 from jobstore.store.database import Database
 
 # Any constant works; it only has to be the same on every node.

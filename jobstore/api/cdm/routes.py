@@ -19,9 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from jobstore.api.http import read_body
-from jobstore.auth import Authenticator, Principal
-from jobstore.cdm.service import (
+from jobstore.api.body import read_body
+from jobstore.api.cdm.definitions import (
     CdmError,
     CdmService,
     Definition,
@@ -29,7 +28,8 @@ from jobstore.cdm.service import (
     SubmissionRow,
 )
 from jobstore.codecs import jsontext
-from jobstore.errors import ClientError, StoreUnavailable
+from jobstore.core.accounts import Authenticator, Principal
+from jobstore.domain.errors import ClientError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobstore import __version__
-from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
-from jobstore.api.http import read_body
+from jobstore.api.body import read_body
+from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
-from jobstore.auth import Authenticator, Principal
-from jobstore.errors import BadRequest, ClientError, StoreUnavailable
-from jobstore.models import Encoding, Job, Payload
-from jobstore.service import ACTIVE_STATES, JobService, parse_bool
+from jobstore.core.accounts import Authenticator, Principal
+from jobstore.core.jobs import ACTIVE_STATES, JobService, parse_bool
+from jobstore.domain.errors import BadRequest, ClientError, StoreUnavailable
+from jobstore.domain.models import Encoding, Job, Payload
 
 log = logging.getLogger(__name__)
 

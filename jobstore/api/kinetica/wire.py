@@ -13,7 +13,7 @@ from typing import Any
 
 from jobstore.api.kinetica.schemas import GPUDB_RESPONSE
 from jobstore.codecs import Schema, jsontext, snappy
-from jobstore.errors import DecodeError
+from jobstore.domain.errors import DecodeError
 
 
 class WireEncoding(enum.Enum):

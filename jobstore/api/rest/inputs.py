@@ -18,9 +18,9 @@ from typing import Any
 
 from jobstore.api.rest.problems import FieldError, Problem, invalid
 from jobstore.codecs import jsontext
-from jobstore.errors import ConfigError, DecodeError
-from jobstore.executor.pruner import parse_duration
-from jobstore.models import FINAL_STATES, Encoding, JobQuery, JobState, Payload, is_valid_tag
+from jobstore.domain.durations import parse_duration
+from jobstore.domain.errors import ConfigError, DecodeError
+from jobstore.domain.models import FINAL_STATES, Encoding, JobQuery, JobState, Payload, is_valid_tag
 
 MAX_JOB_ID = 2**63 - 1  # ids are BIGINT: a larger number can name no job
 DEFAULT_LIMIT = 50

@@ -13,8 +13,8 @@ from typing import Any
 from jobstore import __version__
 from jobstore.api.rest.inputs import DEFAULT_LIMIT, MAX_JOB_ID, MAX_LIMIT
 from jobstore.api.rest.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PROBLEM_TYPES
-from jobstore.models import FINAL_STATES, Encoding, JobState
-from jobstore.service import COUNT_CAP
+from jobstore.core.jobs import COUNT_CAP
+from jobstore.domain.models import FINAL_STATES, Encoding, JobState
 
 STATES = [s.value for s in JobState]
 FINALS = sorted(s.value for s in FINAL_STATES)

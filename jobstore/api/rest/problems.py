@@ -15,8 +15,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from jobstore.api.jobjson import iso
-from jobstore.errors import (
+from jobstore.api.documents import iso
+from jobstore.domain.errors import (
     ClientError,
     JobNotFound,
     JobRemoved,

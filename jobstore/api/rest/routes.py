@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
-from jobstore.api.http import read_body
-from jobstore.api.jobjson import job_detail, job_result, job_summary
+from jobstore.api.body import read_body
+from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
+from jobstore.api.documents import job_detail, job_result, job_summary
 from jobstore.api.rest.inputs import (
     MAX_JOB_ID,
     CreateRequest,
@@ -39,11 +39,18 @@ from jobstore.api.rest.problems import (
     unauthorized,
     unavailable,
 )
-from jobstore.auth import Authenticator, Principal
-from jobstore.errors import ClientError, DecodeError, JobNotFound, JobRemoved, StoreUnavailable
-from jobstore.executor.pruner import Pruner, format_duration
-from jobstore.models import FINAL_STATES, Job, JobState
-from jobstore.service import COUNT_CAP, CreateResult, JobService
+from jobstore.core.accounts import Authenticator, Principal
+from jobstore.core.jobs import COUNT_CAP, CreateResult, JobService
+from jobstore.domain.durations import format_duration
+from jobstore.domain.errors import (
+    ClientError,
+    DecodeError,
+    JobNotFound,
+    JobRemoved,
+    StoreUnavailable,
+)
+from jobstore.domain.models import FINAL_STATES, Job, JobState
+from jobstore.executor.pruner import Pruner
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from jobstore.api.auth import NotAuthenticated, authenticate, owner_filter
+from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.ui import views
-from jobstore.auth import Authenticator, Principal
-from jobstore.errors import BadRequest, ClientError, JobNotFound, JobRemoved, StoreUnavailable
-from jobstore.models import Job, JobQuery, JobState, is_valid_tag
-from jobstore.service import COUNT_CAP, JobService
+from jobstore.core.accounts import Authenticator, Principal
+from jobstore.core.jobs import COUNT_CAP, JobService
+from jobstore.domain.errors import (
+    BadRequest,
+    ClientError,
+    JobNotFound,
+    JobRemoved,
+    StoreUnavailable,
+)
+from jobstore.domain.models import Job, JobQuery, JobState, is_valid_tag
 
 log = logging.getLogger(__name__)
 

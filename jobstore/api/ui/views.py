@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from jobstore.api.jobjson import job_detail, job_summary
-from jobstore.executor.registry import EndpointRegistry
-from jobstore.models import FINAL_STATES, Job, JobState
+from jobstore.api.documents import job_detail, job_summary
+from jobstore.domain.models import FINAL_STATES, Job, JobState
+from jobstore.endpoints.registry import EndpointRegistry
 
 # A payload larger than this is not decoded at all: only its first characters are shown.
 DECODE_LIMIT = 256 * 1024

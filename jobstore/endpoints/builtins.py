@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jobstore.errors import JobFailed
-from jobstore.executor.context import JobContext
-from jobstore.executor.registry import endpoint
+from jobstore.domain.errors import JobFailed
+from jobstore.endpoints.context import JobContext
+from jobstore.endpoints.definition import endpoint
 
 SLEEP_REQUEST = {
     "type": "record",

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobstore.clock import Clock, SystemClock
 from jobstore.codecs import decode_request, encode_response
-from jobstore.errors import ConfigError, JobFailed, JobstoreError
-from jobstore.executor.context import JobCancelled, JobContext
-from jobstore.executor.registry import EndpointRegistry
+from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.errors import ConfigError, JobFailed, JobstoreError
+from jobstore.domain.models import Claimed, JobState, Outcome
+from jobstore.endpoints.context import JobCancelled, JobContext
+from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.metrics import Metrics
-from jobstore.models import Claimed, JobState, Outcome
 from jobstore.store import Database, JobStore, RescueResult
 from jobstore.store.batch import GroupCommit
 from jobstore.store.notify import listen_for_new_jobs

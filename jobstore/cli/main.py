@@ -22,22 +22,23 @@ from typing import Any
 
 import uvicorn
 
-from jobstore import __version__, cli_jobs
+from jobstore import __version__
 from jobstore.api.app import create_app
 from jobstore.api.cdm import CdmConfig
+from jobstore.api.cdm.definitions import CdmService
 from jobstore.api.kinetica import KineticaConfig
 from jobstore.api.rest import RestConfig
 from jobstore.api.ui import UiConfig
-from jobstore.auth import Authenticator
-from jobstore.cdm.service import CdmService
-from jobstore.errors import ClientError, ConfigError
-from jobstore.executor.executor import Executor, ExecutorConfig
+from jobstore.cli import jobs as cli_jobs
+from jobstore.cli.logs import setup_logging
+from jobstore.cli.settings import Settings, add_options, environment, settings_from
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import JobService
+from jobstore.domain.errors import ClientError, ConfigError
+from jobstore.endpoints.registry import default_registry
 from jobstore.executor.pruner import Pruner
-from jobstore.executor.registry import default_registry
-from jobstore.logs import setup_logging
+from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.metrics import Metrics
-from jobstore.service import JobService
-from jobstore.settings import Settings, add_options, environment, settings_from
 from jobstore.store import Database, migrate_to_head
 from jobstore.store.migrate import current_revision, downgrade_to, head_revision
 

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from jobstore.codecs import Schema, jsontext, unwrap_bytes
-from jobstore.errors import JobstoreError, UnknownEndpoint
-from jobstore.executor.registry import EndpointRegistry
-from jobstore.models import FINAL_STATES, Encoding, Job, JobState, Payload
+from jobstore.domain.errors import JobstoreError, UnknownEndpoint
+from jobstore.domain.models import FINAL_STATES, Encoding, Job, JobState, Payload
+from jobstore.endpoints.registry import EndpointRegistry
 
 
 def iso(when: datetime | None) -> str | None:

@@ -28,9 +28,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from jobstore.cli.settings import retention
 from jobstore.client import ApiError, JobRef, JobstoreClient, Unreachable, safe_url
-from jobstore.errors import ConfigError
-from jobstore.settings import retention
+from jobstore.domain.errors import ConfigError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from jobstore.errors import BadRequest
+from jobstore.domain.errors import BadRequest
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _CALL = re.compile(r"^\s*(dateformat|timestamp)\s*\((.*)\)\s*$", re.DOTALL)

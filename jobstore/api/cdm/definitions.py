@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobstore.cdm.variables import resolve
-from jobstore.clock import Clock, SystemClock
+from jobstore.api.cdm.variables import resolve
 from jobstore.codecs.jsontext import check_text
-from jobstore.errors import BadRequest, ClientError, UnknownEndpoint
-from jobstore.models import Encoding, Payload
-from jobstore.service import JobService
+from jobstore.core.jobs import JobService
+from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.errors import BadRequest, ClientError, UnknownEndpoint
+from jobstore.domain.models import Encoding, Payload
 from jobstore.store.cdm import CdmStore, Definition, SubmissionRow
 
 __all__ = ["CdmError", "CdmService", "Definition", "Started", "SubmissionRow"]

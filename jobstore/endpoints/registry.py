@@ -1,4 +1,4 @@
-"""Endpoints: the named handlers jobs run, with optional Avro schemas.
+"""The endpoint registry: the named handlers this node knows, and how modules add theirs.
 
 Users write endpoints as plain functions in a module of their own and mark them with
 `@jobstore.endpoint(...)`; `jobstore serve --endpoints pkg.module` loads every marked function.
@@ -8,77 +8,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from jobstore.codecs import Schema
-from jobstore.errors import ConfigError, UnknownEndpoint
-from jobstore.executor.context import JobContext
+from jobstore.domain.errors import ConfigError, UnknownEndpoint
+from jobstore.endpoints import builtins
+from jobstore.endpoints.context import JobContext
+from jobstore.endpoints.definition import MARK, Endpoint, endpoint
 
 __all__ = ["Endpoint", "EndpointRegistry", "JobContext", "endpoint"]
-
-Handler = Callable[[Any, JobContext], Any]
-_MARK = "__jobstore_endpoint__"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A named handler.
-
-    `raw` handlers get the payload as sent (text for JSON, bytes otherwise) and return the
-    same kind. `retryable=False` means the handler is never run twice: if its node dies mid-run,
-    the job ends `error`.
-    """
-
-    name: str
-    handler: Handler
-    request_schema: Schema | None = None
-    response_schema: Schema | None = None
-    retryable: bool = True
-    raw: bool = False
-    max_attempts: int | None = None
-    description: str = ""
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
-
-
-def _schema(value: Schema | dict[str, Any] | str | None) -> Schema | None:
-    if value is None or isinstance(value, Schema):
-        return value
-    return Schema(value)
-
-
-def endpoint(
-    name: str,
-    *,
-    request_schema: Schema | dict[str, Any] | str | None = None,
-    response_schema: Schema | dict[str, Any] | str | None = None,
-    retryable: bool = True,
-    raw: bool = False,
-    max_attempts: int | None = None,
-) -> Callable[[Handler], Handler]:
-    """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image")."""
-
-    def mark(fn: Handler) -> Handler:
-        ep = Endpoint(
-            name=name,
-            handler=fn,
-            request_schema=_schema(request_schema),
-            response_schema=_schema(response_schema),
-            retryable=retryable,
-            raw=raw,
-            max_attempts=max_attempts,
-            description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
-        )
-        setattr(fn, _MARK, ep)
-        return fn
-
-    return mark
 
 
 class EndpointRegistry:
@@ -98,7 +37,7 @@ class EndpointRegistry:
 
     def add_module(self, module: ModuleType) -> int:
         """Register every function of `module` marked with @endpoint; returns how many."""
-        found = [getattr(obj, _MARK) for obj in vars(module).values() if hasattr(obj, _MARK)]
+        found = [getattr(obj, MARK) for obj in vars(module).values() if hasattr(obj, MARK)]
         for ep in found:
             self.add(ep)
         return len(found)
@@ -137,8 +76,6 @@ def default_registry(
 ) -> EndpointRegistry:
     """The built-in endpoints, those of installed packages that declare an entry point in the
     group "jobstore.endpoints" (when `entry_points` is set), and those of the named modules."""
-    from jobstore.executor import builtins
-
     registry = EndpointRegistry()
     registry.add_module(builtins)
     names = list(modules)

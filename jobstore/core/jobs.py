@@ -15,13 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobstore.clock import Clock, SystemClock
 from jobstore.codecs import decode_request
 from jobstore.codecs.jsontext import check_text
-from jobstore.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
-from jobstore.executor.registry import EndpointRegistry
-from jobstore.metrics import Metrics
-from jobstore.models import (
+from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
+from jobstore.domain.models import (
     FINAL_STATES,
     Inserted,
     Job,
@@ -31,6 +29,8 @@ from jobstore.models import (
     Payload,
     is_valid_tag,
 )
+from jobstore.endpoints.registry import EndpointRegistry
+from jobstore.metrics import Metrics
 from jobstore.store import Database, JobStore
 from jobstore.store.batch import GroupCommit
 from jobstore.store.migrate import current_revision, head_revision

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobstore.errors import ConfigError
-from jobstore.executor.pruner import PrunerConfig, parse_duration
-from jobstore.models import JobState
+from jobstore.domain.durations import parse_duration
+from jobstore.domain.errors import ConfigError
+from jobstore.domain.models import JobState
+from jobstore.executor.pruner import PrunerConfig
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import binascii
 
 from starlette.datastructures import Headers
 
-from jobstore.auth import Authenticator, Principal
+from jobstore.core.accounts import Authenticator, Principal
 
 
 async def principal_from_authorization(

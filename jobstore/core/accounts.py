@@ -15,10 +15,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from jobstore.clock import Clock, SystemClock
-from jobstore.errors import BadRequest
+from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.errors import BadRequest
 from jobstore.store import Database
-from jobstore.store.auth import AuthStore, TokenRow, UserRow
+from jobstore.store.accounts import AuthStore, TokenRow, UserRow
 
 TOKEN_PREFIX = "jst_"
 # Verified with when the user does not exist, so both cases cost the same.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from jobstore.errors import DecodeError
+from jobstore.domain.errors import DecodeError
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,1 +1,0 @@
-"""Huawei CDM named jobs: definitions started with variables, followed as submissions."""

@@ -1,0 +1,1 @@
+"""The command line: argparse, settings, logging, signals and uvicorn live here."""

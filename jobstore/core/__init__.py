@@ -1,0 +1,1 @@
+"""The core services every facade calls: jobs, accounts, retention."""

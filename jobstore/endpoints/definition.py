@@ -1,0 +1,75 @@
+"""What an endpoint is: a named handler with optional Avro schemas, and the decorator that
+declares one. Users mark plain functions with `@jobstore.endpoint(...)` in a module of their own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobstore.codecs import Schema
+from jobstore.endpoints.context import JobContext
+
+__all__ = ["MARK", "Endpoint", "Handler", "endpoint"]
+
+Handler = Callable[[Any, JobContext], Any]
+MARK = "__jobstore_endpoint__"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A named handler.
+
+    `raw` handlers get the payload as sent (text for JSON, bytes otherwise) and return the
+    same kind. `retryable=False` means the handler is never run twice: if its node dies mid-run,
+    the job ends `error`.
+    """
+
+    name: str
+    handler: Handler
+    request_schema: Schema | None = None
+    response_schema: Schema | None = None
+    retryable: bool = True
+    raw: bool = False
+    max_attempts: int | None = None
+    description: str = ""
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+def _schema(value: Schema | dict[str, Any] | str | None) -> Schema | None:
+    if value is None or isinstance(value, Schema):
+        return value
+    return Schema(value)
+
+
+def endpoint(
+    name: str,
+    *,
+    request_schema: Schema | dict[str, Any] | str | None = None,
+    response_schema: Schema | dict[str, Any] | str | None = None,
+    retryable: bool = True,
+    raw: bool = False,
+    max_attempts: int | None = None,
+) -> Callable[[Handler], Handler]:
+    """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image")."""
+
+    def mark(fn: Handler) -> Handler:
+        ep = Endpoint(
+            name=name,
+            handler=fn,
+            request_schema=_schema(request_schema),
+            response_schema=_schema(response_schema),
+            retryable=retryable,
+            raw=raw,
+            max_attempts=max_attempts,
+            description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
+        )
+        setattr(fn, MARK, ep)
+        return fn
+
+    return mark
