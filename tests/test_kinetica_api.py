@@ -30,11 +30,10 @@ import pytest
 import snappy
 import sqlalchemy as sa
 
-from jobstore.api.app import create_app
 from jobstore.api.kinetica import KineticaConfig
 from jobstore.core.jobs import JobService
-from jobstore.endpoints.registry import default_registry
-from jobstore.executor.runner import Executor, ExecutorConfig
+from jobstore.executor.runner import Executor
+from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 # -- schemas, from the spec ------------------------------------------------------------------
@@ -353,10 +352,9 @@ def wire(request: pytest.FixtureRequest) -> str:
 
 
 async def _env(db: Database, config: KineticaConfig | None = None) -> AsyncIterator[Env]:
-    registry = default_registry()
-    executor = Executor(db, registry, ExecutorConfig(node_id="test", lease_seconds=30))
-    service = JobService(db, registry)
-    app = create_app(service, kinetica=config)
+    node = node_for_tests(db, node_id="test", lease_seconds=30)
+    executor, service = node.executor, node.jobs
+    app = node.app(run_background=False, kinetica=config or KineticaConfig())
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

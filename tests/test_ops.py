@@ -21,8 +21,7 @@ from jobstore.cli.logs import JsonFormatter
 from jobstore.core.jobs import JobService
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.endpoints.registry import default_registry
-from jobstore.executor.runner import Executor, ExecutorConfig
-from jobstore.metrics import Metrics
+from jobstore.node import node_for_tests
 from jobstore.store import Database
 from jobstore.store.migrate import downgrade_to, head_revision
 from tests.e2e_support import Server
@@ -32,14 +31,12 @@ class Node:
     """One node in-process: service, executor (not started; tests drive it) and app."""
 
     def __init__(self, db: Database) -> None:
-        registry = default_registry()
-        self.metrics = Metrics()
-        self.executor = Executor(
-            db, registry, ExecutorConfig(node_id="ops-test", concurrency=4), metrics=self.metrics
-        )
-        self.service = JobService(db, registry, metrics=self.metrics)
-        self.executor.finish_listeners.append(self.service.job_finished)
-        self.app = create_app(self.service, metrics=self.metrics)
+        node = node_for_tests(db, node_id="ops-test", concurrency=4, metrics=True)
+        assert node.metrics is not None
+        self.metrics = node.metrics
+        self.executor = node.executor
+        self.service = node.jobs
+        self.app = node.app(run_background=False)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://node"
         )

@@ -31,10 +31,9 @@ from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
-from jobstore.domain.models import JobState
 from jobstore.endpoints.registry import default_registry
-from jobstore.executor.pruner import Pruner, PrunerConfig
-from jobstore.executor.runner import Executor, ExecutorConfig
+from jobstore.executor.runner import Executor
+from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 PROBLEM = "application/problem+json"
@@ -113,13 +112,14 @@ class Env:
             return [tuple(r) for r in await conn.execute(sa.text(query), params)]
 
 
-async def make_env(db: Database, **rest: Any) -> AsyncIterator[Env]:
-    registry = default_registry()
-    executor = Executor(db, registry, ExecutorConfig(node_id="rest-test"))
-    service = JobService(db, registry, on_cancel=executor.request_cancel)
-    executor.finish_listeners.append(service.job_finished)  # as the app's lifespan does
+async def make_env(
+    db: Database, *, retain_done: str = "forever", **rest: Any
+) -> AsyncIterator[Env]:
+    """The app over a node whose executor the test drives (`executor.run_once()`)."""
+    node = node_for_tests(db, node_id="rest-test", retain_done=retain_done)
+    executor, service = node.executor, node.jobs
     config = RestConfig(**{"max_wait_seconds": 10.0, **rest})
-    app = create_app(service, rest=config)
+    app = node.app(run_background=False, rest=config)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -130,8 +130,7 @@ async def make_env(db: Database, **rest: Any) -> AsyncIterator[Env]:
 
 @pytest.fixture
 async def env(db: Database) -> AsyncIterator[Env]:
-    pruner = Pruner(db, PrunerConfig(retention={JobState.DONE: timedelta(days=7)}))
-    async for e in make_env(db, pruner=pruner):
+    async for e in make_env(db, retain_done="7d"):
         yield e
 
 
@@ -651,8 +650,11 @@ async def test_prune_validation(env: Env) -> None:
 
 
 async def test_prune_without_a_pruner(db: Database) -> None:
-    async for env in make_env(db):
-        problem(await env.client.post("/api/v1/prune"), 409, "pruning-disabled")
+    """A core built without a retention pass (every node has one) answers 409."""
+    app = create_app(JobService(db, default_registry()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        problem(await client.post("/api/v1/prune"), 409, "pruning-disabled")
 
 
 # -- auth --------------------------------------------------------------------------------------
@@ -671,8 +673,7 @@ async def secured(db: Database) -> AsyncIterator[tuple[Env, dict[str, dict[str, 
         "root": basic("root", "pw-root"),
         "token": {"Authorization": f"Bearer {token}"},
     }
-    pruner = Pruner(db, PrunerConfig())
-    async for env in make_env(db, authenticator=auth, pruner=pruner):
+    async for env in make_env(db, authenticator=auth):
         yield env, creds
 
 

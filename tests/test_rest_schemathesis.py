@@ -36,13 +36,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
 from jobstore.endpoints.registry import default_registry
-from jobstore.executor.pruner import Pruner, PrunerConfig
 from jobstore.executor.runner import Executor, ExecutorConfig
+from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 pytestmark = pytest.mark.timeout(120)
@@ -167,12 +166,11 @@ def running_app(
 ) -> Iterator[tuple[Fuzzer, JobService, Database]]:
     with asyncio.Runner() as runner:
         db = Database(database_url, pool_size=4)
-        registry = default_registry()
-        service = JobService(db, registry)
-        authenticator = Authenticator(db) if auth else None
-        pruner = Pruner(db, PrunerConfig())
-        rest = RestConfig(authenticator=authenticator, pruner=pruner, max_wait_seconds=0.05)
-        app = create_app(service, rest=rest)
+        node = node_for_tests(db, node_id="fuzz")
+        service = node.jobs
+        authenticator = node.accounts if auth else None
+        rest = RestConfig(authenticator=authenticator, max_wait_seconds=0.05)
+        app = node.app(run_background=False, rest=rest)
         transport = httpx.ASGITransport(app=app)
         client = httpx.AsyncClient(transport=transport, base_url=BASE_URL)
         try:

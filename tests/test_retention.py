@@ -232,7 +232,7 @@ async def test_pruner_loop_runs_and_stops(db: Database, store: JobStore) -> None
         PrunerConfig(retention={JobState.DONE: timedelta(hours=1)}, interval_seconds=0.05),
         clock=clock,
     )
-    pruner.start()
+    await pruner.start()
     try:
         for _ in range(100):
             if await count(db, jobs) == 0:

@@ -18,6 +18,7 @@ from jobstore.domain.errors import (
     TagConflict,
     UnknownEndpoint,
 )
+from jobstore.domain.events import JobEvents
 from jobstore.domain.models import Encoding, JobState, Payload, is_valid_tag
 from jobstore.endpoints.builtins import SLEEP_REQUEST
 from jobstore.endpoints.registry import default_registry
@@ -149,12 +150,10 @@ async def test_get_prefers_the_tag_and_reports_not_found(service: JobService) ->
 async def test_hooks_fire_after_create_and_cancel(db: Database, executor: Executor) -> None:
     created: list[bool] = []
     cancelled: list[list[int]] = []
-    service = JobService(
-        db,
-        default_registry(),
-        on_created=lambda: created.append(True),
-        on_cancel=lambda ids: cancelled.append(list(ids)),
-    )
+    events = JobEvents()
+    events.on_created(lambda _endpoint: created.append(True))
+    events.on_cancel_requested(lambda ids: cancelled.append(list(ids)))
+    service = JobService(db, default_registry(), events=events)
     running = await service.create_job("/sleep", json_payload('{"seconds": 30}'))
     await service.create_job("/echo", json_payload("{}"), {"job_tag": "x"})
     await service.create_job("/echo", json_payload("{}"), {"job_tag": "x"})  # a repeat

@@ -18,15 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from jobstore.api.app import create_app
 from jobstore.api.ui import UiConfig
 from jobstore.api.ui.views import DISPLAY_LIMIT, format_count
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import COUNT_CAP, JobService
 from jobstore.domain.errors import JobRemoved
 from jobstore.domain.models import Encoding, JobState, Payload
-from jobstore.endpoints.registry import default_registry
-from jobstore.executor.runner import Executor, ExecutorConfig
+from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -74,10 +72,9 @@ class Env:
 @asynccontextmanager
 async def _env(db: Database, *, run_jobs: bool = True, **ui: Any) -> AsyncIterator[Env]:
     """The app; with run_jobs=False no executor runs, so jobs stay queued."""
-    registry = default_registry([])
-    executor = Executor(db, registry, ExecutorConfig(node_id="ui-node", lease_seconds=30))
-    service = JobService(db, registry, on_created=executor.wake, on_cancel=executor.request_cancel)
-    app = create_app(service, executor=executor if run_jobs else None, ui=UiConfig(**ui))
+    node = node_for_tests(db, node_id="ui-node", lease_seconds=30)
+    service = node.jobs
+    app = node.app(run_background=run_jobs, ui=UiConfig(**ui))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,43 +17,45 @@ from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
 from jobstore.api.rest import RestConfig, rest_routes
 from jobstore.api.ui import UiConfig, ui_routes
 from jobstore.core.jobs import JobService
-from jobstore.executor.pruner import Pruner
-from jobstore.executor.runner import Executor
 from jobstore.metrics import Metrics
+
+
+class Background(Protocol):
+    """A service that runs while the app serves (the executor, the retention pass)."""
+
+    async def start(self) -> object: ...
+
+    async def stop(self) -> None: ...
 
 
 def create_app(
     service: JobService,
     *,
-    executor: Executor | None = None,
+    background: Sequence[Background] = (),
     kinetica: KineticaConfig | None = None,
     cdm: tuple[CdmService, CdmConfig] | None = None,
     rest: RestConfig | None = None,
     ui: UiConfig | None = None,
     metrics: Metrics | None = None,
-    pruner: Pruner | None = None,
 ) -> Starlette:
-    """Build the app. An executor and a pruner start and stop with the server."""
+    """Build the app. `background` services start in order with the server, stop in reverse."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if executor is not None:
-            executor.finish_listeners.append(service.job_finished)
-            await executor.start()
-        if pruner is not None:
-            pruner.start()
+        started: list[Background] = []
         try:
+            for each in background:
+                await each.start()
+                started.append(each)
             yield
         finally:
-            if pruner is not None:
-                await pruner.stop()
-            if executor is not None:
-                await executor.stop()
+            for each in reversed(started):
+                await each.stop()
 
     # Fixed paths first; the Kinetica routes end in a POST catch-all, so they go last.
     routes: list[BaseRoute] = [
         *ops_routes(service, metrics),
-        *rest_routes(service, rest or RestConfig(pruner=pruner)),
+        *rest_routes(service, rest or RestConfig()),
         *ui_routes(service, ui or UiConfig()),
         *(cdm_routes(*cdm) if cdm else []),
         *kinetica_routes(service, kinetica),

@@ -6,6 +6,9 @@ from starlette.requests import Request
 
 from jobstore.domain.errors import DecodeError
 
+# The largest request body a facade reads, unless the node is told otherwise.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it passes `limit` bytes (never read in full)."""

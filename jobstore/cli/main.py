@@ -1,11 +1,12 @@
-"""The composition root: settings, logging, signals, uvicorn, Alembic commands.
+"""The command line: flags, logging, signals, uvicorn and the Alembic commands. Nodes are
+built by jobstore/node.py, the composition root.
 
 jobstore serve            HTTP API + executor
 jobstore worker           executor only
 jobstore db upgrade       migrate the schema to head (also: current, downgrade REV)
 jobstore users add NAME   add a user (password from the terminal or --password-stdin)
 jobstore tokens create --user NAME [--project P]   print a new API token
-jobstore jobs list|show|create|wait|cancel|prune   talk to a running node (cli_jobs.py)
+jobstore jobs list|show|create|wait|cancel|prune   talk to a running node (cli/jobs.py)
 """
 
 from __future__ import annotations
@@ -23,22 +24,12 @@ from typing import Any
 import uvicorn
 
 from jobstore import __version__
-from jobstore.api.app import create_app
-from jobstore.api.cdm import CdmConfig
-from jobstore.api.cdm.definitions import CdmService
-from jobstore.api.kinetica import KineticaConfig
-from jobstore.api.rest import RestConfig
-from jobstore.api.ui import UiConfig
 from jobstore.cli import jobs as cli_jobs
 from jobstore.cli.logs import setup_logging
 from jobstore.cli.settings import Settings, add_options, environment, settings_from
 from jobstore.core.accounts import Authenticator
-from jobstore.core.jobs import JobService
 from jobstore.domain.errors import ClientError, ConfigError
-from jobstore.endpoints.registry import default_registry
-from jobstore.executor.pruner import Pruner
-from jobstore.executor.runner import Executor, ExecutorConfig
-from jobstore.metrics import Metrics
+from jobstore.node import build_node
 from jobstore.store import Database, migrate_to_head
 from jobstore.store.migrate import current_revision, downgrade_to, head_revision
 
@@ -99,68 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _executor(
-    db: Database, settings: Settings, command: str, metrics: Metrics | None = None
-) -> Executor:
-    registry = default_registry(settings.endpoints, entry_points=True)
-    config = ExecutorConfig(
-        node_id=settings.effective_node_id(command),
-        concurrency=settings.concurrency,
-        lease_seconds=settings.lease_seconds,
-        poll_seconds=settings.poll_seconds,
-        cancel_grace_seconds=settings.cancel_grace_seconds,
-        shutdown_seconds=settings.shutdown_seconds,
-    )
-    return Executor(db, registry, config, metrics=metrics)
-
-
 def _safe_url(db: Database) -> str:
     return db.url.render_as_string(hide_password=True)
 
 
 async def serve(settings: Settings) -> int:
     settings.check_bind()
-    db = Database(settings.database_url, pool_size=settings.pool_size)
+    node = build_node(settings, command="serve")
     try:
-        metrics = Metrics() if settings.metrics else None
-        executor = _executor(db, settings, "serve", metrics)
-        if settings.migrate:
-            await migrate_to_head(db)
-        service = JobService(
-            db,
-            executor.registry,
-            default_max_attempts=settings.max_attempts,
-            on_created=executor.wake,
-            on_cancel=executor.request_cancel,
-            metrics=metrics,
-        )
-        authenticator = Authenticator(db)
-        required = authenticator if settings.auth == "required" else None
-        pruner = Pruner(db, settings.pruner_config())
-        app = create_app(
-            service,
-            executor=executor,
-            kinetica=KineticaConfig(
-                max_body_bytes=settings.max_body_bytes,
-                public_url=settings.public_url or None,
-                ha_peers=settings.ha_peers,
-                authenticator=required,
-            ),
-            cdm=(
-                CdmService(service, cluster_id=settings.cdm_cluster_id or None),
-                CdmConfig(authenticator=authenticator, max_body_bytes=settings.max_body_bytes),
-            ),
-            rest=RestConfig(
-                authenticator=required, max_body_bytes=settings.max_body_bytes, pruner=pruner
-            ),
-            ui=UiConfig(authenticator=required),
-            metrics=metrics,
-            pruner=pruner,
-        )
+        await node.migrate()
+        executor = node.executor
         json_logs = settings.log_format == "json"
         server = _Server(
             uvicorn.Config(
-                app,
+                node.app(),
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
@@ -178,9 +121,9 @@ async def serve(settings: Settings) -> int:
             settings.host,
             settings.port,
             settings.auth,
-            executor.config.node_id,
-            _safe_url(db),
-            ", ".join(executor.registry.names()),
+            node.node_id,
+            _safe_url(node.db),
+            ", ".join(node.registry.names()),
         )
 
         async def stop_server_if_executor_dies() -> None:
@@ -196,32 +139,27 @@ async def serve(settings: Settings) -> int:
         watcher.cancel()
         return 1 if executor.failure is not None or not server.started else 0
     finally:
-        await db.dispose()
+        await node.close()
 
 
 async def worker(settings: Settings) -> int:
-    db = Database(settings.database_url, pool_size=settings.pool_size)
+    node = build_node(settings, command="worker")
     try:
-        executor = _executor(db, settings, "worker")
-        if settings.migrate:
-            await migrate_to_head(db)
+        await node.migrate()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        pruner = Pruner(db, settings.pruner_config())
-        await executor.start()
-        pruner.start()
-        log.info("jobstore worker, node %s, database %s", executor.config.node_id, _safe_url(db))
-        stopped = asyncio.create_task(executor.stopped.wait())
+        await node.start()
+        log.info("jobstore worker, node %s, database %s", node.node_id, _safe_url(node.db))
+        stopped = asyncio.create_task(node.executor.stopped.wait())
         signalled = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
         signalled.cancel()
-        await pruner.stop()
-        await executor.stop()
-        return 1 if executor.failure is not None else 0
+        await node.stop()
+        return 1 if node.executor.failure is not None else 0
     finally:
-        await db.dispose()
+        await node.close()
 
 
 async def db_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,8 @@
-"""Settings: every CLI flag has a JOBSTORE_* twin. Built once, in the CLI, and passed down."""
+"""Settings: every CLI flag has a JOBSTORE_* twin. Built once, in the CLI, and passed down.
+
+Each default is written once: in Settings, or (for what a component also needs on its own)
+in that component's config, which Settings reads.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobstore.api.body import DEFAULT_MAX_BODY_BYTES
+from jobstore.core.jobs import DEFAULT_MAX_ATTEMPTS
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError
 from jobstore.domain.models import JobState
 from jobstore.executor.pruner import PrunerConfig
+from jobstore.executor.runner import ExecutorConfig
 
 
 @dataclass(frozen=True)
 class Option:
+    """A flag of the CLI; its default is the Settings field of the same name."""
+
     flag: str
     type: Callable[[str], Any]
-    default: Any
     help: str
     commands: tuple[str, ...] = ("serve", "worker")
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        return Settings.__dataclass_fields__[self.dest].default
 
     @property
     def env(self) -> str:
@@ -75,72 +87,61 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--database-url",
         str,
-        "sqlite:///jobstore.db",
         "SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db",
         DB_COMMANDS,
     ),
-    Option("--host", str, "127.0.0.1", "address to listen on", ("serve",)),
-    Option("--port", int, 9191, "port to listen on (Kinetica's default)", ("serve",)),
+    Option("--host", str, "address to listen on", ("serve",)),
+    Option("--port", int, "port to listen on (Kinetica's default)", ("serve",)),
     Option(
         "--public-url",
         str,
-        "",
         "URL clients use to reach this node (default: from the request's Host header)",
         ("serve",),
     ),
     Option(
         "--node-id",
         str,
-        "",
         "stable name of this node; a restarting node takes back the "
         "jobs it owned (default: HOSTNAME:PORT, or HOSTNAME:worker-PID)",
     ),
-    Option("--concurrency", int, 8, "jobs this node runs at once"),
-    Option("--lease-seconds", float, 30.0, "how long a claim lasts without a heartbeat"),
+    Option("--concurrency", int, "jobs this node runs at once"),
+    Option("--lease-seconds", float, "how long a claim lasts without a heartbeat"),
     Option(
         "--poll-seconds",
         float,
-        1.0,
         "how often an idle executor looks for work (new jobs also wake it at once)",
     ),
     Option(
         "--shutdown-seconds",
         float,
-        10.0,
         "on SIGTERM, how long running jobs may take to "
         "finish before they are given back to the queue",
     ),
     Option(
         "--cancel-grace-seconds",
         float,
-        5.0,
         "how long a cancelled handler may take to stop before the job is recorded cancelled anyway",
     ),
     Option(
         "--max-attempts",
         int,
-        3,
         "runs of a retryable job whose node keeps dying, at most "
         "(applies to jobs created through this node)",
         ("serve",),
     ),
-    Option("--endpoints", _csv, (), "comma-separated Python modules with @endpoint functions"),
-    Option("--migrate", _bool, True, "upgrade the database schema at start", ("serve", "worker")),
+    Option("--endpoints", _csv, "comma-separated Python modules with @endpoint functions"),
+    Option("--migrate", _bool, "upgrade the database schema at start", ("serve", "worker")),
     Option(
         "--auth",
         _auth_mode,
-        "off",
         "off, or required: every request but the ping needs "
         "Basic credentials or a Bearer token (see 'jobstore users' and 'jobstore tokens')",
         ("serve",),
     ),
-    Option(
-        "--insecure-bind", _bool, False, "allow a non-loopback --host with --auth off", ("serve",)
-    ),
+    Option("--insecure-bind", _bool, "allow a non-loopback --host with --auth off", ("serve",)),
     Option(
         "--ha-peers",
         _csv,
-        (),
         "comma-separated URLs of the other nodes sharing this "
         "database, announced to Kinetica clients for failover",
         ("serve",),
@@ -148,59 +149,63 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--cdm-cluster-id",
         str,
-        "",
         "the CDM cluster id this node answers to in "
         "/v1.1/{project}/clusters/{cluster}/cdm/... (default: any)",
         ("serve",),
     ),
-    Option("--max-body-bytes", int, 64 * 1024 * 1024, "largest request body accepted", ("serve",)),
-    Option("--pool-size", int, 10, "database connections per node", ("serve", "worker")),
+    Option("--max-body-bytes", int, "largest request body accepted", ("serve",)),
+    Option("--pool-size", int, "database connections per node", ("serve", "worker")),
     Option(
         "--retain-done",
         retention,
-        "forever",
         "how long finished 'done' jobs are kept, like 7d or 12h (default: forever)",
     ),
-    Option("--retain-error", retention, "forever", "how long 'error' jobs are kept"),
-    Option("--retain-cancelled", retention, "forever", "how long 'cancelled' jobs are kept"),
-    Option("--prune-seconds", float, 60.0, "how often the retention pass runs"),
-    Option("--metrics", _bool, True, "serve Prometheus metrics at /metrics", ("serve",)),
-    Option("--log-level", str, "info", "debug, info, warning or error", DB_COMMANDS),
+    Option("--retain-error", retention, "how long 'error' jobs are kept"),
+    Option("--retain-cancelled", retention, "how long 'cancelled' jobs are kept"),
+    Option("--prune-seconds", float, "how often the retention pass runs"),
+    Option("--metrics", _bool, "serve Prometheus metrics at /metrics", ("serve",)),
+    Option("--log-level", str, "debug, info, warning or error", DB_COMMANDS),
     Option(
         "--log-format",
         _log_format,
-        "text",
         "text, or json: one JSON object per log line (with an access log)",
         DB_COMMANDS,
     ),
 )
 
 
+def _default_of(config: Any, name: str) -> Any:
+    """The default a component's config gives `name`: Settings repeats none of them."""
+    return config.__dataclass_fields__[name].default
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of a node. Defaults that a component also has come from that component."""
+
     database_url: str = "sqlite:///jobstore.db"
     host: str = "127.0.0.1"
     port: int = 9191
     public_url: str = ""
     node_id: str = ""
-    concurrency: int = 8
-    lease_seconds: float = 30.0
-    poll_seconds: float = 1.0
-    shutdown_seconds: float = 10.0
-    cancel_grace_seconds: float = 5.0
-    max_attempts: int = 3
+    concurrency: int = _default_of(ExecutorConfig, "concurrency")
+    lease_seconds: float = _default_of(ExecutorConfig, "lease_seconds")
+    poll_seconds: float = _default_of(ExecutorConfig, "poll_seconds")
+    shutdown_seconds: float = _default_of(ExecutorConfig, "shutdown_seconds")
+    cancel_grace_seconds: float = _default_of(ExecutorConfig, "cancel_grace_seconds")
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     endpoints: tuple[str, ...] = ()
     migrate: bool = True
     auth: str = "off"
     insecure_bind: bool = False
     ha_peers: tuple[str, ...] = ()
     cdm_cluster_id: str = ""
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     pool_size: int = 10
     retain_done: str = "forever"
     retain_error: str = "forever"
     retain_cancelled: str = "forever"
-    prune_seconds: float = 60.0
+    prune_seconds: float = _default_of(PrunerConfig, "interval_seconds")
     metrics: bool = True
     log_level: str = "info"
     log_format: str = "text"
@@ -217,6 +222,17 @@ class Settings:
             interval_seconds=self.prune_seconds,
         )
 
+    def executor_config(self, command: str) -> ExecutorConfig:
+        """The executor of a `serve` or `worker` node; raises ConfigError on bad values."""
+        return ExecutorConfig(
+            node_id=self.effective_node_id(command),
+            concurrency=self.concurrency,
+            lease_seconds=self.lease_seconds,
+            poll_seconds=self.poll_seconds,
+            cancel_grace_seconds=self.cancel_grace_seconds,
+            shutdown_seconds=self.shutdown_seconds,
+        )
+
     def effective_node_id(self, command: str) -> str:
         if self.node_id:
             return self.node_id
@@ -228,13 +244,12 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1-65535, got {self.port}")
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"unknown log level {self.log_level!r}")
         self.pruner_config()  # raises on a bad retention or interval
+        self.executor_config("serve")  # raises on a bad concurrency, lease or interval
         for peer in self.ha_peers:
             if not peer.startswith(("http://", "https://")):
                 raise ConfigError(f"HA peer {peer!r} must be an http:// or https:// URL")

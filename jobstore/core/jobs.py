@@ -1,7 +1,8 @@
-"""The core every facade calls: create, get, list and cancel jobs.
+"""The core every facade calls: create, get, list, cancel and prune jobs.
 
 Facades translate their wire format to these calls and back; they never touch SQL. Every
-method runs its own transaction, and `create_job` returns only after its row is committed.
+method runs its own transaction, and `create_job` returns only after its row is committed;
+`create_in` writes a job inside a transaction the caller owns (CDM: job and submission).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from jobstore.codecs import decode_request
 from jobstore.codecs.jsontext import check_text
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
+from jobstore.domain.events import JobEvents
 from jobstore.domain.models import (
     FINAL_STATES,
     Inserted,
@@ -27,6 +30,7 @@ from jobstore.domain.models import (
     JobState,
     NewJob,
     Payload,
+    PruneResult,
     is_valid_tag,
 )
 from jobstore.endpoints.registry import EndpointRegistry
@@ -67,6 +71,17 @@ def request_digest(endpoint: str, payload: Payload) -> str:
     return h.hexdigest()
 
 
+class Retention(Protocol):
+    """The retention pass (the executor's Pruner): what it keeps, and one run of it."""
+
+    @property
+    def retention(self) -> Mapping[JobState, timedelta]: ...
+
+    async def run_once(
+        self, retention: Mapping[JobState, timedelta] | None = None
+    ) -> PruneResult: ...
+
+
 def parse_bool(value: str | bool, *, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -86,18 +101,18 @@ class JobService:
         *,
         clock: Clock | None = None,
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        on_created: Callable[[], None] | None = None,
-        on_cancel: Callable[[Sequence[int]], None] | None = None,
+        events: JobEvents | None = None,
         metrics: Metrics | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.db = db
         self.store = JobStore(db.dialect)
         self.registry = registry
         self.clock = clock or SystemClock()
         self.default_max_attempts = default_max_attempts
-        self._on_created = on_created
-        self._on_cancel = on_cancel
+        self.events = events or JobEvents()
         self.metrics = metrics
+        self._retention = retention
         self._waiters: dict[int, set[asyncio.Event]] = {}
         self._counts: dict[str | None, tuple[float, dict[JobState, int]]] = {}
         self._creates: GroupCommit[NewJob, Inserted] = GroupCommit(
@@ -110,6 +125,13 @@ class JobService:
     async def _notify(self, conn: Any, results: list[Inserted]) -> None:
         if any(r.created for r in results):
             await self.store.job_notify_created(conn)
+
+    async def create_in(self, conn: Any, new: NewJob) -> Inserted:
+        """Write a prepared job inside the caller's transaction (and notify other nodes when
+        it commits). After the commit the caller calls `announce_created(new.endpoint)`."""
+        [inserted] = await self.store.job_create_many(conn, [new], self.clock.now())
+        await self._notify(conn, [inserted])
+        return inserted
 
     def prepare_job(
         self,
@@ -180,17 +202,16 @@ class JobService:
             if inserted.existing_digest != new.request_digest:
                 raise TagConflict(new.job_tag, inserted.job_id)
             return CreateResult(inserted.job_id, new.job_tag, created=False)
-        self.job_created(endpoint)
+        self.announce_created(endpoint)
         return CreateResult(inserted.job_id, new.job_tag, created=True)
 
-    def job_created(self, endpoint: str) -> None:
-        """Tell this node's executor that work is waiting."""
+    def announce_created(self, endpoint: str) -> None:
+        """A create committed: count it and tell this node's executor that work is waiting."""
         if self.metrics is not None:
             self.metrics.job_created(endpoint)
-        if self._on_created is not None:
-            self._on_created()
+        self.events.created(endpoint)
 
-    def job_finished(self, job_id: int, state: JobState) -> None:
+    def wake_waiters(self, job_id: int, state: JobState) -> None:
         """An executor on this node committed a job's outcome: wake whoever waits on it."""
         for event in self._waiters.get(job_id, ()):
             event.set()
@@ -329,6 +350,22 @@ class JobService:
                     )
                 )
         requested = [i for i, s in result.items() if s == "cancel_requested"]
-        if requested and self._on_cancel is not None:
-            self._on_cancel(requested)
+        if requested:
+            self.events.cancel_requested(requested)
         return result
+
+    @property
+    def can_prune(self) -> bool:
+        """False on a node built without a retention pass."""
+        return self._retention is not None
+
+    @property
+    def retention(self) -> Mapping[JobState, timedelta]:
+        """How long each final state is kept on this node (states kept forever left out)."""
+        return self._retention.retention if self._retention is not None else {}
+
+    async def prune(self, retention: Mapping[JobState, timedelta] | None = None) -> PruneResult:
+        """Delete finished jobs past their retention now (this node's, or `retention`)."""
+        if self._retention is None:
+            raise RuntimeError("this node has no retention pass; check can_prune first")
+        return await self._retention.run_once(retention)

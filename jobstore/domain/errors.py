@@ -7,8 +7,12 @@ JobstoreError
 │   ├── UnknownEndpoint         create names an endpoint nobody registered
 │   ├── TagConflict             the tag is taken by a different job
 │   ├── JobNotFound             no job with that id or tag
-│   └── JobRemoved              the job finished and was removed (remove_job_on_complete)
+│   ├── JobRemoved              the job finished and was removed (remove_job_on_complete)
+│   ├── DefinitionNotFound      no named job definition with that name
+│   ├── DefinitionExists        a definition of that name exists already
+│   └── DefinitionBusy          the definition's last submission has not finished
 ├── JobFailed                   raised by a handler: the job ends `error` with this message
+├── StoreUnavailable            the database is out of reach; facades answer 503
 └── ConfigError                 bad settings or endpoint modules, found at start
 """
 
@@ -72,6 +76,24 @@ class JobRemoved(ClientError):
         self.tag = tag
         self.status = status
         self.finished_at = finished_at
+
+
+class DefinitionNotFound(ClientError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no job definition named {name!r}")
+        self.name = name
+
+
+class DefinitionExists(ClientError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a job definition named {name!r} exists already")
+        self.name = name
+
+
+class DefinitionBusy(ClientError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job definition {name!r} is already running")
+        self.name = name
 
 
 class JobFailed(JobstoreError):

@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -211,3 +211,17 @@ class Outcome:
     status: JobState
     response: Payload | None = None
     status_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PruneResult:
+    """What a retention run deleted, per state; `skipped` when another node held the lock."""
+
+    deleted: dict[JobState, int] = field(default_factory=dict)
+    skipped: bool = False
+    # The retention the run applied: final state -> how long its jobs are kept.
+    retention: Mapping[JobState, timedelta] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())

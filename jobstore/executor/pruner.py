@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import ConfigError
-from jobstore.domain.models import FINAL_STATES, JobState
+from jobstore.domain.models import FINAL_STATES, JobState, PruneResult
 from jobstore.store import Database, JobStore
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,9 @@ class PrunerConfig:
         return bool(self.retention)
 
 
-@dataclass
-class PruneResult:
-    """What a run deleted, per state; `skipped` when another node held the pruning lock."""
-
-    deleted: dict[JobState, int] = field(default_factory=dict)
-    skipped: bool = False
-
-    @property
-    def total(self) -> int:
-        return sum(self.deleted.values())
-
-
 class Pruner:
+    """The retention pass, every `interval_seconds`, and on demand through `run_once`."""
+
     def __init__(self, db: Database, config: PrunerConfig, *, clock: Clock | None = None) -> None:
         self.db = db
         self.store = JobStore(db.dialect)
@@ -70,7 +60,7 @@ class Pruner:
     async def run_once(self, retention: Mapping[JobState, timedelta] | None = None) -> PruneResult:
         """Delete what is past its retention (the configured one, or `retention`)."""
         keep = self.config.retention if retention is None else retention
-        result = PruneResult()
+        result = PruneResult(retention=dict(keep))
         now = self.clock.now()
         for state, period in keep.items():
             result.deleted[state] = 0
@@ -91,7 +81,13 @@ class Pruner:
             )
         return result
 
-    def start(self) -> None:
+    @property
+    def retention(self) -> Mapping[JobState, timedelta]:
+        """What this node keeps, per final state; states kept forever are left out."""
+        return self.config.retention
+
+    async def start(self) -> None:
+        """Start the periodic pass (only when some state has a retention)."""
         if self.config.enabled and self._task is None:
             self._task = asyncio.create_task(self._loop(), name="jobstore-pruner")
 

@@ -28,6 +28,7 @@ from typing import Any
 from jobstore.codecs import decode_request, encode_response
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import ConfigError, JobFailed, JobstoreError
+from jobstore.domain.events import JobEvents
 from jobstore.domain.models import Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
@@ -103,6 +104,7 @@ class Executor:
         *,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self.db = db
         self.store = JobStore(db.dialect)
@@ -110,8 +112,8 @@ class Executor:
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = metrics
-        # Called with (job_id, state) once an outcome is committed; e.g. to wake long polls.
-        self.finish_listeners: list[Callable[[int, JobState], None]] = []
+        # Told (job_id, state) once an outcome is committed; e.g. to wake long polls.
+        self.events = events or JobEvents()
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         # False once a claim found fewer jobs than it asked for: then a freed slot is no reason
@@ -340,8 +342,7 @@ class Executor:
         if self.metrics is not None:
             seconds = time.monotonic() - run.started
             self.metrics.job_finished(run.claimed.endpoint, state, seconds)
-        for listener in self.finish_listeners:
-            listener(run.claimed.job_id, state)
+        self.events.finished(run.claimed.job_id, state)
 
     # -- cancel -----------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,43 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from jobstore.domain.definitions import Definition, SubmissionRow
 from jobstore.domain.models import FINAL_STATES
 from jobstore.store.tables import cdm_jobs, cdm_submissions, job_tombstones, jobs
 
 __all__ = ["CdmStore", "Definition", "SubmissionRow"]
-
-
-@dataclass(frozen=True, slots=True)
-class Definition:
-    cdm_job_id: int
-    project: str
-    cluster_id: str
-    name: str
-    job_type: str
-    definition: dict[str, Any]
-    created_by: str | None
-    created_at: datetime
-    updated_by: str | None
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SubmissionRow:
-    """A submission with its job's state; from the tombstone when the job row was removed."""
-
-    job_id: int
-    job_name: str
-    is_delete_job: bool
-    created_by: str | None
-    created_at: datetime
-    status: str
-    job_tag: str
-    progress: int
-    started_at: datetime | None
-    updated_at: datetime | None
-    finished_at: datetime | None
-    status_map: dict[str, str]
-    response_text: str | None
 
 
 _DEFINITION_COLUMNS = [

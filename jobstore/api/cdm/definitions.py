@@ -17,11 +17,18 @@ from typing import Any
 
 from jobstore.api.cdm.variables import resolve
 from jobstore.codecs.jsontext import check_text
+from jobstore.core.definitions import Definition, DefinitionService, SubmissionRow
 from jobstore.core.jobs import JobService
 from jobstore.domain.clock import Clock, SystemClock
-from jobstore.domain.errors import BadRequest, ClientError, UnknownEndpoint
+from jobstore.domain.errors import (
+    BadRequest,
+    ClientError,
+    DefinitionBusy,
+    DefinitionExists,
+    DefinitionNotFound,
+    UnknownEndpoint,
+)
 from jobstore.domain.models import Encoding, Payload
-from jobstore.store.cdm import CdmStore, Definition, SubmissionRow
 
 __all__ = ["CdmError", "CdmService", "Definition", "Started", "SubmissionRow"]
 
@@ -135,20 +142,19 @@ def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
 
 
 class CdmService:
+    """CDM's named jobs in CDM's terms, over the core's DefinitionService."""
+
     def __init__(
         self, jobs: JobService, *, cluster_id: str | None = None, clock: Clock | None = None
     ) -> None:
         self.jobs = jobs
-        self.db = jobs.db
-        self.store = CdmStore(jobs.db.dialect)
+        self.definitions = DefinitionService(jobs)
         self.cluster_id = cluster_id
         self.clock = clock or SystemClock()
 
     def check_cluster(self, cluster_id: str) -> None:
         if self.cluster_id is not None and cluster_id != self.cluster_id:
             raise CdmError("Cdm.0001", f"The cluster {cluster_id} does not exist or is invalid.")
-
-    # -- definitions ------------------------------------------------------------------------
 
     async def create(
         self, project: str, cluster_id: str, jobs: list[Any], user: str | None
@@ -157,29 +163,17 @@ class CdmService:
         names = [name for name, _, _ in checked]
         if len(set(names)) != len(names):
             raise CdmError("Cdm.0104", "the same job name appears twice in the request")
-        now = self.clock.now()
-        async with self.db.transaction() as conn:
-            for name, job_type, definition in checked:
-                if not await self.store.definition_insert(
-                    conn,
-                    project=project,
-                    cluster_id=cluster_id,
-                    name=name,
-                    job_type=job_type,
-                    definition=definition,
-                    user=user,
-                    now=now,
-                ):
-                    raise CdmError("Cdm.0104", f"Job[{name}] already exists.")
+        try:
+            await self.definitions.create(project, cluster_id, checked, user)
+        except DefinitionExists as exc:
+            raise CdmError("Cdm.0104", f"Job[{exc.name}] already exists.") from None
         return names
 
     async def get(self, project: str, cluster_id: str, name: str) -> Definition:
-        async with self.db.transaction() as conn:
-            await self.store.definition_reap(conn)
-            found = await self.store.definition_get(conn, project, cluster_id, name)
-        if found is None:
-            raise not_found(name)
-        return found
+        try:
+            return await self.definitions.get(project, cluster_id, name)
+        except DefinitionNotFound:
+            raise not_found(name) from None
 
     async def list_definitions(
         self,
@@ -191,17 +185,14 @@ class CdmService:
         page_no: int,
         page_size: int,
     ) -> tuple[int, list[Definition]]:
-        async with self.db.transaction() as conn:
-            await self.store.definition_reap(conn)
-            return await self.store.definition_list(
-                conn,
-                project,
-                cluster_id,
-                name_filter=name_filter,
-                job_type=job_type,
-                offset=(page_no - 1) * page_size,
-                limit=page_size,
-            )
+        return await self.definitions.list_definitions(
+            project,
+            cluster_id,
+            name_filter=name_filter,
+            job_type=job_type,
+            offset=(page_no - 1) * page_size,
+            limit=page_size,
+        )
 
     async def modify(
         self, project: str, cluster_id: str, name: str, job: Any, user: str | None
@@ -211,27 +202,16 @@ class CdmService:
         new_name, job_type, definition = _validate(job, self.jobs.registry.__contains__)
         if new_name != name:
             raise CdmError("Cdm.0095", f"the job's name cannot change ({name} -> {new_name})")
-        async with self.db.transaction() as conn:
-            await self.store.definition_reap(conn)
-            if not await self.store.definition_update(
-                conn,
-                project=project,
-                cluster_id=cluster_id,
-                name=name,
-                job_type=job_type,
-                definition=definition,
-                user=user,
-                now=self.clock.now(),
-            ):
-                raise not_found(name)
+        try:
+            await self.definitions.update(project, cluster_id, name, job_type, definition, user)
+        except DefinitionNotFound:
+            raise not_found(name) from None
 
     async def delete(self, project: str, cluster_id: str, name: str) -> None:
-        async with self.db.transaction() as conn:
-            await self.store.definition_reap(conn)
-            if not await self.store.definition_delete(conn, project, cluster_id, name):
-                raise not_found(name)
-
-    # -- runs -------------------------------------------------------------------------------
+        try:
+            await self.definitions.delete(project, cluster_id, name)
+        except DefinitionNotFound:
+            raise not_found(name) from None
 
     async def start(
         self,
@@ -260,26 +240,15 @@ class CdmService:
             )
         except UnknownEndpoint as exc:
             raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from exc
-        async with self.db.transaction() as conn:
-            # Locked (PostgreSQL) or under the write lock (SQLite): starts of one definition
-            # take turns, so two cannot both find it idle.
-            locked = await self.store.definition_get(conn, project, cluster_id, name, lock=True)
-            if locked is None:
-                raise not_found(name)
-            if await self.store.submission_active(conn, project, cluster_id, name) is not None:
-                raise CdmError("Cdm.0500", f"Job[{name}] is already running.")
-            [inserted] = await self.jobs.store.job_create_many(conn, [new], now)
-            await self.store.submission_insert(
-                conn,
-                job_id=inserted.job_id,
-                definition=locked,
-                is_delete_job=is_delete,
-                user=user,
-                now=now,
+        try:
+            job_id = await self.definitions.start(
+                definition, new, is_delete_job=is_delete, user=user, now=now
             )
-            await self.jobs.store.job_notify_created(conn)
-        self.jobs.job_created(endpoint)
-        return Started(inserted.job_id, name, user, now, is_delete)
+        except DefinitionNotFound:
+            raise not_found(name) from None
+        except DefinitionBusy:
+            raise CdmError("Cdm.0500", f"Job[{name}] is already running.") from None
+        return Started(job_id, name, user, now, is_delete)
 
     def _request(
         self, definition: Definition, variables: Mapping[str, str], now: datetime
@@ -311,8 +280,7 @@ class CdmService:
     async def stop(self, project: str, cluster_id: str, name: str) -> bool:
         """Cancel the running submission; False when nothing was running."""
         await self.get(project, cluster_id, name)
-        async with self.db.reading() as conn:
-            active = await self.store.submission_active(conn, project, cluster_id, name)
+        active = await self.definitions.active_submission(project, cluster_id, name)
         if active is None:
             return False
         await self.jobs.cancel_jobs([active])
@@ -322,17 +290,9 @@ class CdmService:
         self, project: str, cluster_id: str, name: str, *, page_no: int = 1, page_size: int = 1
     ) -> tuple[int, list[SubmissionRow], Definition | None]:
         """Newest first. Unknown only when neither the definition nor any run exists."""
-        async with self.db.transaction() as conn:
-            await self.store.definition_reap(conn)
-            found = await self.store.definition_get(conn, project, cluster_id, name)
-            total, rows = await self.store.submission_list(
-                conn,
-                project,
-                cluster_id,
-                name,
-                offset=(page_no - 1) * page_size,
-                limit=page_size,
-            )
+        total, rows, found = await self.definitions.submissions(
+            project, cluster_id, name, offset=(page_no - 1) * page_size, limit=page_size
+        )
         if found is None and total == 0:
             raise not_found(name)
         return total, rows, found

@@ -50,7 +50,6 @@ from jobstore.domain.errors import (
     StoreUnavailable,
 )
 from jobstore.domain.models import FINAL_STATES, Job, JobState
-from jobstore.executor.pruner import Pruner
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +60,10 @@ Handler = Callable[[Request, Principal | None], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class RestConfig:
-    """Settings of the REST facade; `pruner` None makes POST /prune answer 409."""
+    """Settings of the REST facade."""
 
     authenticator: Authenticator | None = None  # None: authentication is off
     max_body_bytes: int = 64 * 1024 * 1024
-    pruner: Pruner | None = None
     max_wait_seconds: float = 60.0
 
 
@@ -320,12 +318,10 @@ class RestApi:
         """POST /prune: delete finished jobs past their retention, now (admins only)."""
         if principal is not None and not principal.is_admin:
             raise Problem("forbidden", "only administrators may prune jobs")
-        pruner = self.config.pruner
-        if pruner is None:
+        if not self.service.can_prune:
             raise Problem("pruning-disabled", "this node has no pruner; ask another node")
-        retention = parse_prune(await self._json_body(request))
-        result = await pruner.run_once(retention)
-        applied = pruner.config.retention if retention is None else retention
+        result = await self.service.prune(parse_prune(await self._json_body(request)))
+        applied = result.retention
         return JsonResponse(
             {
                 "deleted": {s.value: n for s, n in result.deleted.items()},

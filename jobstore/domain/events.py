@@ -1,0 +1,49 @@
+"""How the parts of one node tell each other what happened, without importing each other.
+
+The core announces creates and cancel requests; the executor announces finished jobs. The
+composition root (jobstore/node.py) subscribes each part to what it needs: the executor
+wakes on a create and stops a job on a cancel, the core wakes long polls on a finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from jobstore.domain.models import JobState
+
+Created = Callable[[str], None]
+CancelRequested = Callable[[Sequence[int]], None]
+Finished = Callable[[int, JobState], None]
+
+
+class JobEvents:
+    """Subscribers per event, called in the order they subscribed, on the event loop."""
+
+    def __init__(self) -> None:
+        self._created: list[Created] = []
+        self._cancel_requested: list[CancelRequested] = []
+        self._finished: list[Finished] = []
+
+    def on_created(self, listener: Created) -> None:
+        self._created.append(listener)
+
+    def on_cancel_requested(self, listener: CancelRequested) -> None:
+        self._cancel_requested.append(listener)
+
+    def on_finished(self, listener: Finished) -> None:
+        self._finished.append(listener)
+
+    def created(self, endpoint: str) -> None:
+        """A job for `endpoint` was committed on this node."""
+        for listener in self._created:
+            listener(endpoint)
+
+    def cancel_requested(self, job_ids: Sequence[int]) -> None:
+        """Running jobs were asked to stop through this node."""
+        for listener in self._cancel_requested:
+            listener(job_ids)
+
+    def finished(self, job_id: int, state: JobState) -> None:
+        """An executor on this node committed a job's outcome."""
+        for listener in self._finished:
+            listener(job_id, state)

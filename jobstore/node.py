@@ -1,0 +1,181 @@
+"""The composition root: the one place that builds a node from its settings.
+
+`jobstore serve`, `jobstore worker` and the tests all build nodes here, so the executor, the
+core services, the retention pass and the facades are wired the same way everywhere:
+
+    settings -> Database -> endpoint registry -> events, metrics
+             -> Executor, Pruner (background services of the node)
+             -> JobService, Authenticator, CdmService (the core and CDM's dialect over it)
+             -> the ASGI app with every facade (serve only)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.applications import Starlette
+
+from jobstore.api.app import create_app
+from jobstore.api.cdm import CdmConfig
+from jobstore.api.cdm.definitions import CdmService
+from jobstore.api.kinetica import KineticaConfig
+from jobstore.api.rest import RestConfig
+from jobstore.api.ui import UiConfig
+from jobstore.cli.settings import Settings
+from jobstore.core.accounts import Authenticator
+from jobstore.core.jobs import JobService
+from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.events import JobEvents
+from jobstore.endpoints.registry import EndpointRegistry, default_registry
+from jobstore.executor.pruner import Pruner
+from jobstore.executor.runner import Executor
+from jobstore.metrics import Metrics
+from jobstore.store import Database, migrate_to_head
+
+
+@dataclass
+class Node:
+    """One node's parts. `start`/`stop` run the background services (a worker's whole job);
+    `app()` builds the HTTP API, whose lifespan starts and stops them instead."""
+
+    settings: Settings
+    db: Database
+    registry: EndpointRegistry
+    events: JobEvents
+    metrics: Metrics | None
+    executor: Executor
+    pruner: Pruner
+    jobs: JobService
+    accounts: Authenticator
+    cdm: CdmService
+    _started: list[Any] = field(default_factory=list)
+
+    @property
+    def node_id(self) -> str:
+        return self.executor.config.node_id
+
+    @property
+    def background(self) -> list[Any]:
+        """The services that run beside the API, in start order."""
+        return [self.executor, self.pruner]
+
+    def app(
+        self,
+        *,
+        run_background: bool = True,
+        kinetica: KineticaConfig | None = None,
+        rest: RestConfig | None = None,
+        ui: UiConfig | None = None,
+        cdm: CdmConfig | None = None,
+    ) -> Starlette:
+        """The ASGI app with every facade; its lifespan runs the background services unless
+        `run_background` is False (tests that drive the executor themselves)."""
+        s = self.settings
+        required = self.accounts if s.auth == "required" else None
+        return create_app(
+            self.jobs,
+            background=self.background if run_background else (),
+            kinetica=kinetica
+            or KineticaConfig(
+                max_body_bytes=s.max_body_bytes,
+                public_url=s.public_url or None,
+                ha_peers=s.ha_peers,
+                authenticator=required,
+            ),
+            cdm=(
+                self.cdm,
+                cdm or CdmConfig(authenticator=self.accounts, max_body_bytes=s.max_body_bytes),
+            ),
+            rest=rest or RestConfig(authenticator=required, max_body_bytes=s.max_body_bytes),
+            ui=ui or UiConfig(authenticator=required),
+            metrics=self.metrics,
+        )
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (when the settings ask for it)."""
+        if self.settings.migrate:
+            await migrate_to_head(self.db)
+
+    async def start(self) -> None:
+        for service in self.background:
+            await service.start()
+            self._started.append(service)
+
+    async def stop(self) -> None:
+        while self._started:
+            await self._started.pop().stop()
+
+    async def close(self) -> None:
+        """Stop what runs and release the database connections."""
+        await self.stop()
+        await self.db.dispose()
+
+
+def build_node(
+    settings: Settings,
+    *,
+    command: str = "serve",
+    db: Database | None = None,
+    registry: EndpointRegistry | None = None,
+    clock: Clock | None = None,
+) -> Node:
+    """Wire a node. Raises ConfigError on bad settings or endpoint modules; connects nothing
+    yet (the first transaction does)."""
+    registry = registry or default_registry(settings.endpoints, entry_points=True)
+    db = db or Database(settings.database_url, pool_size=settings.pool_size)
+    clock = clock or SystemClock()
+    events = JobEvents()
+    metrics = Metrics() if settings.metrics else None
+    executor = Executor(
+        db,
+        registry,
+        settings.executor_config(command),
+        clock=clock,
+        metrics=metrics,
+        events=events,
+    )
+    pruner = Pruner(db, settings.pruner_config(), clock=clock)
+    jobs = JobService(
+        db,
+        registry,
+        clock=clock,
+        default_max_attempts=settings.max_attempts,
+        events=events,
+        metrics=metrics,
+        retention=pruner,
+    )
+    events.on_created(lambda _endpoint: executor.wake())
+    events.on_cancel_requested(executor.request_cancel)
+    events.on_finished(jobs.wake_waiters)
+    return Node(
+        settings=settings,
+        db=db,
+        registry=registry,
+        events=events,
+        metrics=metrics,
+        executor=executor,
+        pruner=pruner,
+        jobs=jobs,
+        accounts=Authenticator(db),
+        cdm=CdmService(jobs, cluster_id=settings.cdm_cluster_id or None, clock=clock),
+    )
+
+
+def node_for_tests(
+    db: Database,
+    *,
+    node_id: str = "test",
+    registry: EndpointRegistry | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
+) -> Node:
+    """A node on an existing (migrated) database, for tests: no entry-point endpoints, no
+    metrics unless asked, and any Settings field overridden by keyword."""
+    base = Settings(database_url=db.url.render_as_string(hide_password=False), node_id=node_id)
+    return build_node(
+        replace(base, **{"metrics": False, **settings}),
+        db=db,
+        registry=registry or default_registry(),
+        clock=clock,
+    )
