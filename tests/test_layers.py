@@ -1,79 +1,236 @@
-"""The architecture's import rules, checked on the source (STYLE.md, "A layout that shows ...")."""
+"""The architecture as a test: which layer may import what, and what must never be.
+
+Layers, bottom up (a layer imports only those listed for it):
+
+    domain      pure values, the error tree, time, durations, events
+    codecs      binary (Avro), JSON text, snappy
+    endpoints   the registry, the handler's context, the built-ins
+    store       the only place with SQL; one driver per database
+    metrics     Prometheus counters
+    executor    runner, leases, rescue, retention pass
+    core        the services the facades call (jobs, accounts, definitions)
+    api         the facades; none imports another, none imports the executor or the store
+    client      the Python client of the REST API
+    cli         the edge, and cli/node.py, the composition root: may import anything
+
+The checks are functions of a package folder, so each is also run on a small package made
+to break it: a rule that cannot fail proves nothing.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobstore"
+MAX_MODULE_LINES = 600
 
-# third-party package -> the only places allowed to import it
+BELOW: dict[str, set[str]] = {
+    "domain": set(),
+    "codecs": {"domain"},
+    "endpoints": {"domain", "codecs"},
+    "store": {"domain", "codecs"},
+    "metrics": {"domain"},
+    "executor": {"domain", "codecs", "endpoints", "store", "metrics"},
+    "core": {"domain", "codecs", "endpoints", "store", "metrics"},
+    "api": {"domain", "codecs", "endpoints", "core", "metrics"},
+    "client": {"__init__"},  # for __version__
+    "__init__": {"domain", "endpoints"},  # re-exports endpoint, JobContext, JobFailed
+    "__main__": {"cli"},
+}
+COMPOSITION_ROOT = "cli"  # the edge: it builds nodes from every layer
+
+# third-party package -> the only modules (path prefixes) allowed to import it
 OWNERS = {
     "sqlalchemy": ("store/",),
     "alembic": ("store/",),
     "asyncpg": ("store/",),
     "aiosqlite": ("store/",),
     "starlette": ("api/",),
-    "uvicorn": ("cli.py",),
-    "uvloop": ("cli.py",),
-    "prometheus_client": ("metrics.py",),
     "jinja2": ("api/",),
-    "httpx": ("client.py", "cli_jobs.py"),
-    "rich": ("cli_jobs.py",),
+    "uvicorn": ("cli/main.py",),
+    "uvloop": ("cli/main.py",),
+    "prometheus_client": ("metrics.py",),
+    "httpx": ("client.py", "cli/jobs.py"),
+    "rich": ("cli/jobs.py",),
 }
-# layer -> jobstore modules it must not import (dependencies point down only)
-FORBIDDEN = {
-    "models.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
-    "errors.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
-    "codecs/": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
-    "store/": ("jobstore.executor", "jobstore.api", "jobstore.core.jobs", "jobstore.cli.main"),
-    "executor/": ("jobstore.api", "jobstore.core.jobs", "jobstore.cli.main"),
-    "service.py": ("jobstore.api", "jobstore.cli.main"),
-    "metrics.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
-    "cdm/": ("jobstore.api", "jobstore.cli.main", "jobstore.executor.runner"),
-    "api/": ("jobstore.cli.main", "jobstore.store"),
-    "client.py": ("jobstore.store", "jobstore.executor", "jobstore.api", "jobstore.core.jobs"),
-}
+# Names that reveal a branch on the database kind; only the store may branch on it.
+DIALECT_NAMES = {"dialect", "is_postgres", "is_sqlite"}
+DIALECT_VALUES = {"postgresql", "postgres", "sqlite"}
 
 
-def imports(path: Path) -> set[str]:
+def modules(package: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the package."""
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imported(path: Path) -> set[str]:
+    """Every absolute import of a module, anywhere in it (functions included)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
-SOURCES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
+def imported_modules(path: Path, mods: dict[str, Path]) -> set[str]:
+    """The package's modules this module imports. `from pkg import module` imports the
+    module, not (for this purpose) the package that holds it."""
+    found = {name for name in imported(path) if name in mods}
+    return {name for name in found if not any(n.startswith(name + ".") for n in found)}
 
 
-@pytest.mark.parametrize("source", SOURCES)
-def test_layer_rules(source: str) -> None:
-    found = imports(PACKAGE / source)
-    for package, owners in OWNERS.items():
-        used = {n for n in found if n == package or n.startswith(package + ".")}
-        if used:
-            assert source.startswith(owners), f"{source} imports {sorted(used)}; only {owners} may"
-    for layer, banned in FORBIDDEN.items():
-        if source.startswith(layer):
-            bad = {n for n in found if n.startswith(banned)}
-            assert not bad, f"{source} ({layer}) must not import {sorted(bad)}"
+def layer_of(package: Path, path: Path) -> str:
+    first = path.relative_to(package).parts[0]
+    return first.removesuffix(".py")
 
 
-def test_facades_do_not_import_each_other() -> None:
-    facades = [
-        p.name for p in (PACKAGE / "api").iterdir() if p.is_dir() and p.name != "__pycache__"
-    ]
+def layer_violations(package: Path) -> Iterator[str]:
+    root = package.name
+    mods = modules(package)
+    for name, path in mods.items():
+        layer = layer_of(package, path)
+        if layer == COMPOSITION_ROOT:
+            continue
+        allowed = BELOW.get(layer)
+        if allowed is None:
+            yield f"{name}: layer {layer!r} is not in the layer table"
+            continue
+        for target in imported(path):
+            if target not in mods or target == root:
+                continue
+            target_layer = layer_of(package, mods[target])
+            if target_layer != layer and target_layer not in allowed:
+                yield f"{name} ({layer}) imports {target} ({target_layer})"
+
+
+def owner_violations(package: Path) -> Iterator[str]:
+    for path in sorted(package.rglob("*.py")):
+        source = path.relative_to(package).as_posix()
+        for name in imported(path):
+            top = name.split(".")[0]
+            owners = OWNERS.get(top)
+            if owners is not None and not source.startswith(owners):
+                yield f"{source} imports {top}; only {', '.join(owners)} may"
+
+
+def facade_violations(package: Path) -> Iterator[str]:
+    api = package / "api"
+    facades = sorted(p.name for p in api.iterdir() if (p / "__init__.py").is_file())
     for facade in facades:
-        for path in (PACKAGE / "api" / facade).rglob("*.py"):
-            others = {
-                n
-                for n in imports(path)
-                for o in facades
-                if o != facade and n.startswith(f"jobstore.api.{o}")
-            }
-            assert not others, f"{path} imports another facade: {sorted(others)}"
+        for path in sorted((api / facade).rglob("*.py")):
+            for name in imported(path):
+                for other in facades:
+                    if other != facade and name.startswith(f"{package.name}.api.{other}"):
+                        yield f"{path.relative_to(package)} imports another facade: {name}"
+
+
+def import_cycles(package: Path) -> list[list[str]]:
+    """Circles in the module import graph (each reported once, as a path)."""
+    mods = modules(package)
+    graph = {
+        name: sorted(t for t in imported_modules(path, mods) if t != name)
+        for name, path in mods.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    return cycles
+
+
+def oversized(package: Path) -> Iterator[str]:
+    for path in sorted(package.rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            yield f"{path.relative_to(package)} has {lines} lines (at most {MAX_MODULE_LINES})"
+
+
+def dialect_branches(package: Path) -> Iterator[str]:
+    """Comparisons on the database kind outside the store."""
+    for path in sorted(package.rglob("*.py")):
+        source = path.relative_to(package).as_posix()
+        if source.startswith("store/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Compare):
+                parts = [node.left, *node.comparators]
+                values = {p.value for p in parts if isinstance(p, ast.Constant)}
+                attrs = {p.attr for p in parts if isinstance(p, ast.Attribute)}
+                if values & DIALECT_VALUES or attrs & DIALECT_NAMES:
+                    yield f"{source}:{node.lineno} compares the database kind"
+            elif isinstance(node, ast.Attribute) and node.attr in {"is_postgres", "is_sqlite"}:
+                yield f"{source}:{node.lineno} asks whether the database is {node.attr[3:]}"
+
+
+CHECKS = {
+    "layers": lambda p: list(layer_violations(p)),
+    "owners": lambda p: list(owner_violations(p)),
+    "facades": lambda p: list(facade_violations(p)),
+    "cycles": import_cycles,
+    "size": lambda p: list(oversized(p)),
+    "dialect": lambda p: list(dialect_branches(p)),
+}
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_jobstore_keeps_its_architecture(check: str) -> None:
+    assert CHECKS[check](PACKAGE) == []
+
+
+# Each rule, broken on purpose in a package of a few lines.
+BROKEN: dict[str, dict[str, str]] = {
+    "layers": {"core/jobs.py": "import pkg.executor.runner\n", "executor/runner.py": ""},
+    "owners": {"core/jobs.py": "import sqlalchemy\n"},
+    "facades": {
+        "api/rest/__init__.py": "",
+        "api/rest/routes.py": "from pkg.api.ui import routes\n",
+        "api/ui/__init__.py": "",
+        "api/ui/routes.py": "",
+    },
+    "cycles": {
+        "endpoints/registry.py": "from pkg.endpoints import builtins\n",
+        "endpoints/builtins.py": "from pkg.endpoints.registry import endpoint\n",
+    },
+    "size": {"core/jobs.py": "x = 1\n" * (MAX_MODULE_LINES + 1)},
+    "dialect": {"executor/runner.py": "if db.dialect == 'postgresql':\n    pass\n"},
+}
+
+
+@pytest.mark.parametrize("check", sorted(BROKEN))
+def test_each_rule_catches_its_break(check: str, tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    for name, text in {"__init__.py": "", **BROKEN[check]}.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in path.relative_to(package).parents:
+            (package / folder / "__init__.py").touch()
+        if not path.exists() or text:
+            path.write_text(text)
+    assert CHECKS[check](package) != []

@@ -29,11 +29,12 @@ from e2e_support import Server
 
 from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
+from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
+from jobstore.domain.clock import Clock, ManualClock
 from jobstore.endpoints.registry import default_registry
 from jobstore.executor.runner import Executor
-from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 PROBLEM = "application/problem+json"
@@ -113,10 +114,10 @@ class Env:
 
 
 async def make_env(
-    db: Database, *, retain_done: str = "forever", **rest: Any
+    db: Database, *, retain_done: str = "forever", clock: Clock | None = None, **rest: Any
 ) -> AsyncIterator[Env]:
     """The app over a node whose executor the test drives (`executor.run_once()`)."""
-    node = node_for_tests(db, node_id="rest-test", retain_done=retain_done)
+    node = node_for_tests(db, node_id="rest-test", retain_done=retain_done, clock=clock)
     executor, service = node.executor, node.jobs
     config = RestConfig(**{"max_wait_seconds": 10.0, **rest})
     app = node.app(run_background=False, rest=config)
@@ -569,18 +570,19 @@ async def test_list_validation(env: Env) -> None:
         assert bad_fields(response) == {field}, params
 
 
-async def test_stats(env: Env) -> None:
-    assert (await env.get("/api/v1/stats")) == {
-        "counts": {"queued": 0, "running": 0, "done": 0, "error": 0, "cancelled": 0},
-        "capped_at": 10000,
-    }
-    await env.echo()
-    await env.create({"endpoint": "/fail", "payload": {}})
-    await env.executor.run_once()
-    await env.echo()
-    await asyncio.sleep(1.1)  # counts are cached for a second
-    stats = await env.get("/api/v1/stats")
-    assert stats["counts"] == {"queued": 1, "running": 0, "done": 1, "error": 1, "cancelled": 0}
+async def test_stats(db: Database) -> None:
+    clock = ManualClock()
+    async for env in make_env(db, clock=clock):
+        nothing = {"queued": 0, "running": 0, "done": 0, "error": 0, "cancelled": 0}
+        assert (await env.get("/api/v1/stats")) == {"counts": nothing, "capped_at": 10000}
+        await env.echo()
+        await env.create({"endpoint": "/fail", "payload": {}})
+        await env.executor.run_once()
+        await env.echo()
+        assert (await env.get("/api/v1/stats"))["counts"] == nothing  # cached for a second
+        clock.advance(1.1)
+        stats = await env.get("/api/v1/stats")
+        assert stats["counts"] == {"queued": 1, "running": 0, "done": 1, "error": 1, "cancelled": 0}
 
 
 async def test_endpoints(env: Env) -> None:

@@ -19,6 +19,8 @@ from jobstore.api.ui import UiConfig, ui_routes
 from jobstore.core.jobs import JobService
 from jobstore.metrics import Metrics
 
+App = Starlette  # what create_app builds: an ASGI application
+
 
 class Background(Protocol):
     """A service that runs while the app serves (the executor, the retention pass)."""

@@ -1,5 +1,5 @@
 """The command line: flags, logging, signals, uvicorn and the Alembic commands. Nodes are
-built by jobstore/node.py, the composition root.
+built by jobstore/cli/node.py, the composition root.
 
 jobstore serve            HTTP API + executor
 jobstore worker           executor only
@@ -26,10 +26,10 @@ import uvicorn
 from jobstore import __version__
 from jobstore.cli import jobs as cli_jobs
 from jobstore.cli.logs import setup_logging
+from jobstore.cli.node import build_node
 from jobstore.cli.settings import Settings, add_options, environment, settings_from
 from jobstore.core.accounts import Authenticator
 from jobstore.domain.errors import ClientError, ConfigError
-from jobstore.node import build_node
 from jobstore.store import Database, migrate_to_head
 from jobstore.store.migrate import current_revision, downgrade_to, head_revision
 

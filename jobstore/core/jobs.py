@@ -301,7 +301,7 @@ class JobService:
 
     async def status_counts(self, *, created_by: str | None = None) -> dict[JobState, int]:
         """Jobs per state, each capped at COUNT_CAP + 1 and cached for a second."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         cached = self._counts.get(created_by)
         if cached is not None and now - cached[0] < COUNT_CACHE_SECONDS:
             return cached[1]

@@ -1,7 +1,7 @@
 """How the parts of one node tell each other what happened, without importing each other.
 
 The core announces creates and cancel requests; the executor announces finished jobs. The
-composition root (jobstore/node.py) subscribes each part to what it needs: the executor
+composition root (jobstore/cli/node.py) subscribes each part to what it needs: the executor
 wakes on a create and stops a job on a cancel, the core wakes long polls on a finish.
 """
 

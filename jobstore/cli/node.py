@@ -14,9 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from starlette.applications import Starlette
-
-from jobstore.api.app import create_app
+from jobstore.api.app import App, create_app
 from jobstore.api.cdm import CdmConfig
 from jobstore.api.cdm.definitions import CdmService
 from jobstore.api.kinetica import KineticaConfig
@@ -68,7 +66,7 @@ class Node:
         rest: RestConfig | None = None,
         ui: UiConfig | None = None,
         cdm: CdmConfig | None = None,
-    ) -> Starlette:
+    ) -> App:
         """The ASGI app with every facade; its lifespan runs the background services unless
         `run_background` is False (tests that drive the executor themselves)."""
         s = self.settings
