@@ -31,9 +31,9 @@ import snappy
 import sqlalchemy as sa
 
 from jobstore.api.kinetica import KineticaConfig
+from jobstore.cli.node import node_for_tests
 from jobstore.core.jobs import JobService
 from jobstore.executor.runner import Executor
-from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 # -- schemas, from the spec ------------------------------------------------------------------

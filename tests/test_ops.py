@@ -18,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobstore.api.app import create_app
 from jobstore.cli.logs import JsonFormatter
+from jobstore.cli.node import node_for_tests
 from jobstore.core.jobs import JobService
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.endpoints.registry import default_registry
-from jobstore.node import node_for_tests
 from jobstore.store import Database
 from jobstore.store.migrate import downgrade_to, head_revision
 from tests.e2e_support import Server

@@ -37,11 +37,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from jobstore.api.rest import RestConfig
+from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
 from jobstore.endpoints.registry import default_registry
 from jobstore.executor.runner import Executor, ExecutorConfig
-from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 pytestmark = pytest.mark.timeout(120)

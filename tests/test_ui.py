@@ -20,11 +20,11 @@ import pytest
 
 from jobstore.api.ui import UiConfig
 from jobstore.api.ui.views import DISPLAY_LIMIT, format_count
+from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import COUNT_CAP, JobService
 from jobstore.domain.errors import JobRemoved
 from jobstore.domain.models import Encoding, JobState, Payload
-from jobstore.node import node_for_tests
 from jobstore.store import Database
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
