@@ -1,7 +1,7 @@
 """The native JSON REST API under /api/v1: jobs, results, cancel, listing, stats and pruning.
 
 Every answer is JSON; every error an RFC 9457 problem (see problems.py). The OpenAPI document
-(openapi.py) describes exactly these routes, and docs/rest.md explains them to people.
+(openapi.json) describes exactly these routes, and docs/rest.md explains them to people.
 """
 
 from __future__ import annotations
