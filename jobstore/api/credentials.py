@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import overload
 
 from starlette.datastructures import Headers
 
@@ -11,10 +14,9 @@ from jobstore.core.accounts import Authenticator, Principal
 
 
 async def principal_from_authorization(
-    authenticator: Authenticator, headers: Headers
+    authenticator: Authenticator, value: str
 ) -> Principal | None:
-    """The caller named by `Authorization: Basic ...` or `Bearer ...`; None if absent or wrong."""
-    value = headers.get("authorization", "")
+    """The caller named by an `Authorization: Basic ...` or `Bearer ...` value; None if wrong."""
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials:
@@ -31,20 +33,61 @@ async def principal_from_authorization(
     return None
 
 
+async def principal_from_token(authenticator: Authenticator, value: str) -> Principal | None:
+    """The caller whose token is `value` (a header that carries the bare token); None if wrong."""
+    return await authenticator.bearer(value.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialHeader:
+    """The header a facade's callers put their credentials in, and how its value is checked."""
+
+    name: str
+    check: Callable[[Authenticator, str], Awaitable[Principal | None]]
+
+
+AUTHORIZATION = CredentialHeader("authorization", principal_from_authorization)
+X_AUTH_TOKEN = CredentialHeader("x-auth-token", principal_from_token)  # Huawei's IAM token
+
+
 class NotAuthenticated(Exception):
     """Authentication is on and the request carries no valid credentials.
 
-    Each facade answers it in its own dialect (ERROR envelope, problem document, sign-in page).
+    `presented` tells a request without credentials from one whose credentials are wrong. Each
+    facade answers it in its own dialect (ERROR envelope, problem document, sign-in page).
     """
 
+    def __init__(self, *, presented: bool) -> None:
+        super().__init__("credentials are wrong" if presented else "no credentials")
+        self.presented = presented
 
-async def authenticate(authenticator: Authenticator | None, headers: Headers) -> Principal | None:
-    """The caller; None when authentication is off (`authenticator` is None)."""
+
+@overload
+async def authenticate(
+    authenticator: Authenticator, headers: Headers, source: CredentialHeader = ...
+) -> Principal: ...
+
+
+@overload
+async def authenticate(
+    authenticator: Authenticator | None, headers: Headers, source: CredentialHeader = ...
+) -> Principal | None: ...
+
+
+async def authenticate(
+    authenticator: Authenticator | None,
+    headers: Headers,
+    source: CredentialHeader = AUTHORIZATION,
+) -> Principal | None:
+    """The caller named by the `source` header; None when authentication is off."""
     if authenticator is None:
         return None
-    principal = await principal_from_authorization(authenticator, headers)
+    value = headers.get(source.name, "")
+    if not value.strip():
+        raise NotAuthenticated(presented=False)
+    principal = await source.check(authenticator, value)
     if principal is None:
-        raise NotAuthenticated
+        raise NotAuthenticated(presented=True)
     return principal
 
 

@@ -8,7 +8,6 @@ API gateway's body (`error_code`, `error_msg`, `request_id`); everything else us
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from jobstore.api.cdm.definitions import (
     Started,
     SubmissionRow,
 )
+from jobstore.api.credentials import X_AUTH_TOKEN, NotAuthenticated, authenticate
+from jobstore.api.errors import guard
 from jobstore.codecs import jsontext
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.domain.errors import ClientError, StoreUnavailable
-
-log = logging.getLogger(__name__)
 
 BASE = "/v1.1/{project_id}/clusters/{cluster_id}/cdm"
 SQOOP_COUNTERS = "org.apache.sqoop.submission.counter.SqoopCounters"
@@ -77,6 +76,35 @@ def cdm_error(code: str, message: str, status: int = 400) -> JSONResponse:
 def gateway_error(code: str, message: str, status: int) -> JSONResponse:
     body = {"error_code": code, "error_msg": message, "request_id": uuid.uuid4().hex}
     return JSONResponse(body, status)
+
+
+class CdmErrors:
+    """Failures as CDM answers (the renderer for errors.guard): the API gateway's body for
+    credentials, CDM's for everything else."""
+
+    own_errors: tuple[type[Exception], ...] = ()
+
+    def unauthorized(self, request: Request, exc: NotAuthenticated) -> Response:
+        why = "decrypt token fail" if exc.presented else "x-auth-token not found"
+        return gateway_error("APIGW.0301", f"Incorrect IAM authentication information: {why}", 401)
+
+    def client_error(
+        self, request: Request, exc: Exception, principal: Principal | None
+    ) -> Response:
+        if isinstance(exc, CdmError):
+            return cdm_error(exc.code, str(exc), exc.status)
+        return cdm_error("Cdm.0014", f"Invalid parameter: {exc}")
+
+    def unavailable(
+        self, request: Request, exc: StoreUnavailable, principal: Principal | None
+    ) -> Response:
+        return cdm_error("Cdm.0000", f"System error: {exc}", 503)
+
+    def internal(self, request: Request, principal: Principal | None) -> Response:
+        return cdm_error("Cdm.0000", "System error.", 500)
+
+
+CDM_ERRORS = CdmErrors()
 
 
 # -- views: jobstore records in CDM's words ---------------------------------------------------
@@ -212,47 +240,35 @@ class CdmApi:
         self.config = config
 
     def route(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Authenticate, check the cluster, and turn every error into CDM's answer."""
+        """Authenticate, check the project and cluster, and answer every error as CDM does."""
+        scoped = self._scoped(handler)
 
         async def endpoint(request: Request) -> Response:
-            try:
-                token = request.headers.get("x-auth-token", "").strip()
-                if not token:
-                    return gateway_error(
-                        "APIGW.0301",
-                        "Incorrect IAM authentication information: x-auth-token not found",
-                        401,
-                    )
-                principal = await self.config.authenticator.bearer(token)
-                if principal is None:
-                    return gateway_error(
-                        "APIGW.0301",
-                        "Incorrect IAM authentication information: decrypt token fail",
-                        401,
-                    )
-                project = request.path_params["project_id"]
-                if principal.project != project and not (
-                    principal.is_admin and principal.project is None
-                ):
-                    return gateway_error(
-                        "APIGW.0302",
-                        f"The IAM user is not authorized to access project {project}",
-                        403,
-                    )
-                _check_path(request.path_params)
-                self.service.check_cluster(request.path_params["cluster_id"])
-                return await handler(request, principal)
-            except CdmError as exc:
-                return cdm_error(exc.code, str(exc), exc.status)
-            except ClientError as exc:
-                return cdm_error("Cdm.0014", f"Invalid parameter: {exc}")
-            except StoreUnavailable as exc:
-                return cdm_error("Cdm.0000", f"System error: {exc}", 503)
-            except Exception:
-                log.exception("internal error serving %s", request.url.path)
-                return cdm_error("Cdm.0000", "System error.", 500)
+            return await guard(request, CDM_ERRORS, self._principal, scoped)
 
         return endpoint
+
+    async def _principal(self, request: Request) -> Principal:
+        return await authenticate(self.config.authenticator, request.headers, X_AUTH_TOKEN)
+
+    def _scoped(self, handler: Handler) -> Handler:
+        """`handler`, for a caller of the path's project on this cluster only."""
+
+        async def scoped(request: Request, principal: Principal) -> Response:
+            project = request.path_params["project_id"]
+            if principal.project != project and not (
+                principal.is_admin and principal.project is None
+            ):
+                return gateway_error(
+                    "APIGW.0302",
+                    f"The IAM user is not authorized to access project {project}",
+                    403,
+                )
+            _check_path(request.path_params)
+            self.service.check_cluster(request.path_params["cluster_id"])
+            return await handler(request, principal)
+
+        return scoped
 
     async def _body(self, request: Request, *, required: bool) -> Any:
         body = await read_body(request, self.config.max_body_bytes)

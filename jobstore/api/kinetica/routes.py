@@ -7,7 +7,6 @@ as "this node is down" and fails over, or loops when it has nowhere to go).
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,15 +19,14 @@ from starlette.routing import BaseRoute, Route
 from jobstore import __version__
 from jobstore.api.body import read_body
 from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
+from jobstore.api.errors import guard
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import ACTIVE_STATES, JobService, parse_bool
-from jobstore.domain.errors import BadRequest, ClientError, StoreUnavailable
+from jobstore.domain.errors import BadRequest, StoreUnavailable
 from jobstore.domain.models import Encoding, Job, Payload
-
-log = logging.getLogger(__name__)
 
 PING_TEXT = "Kinetica is running!"
 # The official client needs four numeric parts; 7.2 keeps it from warning about versions.
@@ -59,6 +57,50 @@ def kinetica_status(job: Job) -> str:
     return job.status.value.upper()
 
 
+class EnvelopeErrors:
+    """Failures as ERROR envelopes in the request's wire encoding (the renderer for guard).
+
+    An unexpected error is a 400 too, never a 500: the client would fail over, or loop. A store
+    outage is a 503, which makes the client retry, then fail over; our status endpoint says
+    "not running" meanwhile, so the client never loops on this node.
+    """
+
+    own_errors: tuple[type[Exception], ...] = ()
+
+    def unauthorized(self, request: Request, exc: NotAuthenticated) -> Response:
+        message = "authentication required: send valid Basic credentials or a Bearer token"
+        headers = {"WWW-Authenticate": 'Basic realm="jobstore", Bearer'}
+        return _error_envelope(request, message, 401, headers)
+
+    def client_error(
+        self, request: Request, exc: Exception, principal: Principal | None
+    ) -> Response:
+        return _error_envelope(request, str(exc))
+
+    def unavailable(
+        self, request: Request, exc: StoreUnavailable, principal: Principal | None
+    ) -> Response:
+        return _error_envelope(request, str(exc), 503)  # nothing was committed
+
+    def internal(self, request: Request, principal: Principal | None) -> Response:
+        return _error_envelope(request, f"internal error while serving {request.url.path}")
+
+
+ENVELOPE_ERRORS = EnvelopeErrors()
+
+
+def _error_envelope(
+    request: Request, message: str, status: int = 400, headers: dict[str, str] | None = None
+) -> Response:
+    wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
+    return Response(
+        wire.encode_error(message, wire_enc),
+        status,
+        headers=headers,
+        media_type=wire_enc.response_media_type,
+    )
+
+
 class KineticaApi:
     def __init__(self, service: JobService, config: KineticaConfig) -> None:
         self.service = service
@@ -84,47 +126,22 @@ class KineticaApi:
         return None
 
     async def dispatch(self, request: Request) -> Response:
+        return await guard(request, ENVELOPE_ERRORS, self._principal, self._serve)
+
+    async def _principal(self, request: Request) -> Principal | None:
+        return await authenticate(self.config.authenticator, request.headers)
+
+    async def _serve(self, request: Request, principal: Principal | None) -> Response:
         wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
         name = self._find(request.url.path)
-        try:
-            principal = await authenticate(self.config.authenticator, request.headers)
-            if name is None:
-                raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
-            body = await read_body(request, self.config.max_body_bytes)
-            req_schema, rsp_schema = ENDPOINTS[name]
-            record = wire.decode_request(body, wire_enc, req_schema)
-            answer = await self.handlers[name](request, record, principal)
-            content = wire.encode_ok(answer, wire_enc, rsp_schema)
-            return Response(content, 200, media_type=wire_enc.response_media_type)
-        except NotAuthenticated:
-            return self._unauthorized(wire_enc)
-        except ClientError as exc:
-            return self._error(str(exc), wire_enc)
-        except StoreUnavailable as exc:
-            # Nothing was committed. 503 makes the client retry, then fail over; our status
-            # endpoint says "not running" meanwhile, so the client never loops on this node.
-            log.warning("%s: %s", request.url.path, exc)
-            return self._error(str(exc), wire_enc, status=503)
-        except Exception:
-            # Never a 500: the client would fail over (or loop). Log it for the operator.
-            log.exception("internal error serving %s", request.url.path)
-            return self._error(f"internal error while serving {request.url.path}", wire_enc)
-
-    @staticmethod
-    def _unauthorized(wire_enc: WireEncoding) -> Response:
-        message = "authentication required: send valid Basic credentials or a Bearer token"
-        return Response(
-            wire.encode_error(message, wire_enc),
-            401,
-            media_type=wire_enc.response_media_type,
-            headers={"WWW-Authenticate": 'Basic realm="jobstore", Bearer'},
-        )
-
-    @staticmethod
-    def _error(message: str, wire_enc: WireEncoding, status: int = 400) -> Response:
-        return Response(
-            wire.encode_error(message, wire_enc), status, media_type=wire_enc.response_media_type
-        )
+        if name is None:
+            raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
+        body = await read_body(request, self.config.max_body_bytes)
+        req_schema, rsp_schema = ENDPOINTS[name]
+        record = wire.decode_request(body, wire_enc, req_schema)
+        answer = await self.handlers[name](request, record, principal)
+        content = wire.encode_ok(answer, wire_enc, rsp_schema)
+        return Response(content, 200, media_type=wire_enc.response_media_type)
 
     # -- job endpoints ----------------------------------------------------------------------
 

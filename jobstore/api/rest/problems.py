@@ -13,13 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
+from jobstore.api.credentials import NotAuthenticated
 from jobstore.api.documents import iso
+from jobstore.core.accounts import Principal
 from jobstore.domain.errors import (
-    ClientError,
     JobNotFound,
     JobRemoved,
+    StoreUnavailable,
     TagConflict,
     UnknownEndpoint,
 )
@@ -128,7 +131,7 @@ def unavailable() -> Problem:
     )
 
 
-def from_client_error(exc: ClientError) -> Problem:
+def from_client_error(exc: Exception) -> Problem:
     """The problem for an error the core raised because of the client's input."""
     if isinstance(exc, JobRemoved):
         return Problem(
@@ -152,6 +155,34 @@ def from_client_error(exc: ClientError) -> Problem:
     if isinstance(exc, UnknownEndpoint):
         return Problem("unknown-endpoint", str(exc), {"endpoint": exc.endpoint})
     return invalid([], str(exc))  # BadRequest and anything else the client caused
+
+
+class ProblemErrors:
+    """Failures as problem documents (the REST facade's renderer for errors.guard)."""
+
+    own_errors: tuple[type[Exception], ...] = (Problem,)
+
+    def unauthorized(self, request: Request, exc: NotAuthenticated) -> Response:
+        return unauthorized().response(request.url.path)
+
+    def client_error(
+        self, request: Request, exc: Exception, principal: Principal | None
+    ) -> Response:
+        problem = exc if isinstance(exc, Problem) else from_client_error(exc)
+        return problem.response(request.url.path)
+
+    def unavailable(
+        self, request: Request, exc: StoreUnavailable, principal: Principal | None
+    ) -> Response:
+        return unavailable().response(request.url.path)
+
+    def internal(self, request: Request, principal: Principal | None) -> Response:
+        instance = request.url.path
+        detail = f"internal error while serving {request.method} {instance}"
+        return Problem("internal-error", detail).response(instance)
+
+
+PROBLEM_ERRORS = ProblemErrors()
 
 
 def render_json(content: Any) -> bytes:

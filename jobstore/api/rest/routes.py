@@ -6,7 +6,6 @@ Every answer is JSON; every error an RFC 9457 problem (see problems.py). The Ope
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 from jobstore.api.body import read_body
-from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
+from jobstore.api.credentials import authenticate, owner_filter
 from jobstore.api.documents import job_detail, job_result, job_summary
+from jobstore.api.errors import guard
 from jobstore.api.rest.inputs import (
     MAX_JOB_ID,
     CreateRequest,
@@ -30,28 +30,12 @@ from jobstore.api.rest.inputs import (
     parse_wait,
 )
 from jobstore.api.rest.openapi import openapi_document
-from jobstore.api.rest.problems import (
-    FieldError,
-    JsonResponse,
-    Problem,
-    from_client_error,
-    invalid,
-    unauthorized,
-    unavailable,
-)
+from jobstore.api.rest.problems import PROBLEM_ERRORS, FieldError, JsonResponse, Problem, invalid
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import COUNT_CAP, CreateResult, JobService
 from jobstore.domain.durations import format_duration
-from jobstore.domain.errors import (
-    ClientError,
-    DecodeError,
-    JobNotFound,
-    JobRemoved,
-    StoreUnavailable,
-)
+from jobstore.domain.errors import DecodeError, JobNotFound, JobRemoved
 from jobstore.domain.models import FINAL_STATES, Job, JobState
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -113,26 +97,13 @@ class RestApi:
         """Authenticate, run `handler`, and turn every failure into a problem answer."""
 
         async def endpoint(request: Request) -> Response:
-            instance = request.url.path
-            try:
-                principal = await authenticate(self.config.authenticator, request.headers)
-                return await handler(request, principal)
-            except NotAuthenticated:
-                return unauthorized().response(instance)
-            except Problem as problem:
-                return problem.response(instance)
-            except ClientError as exc:
-                return from_client_error(exc).response(instance)
-            except StoreUnavailable as exc:
-                log.warning("%s %s: %s", request.method, instance, exc)
-                return unavailable().response(instance)
-            except Exception:
-                log.exception("internal error serving %s %s", request.method, instance)
-                detail = f"internal error while serving {request.method} {instance}"
-                return Problem("internal-error", detail).response(instance)
+            return await guard(request, PROBLEM_ERRORS, self._principal, handler)
 
         endpoint.__name__ = handler.__name__
         return endpoint
+
+    async def _principal(self, request: Request) -> Principal | None:
+        return await authenticate(self.config.authenticator, request.headers)
 
     async def _json_body(self, request: Request) -> Any:
         """The parsed JSON body, or None when there is none (whatever its Content-Type)."""

@@ -27,16 +27,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
+from jobstore.api.errors import guard
 from jobstore.api.ui import views
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import COUNT_CAP, JobService
-from jobstore.domain.errors import (
-    BadRequest,
-    ClientError,
-    JobNotFound,
-    JobRemoved,
-    StoreUnavailable,
-)
+from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, StoreUnavailable
 from jobstore.domain.models import Job, JobQuery, JobState, is_valid_tag
 
 log = logging.getLogger(__name__)
@@ -135,6 +130,39 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower()
 
 
+class PageErrors:
+    """Failures as the dashboard's error page, with its usual headers (the renderer for guard)."""
+
+    own_errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+
+    def unauthorized(self, request: Request, exc: NotAuthenticated) -> Response:
+        return self.dashboard.error_page(
+            401,
+            "Sign in",
+            "The dashboard needs a jobstore user name and password.",
+            headers={"WWW-Authenticate": 'Basic realm="jobstore"'},
+        )
+
+    def client_error(
+        self, request: Request, exc: Exception, principal: Principal | None
+    ) -> Response:
+        if isinstance(exc, JobNotFound):
+            return self.dashboard.error_page(404, "Not found", str(exc), principal)
+        return self.dashboard.error_page(400, "Bad request", str(exc), principal)
+
+    def unavailable(
+        self, request: Request, exc: StoreUnavailable, principal: Principal | None
+    ) -> Response:
+        return self.dashboard.error_page(503, "Database unavailable", str(exc), principal)
+
+    def internal(self, request: Request, principal: Principal | None) -> Response:
+        message = "The dashboard could not show this page; the server's log says why."
+        return self.dashboard.error_page(500, "Internal error", message, principal)
+
+
 class Dashboard:
     def __init__(self, service: JobService, config: UiConfig) -> None:
         self.service = service
@@ -151,6 +179,7 @@ class Dashboard:
             static_url=self.static_url,
             refresh_seconds=config.refresh_seconds,
         )
+        self.errors = PageErrors(self)
 
     @staticmethod
     def _load_static(name: str) -> _Static:
@@ -201,29 +230,16 @@ class Dashboard:
         return self.render("error.html", context, principal, status, headers)
 
     def _guard(self, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
-        """Authenticate, then run the page; client errors become error pages, not 500s."""
+        """Authenticate, then run the page; every failure becomes an error page, never a 500
+        from Starlette without this page's headers."""
 
         async def endpoint(request: Request) -> Response:
-            principal = None
-            try:
-                principal = await authenticate(self.config.authenticator, request.headers)
-                return await handler(request, principal)
-            except NotAuthenticated:
-                return self.error_page(
-                    401,
-                    "Sign in",
-                    "The dashboard needs a jobstore user name and password.",
-                    headers={"WWW-Authenticate": 'Basic realm="jobstore"'},
-                )
-            except JobNotFound as exc:
-                return self.error_page(404, "Not found", str(exc), principal)
-            except ClientError as exc:
-                return self.error_page(400, "Bad request", str(exc), principal)
-            except StoreUnavailable as exc:
-                log.warning("%s: %s", request.url.path, exc)
-                return self.error_page(503, "Database unavailable", str(exc), principal)
+            return await guard(request, self.errors, self._principal, handler)
 
         return endpoint
+
+    async def _principal(self, request: Request) -> Principal | None:
+        return await authenticate(self.config.authenticator, request.headers)
 
     # -- the job list -----------------------------------------------------------------------
 
