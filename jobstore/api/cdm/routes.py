@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from jobstore.api.body import read_body
+from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.cdm.definitions import (
     CdmError,
     CdmService,
@@ -61,7 +61,7 @@ Handler = Callable[[Request, Principal], Awaitable[Response]]
 @dataclass(frozen=True)
 class CdmConfig:
     authenticator: Authenticator
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 def _ms(moment: datetime | None) -> int | None:

@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobstore import __version__
-from jobstore.api.body import read_body
+from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.errors import guard
 from jobstore.api.kinetica import wire
@@ -40,7 +40,7 @@ Handler = Callable[[Request, dict[str, Any], "Principal | None"], Awaitable[dict
 
 @dataclass(frozen=True)
 class KineticaConfig:
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     public_url: str | None = None  # else derived from the request's Host header
     ha_peers: tuple[str, ...] = ()  # head URLs of the other nodes sharing the database
     authenticator: Authenticator | None = None  # None: authentication is off

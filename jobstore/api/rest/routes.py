@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from jobstore.api.body import read_body
+from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.credentials import authenticate, owner_filter
 from jobstore.api.documents import job_detail, job_result, job_summary
 from jobstore.api.errors import guard
@@ -47,7 +47,7 @@ class RestConfig:
     """Settings of the REST facade."""
 
     authenticator: Authenticator | None = None  # None: authentication is off
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_wait_seconds: float = 60.0
 
 
