@@ -178,13 +178,13 @@ async def queue_echo_jobs(url: str, count: int, batch: int = 1000) -> None:
     from jobstore.domain.clock import SystemClock
     from jobstore.domain.models import Encoding, Payload
     from jobstore.endpoints.registry import default_registry
-    from jobstore.store import Database, JobStore, migrate_to_head
+    from jobstore.store import Database, migrate_to_head
 
     db = Database(url, pool_size=1)
     try:
         await migrate_to_head(db)
         service = JobService(db, default_registry())
-        store = JobStore(db.dialect)
+        store = db.jobs
         clock = SystemClock()
         payload = Payload(Encoding.JSON, text=CREATE["data_str"])
         for start in range(0, count, batch):

@@ -158,4 +158,4 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def store(db: Database) -> JobStore:
-    return JobStore(db.dialect)
+    return db.jobs

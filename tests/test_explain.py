@@ -23,7 +23,7 @@ from conftest import drop_pg_database, new_pg_database
 from jobstore.core.jobs import request_digest
 from jobstore.domain.clock import SystemClock
 from jobstore.domain.models import Encoding, JobState, NewJob, Outcome, Payload
-from jobstore.store import Database, JobStore
+from jobstore.store import Database
 
 pytestmark = pytest.mark.postgres
 
@@ -51,7 +51,7 @@ def _new_job(n: int) -> NewJob:
 
 async def _fill(db: Database) -> None:
     """20,000 jobs written by JobStore: all but QUEUED claimed and finished, then ANALYZE."""
-    store = JobStore(db.dialect)
+    store = db.jobs
     now = SystemClock().now()
     for start in range(0, JOBS, BATCH):
         async with db.transaction() as conn:
@@ -195,7 +195,7 @@ def _assert_uses(plan: dict[str, Any], index: str, statement: str) -> None:
 async def test_claim_reads_the_queue_through_its_partial_index(
     filled: Database, generic: bool
 ) -> None:
-    store = JobStore(filled.dialect)
+    store = filled.jobs
     now = SystemClock().now()
 
     async def claim(conn: Any) -> object:
@@ -208,7 +208,7 @@ async def test_claim_reads_the_queue_through_its_partial_index(
 
 
 async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None:
-    store = JobStore(filled.dialect)
+    store = filled.jobs
 
     async def by_tag(conn: Any) -> object:
         return await store.job_get_by_tag(conn, "explain-012345")
@@ -218,7 +218,7 @@ async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None
 
 
 async def test_lookup_by_id_uses_the_primary_key(filled: Database) -> None:
-    store = JobStore(filled.dialect)
+    store = filled.jobs
 
     async def by_id(conn: Any) -> object:
         return await store.job_get(conn, 12345)

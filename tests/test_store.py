@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -158,6 +159,33 @@ async def test_concurrent_claims_never_share_a_job(
     claimed = [job_id for batch in results for job_id in batch]
     assert len(claimed) == len(set(claimed)) == 28
     assert set(claimed) <= set(ids)
+
+
+async def test_a_claim_is_one_statement_that_reads_the_queue_index(
+    db: Database, store: JobStore, clock: ManualClock, dialect: str
+) -> None:
+    """One UPDATE ... RETURNING per claim; on SQLite its subquery names ix_jobs_queued (PostgreSQL
+    plans are checked in test_explain.py)."""
+    ids = await insert(db, store, clock, *(new_job(f"t{i}") for i in range(3)))
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            sent.append((statement, params))
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await claim(db, store, clock, limit=2) == ids[:2]
+    finally:
+        sa.event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    [(statement, params)] = sent
+    assert statement.lstrip().startswith(("UPDATE", "WITH"))
+    if dialect == "sqlite":
+        async with db.reading() as conn:
+            plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            details = [row[-1] for row in plan.all()]
+        assert any("USING INDEX ix_jobs_queued" in d for d in details), details
+        assert not any("TEMP B-TREE" in d for d in details), details
 
 
 # -- fencing ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import BadRequest
 from jobstore.store import Database
-from jobstore.store.accounts import AuthStore, TokenRow, UserRow
+from jobstore.store.accounts import TokenRow, UserRow
 
 TOKEN_PREFIX = "jst_"
 # Verified with when the user does not exist, so both cases cost the same.
@@ -81,7 +81,7 @@ class Authenticator:
         self, db: Database, *, clock: Clock | None = None, cache_seconds: float = 60.0
     ) -> None:
         self.db = db
-        self.store = AuthStore()
+        self.store = db.accounts
         self.clock = clock or SystemClock()
         self._cache_seconds = cache_seconds
         # hmac(user, password) -> (principal or None, expiry): spares scrypt on every request,

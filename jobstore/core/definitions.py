@@ -14,7 +14,6 @@ from jobstore.core.jobs import JobService
 from jobstore.domain.definitions import Definition, SubmissionRow
 from jobstore.domain.errors import DefinitionBusy, DefinitionExists, DefinitionNotFound
 from jobstore.domain.models import NewJob
-from jobstore.store.cdm import CdmStore
 
 __all__ = ["Definition", "DefinitionService", "SubmissionRow"]
 
@@ -23,7 +22,7 @@ class DefinitionService:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
         self.db = jobs.db
-        self.store = CdmStore(jobs.db.dialect)
+        self.store = jobs.db.cdm
         self.clock = jobs.clock
 
     async def create(

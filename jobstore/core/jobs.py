@@ -35,7 +35,7 @@ from jobstore.domain.models import (
 )
 from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.metrics import Metrics
-from jobstore.store import Database, JobStore
+from jobstore.store import Database
 from jobstore.store.batch import GroupCommit
 from jobstore.store.migrate import current_revision, head_revision
 
@@ -106,7 +106,7 @@ class JobService:
         retention: Retention | None = None,
     ) -> None:
         self.db = db
-        self.store = JobStore(db.dialect)
+        self.store = db.jobs
         self.registry = registry
         self.clock = clock or SystemClock()
         self.default_max_attempts = default_max_attempts

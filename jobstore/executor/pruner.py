@@ -16,7 +16,7 @@ from datetime import timedelta
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import ConfigError
 from jobstore.domain.models import FINAL_STATES, JobState, PruneResult
-from jobstore.store import Database, JobStore
+from jobstore.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Pruner:
 
     def __init__(self, db: Database, config: PrunerConfig, *, clock: Clock | None = None) -> None:
         self.db = db
-        self.store = JobStore(db.dialect)
+        self.store = db.jobs
+        self.cdm = db.cdm
         self.config = config
         self.clock = clock or SystemClock()
         self._task: asyncio.Task[None] | None = None
@@ -69,9 +70,12 @@ class Pruner:
                     if not await self.store.maintenance_lock(conn, LOCK_NAME):
                         result.skipped = True
                         return result
-                    n = await self.store.job_prune(
+                    pruned = await self.store.job_prune_ids(
                         conn, state, finished_before=now - period, limit=self.config.batch_size
                     )
+                    # CDM submissions of the pruned jobs go in the same transaction.
+                    await self.cdm.submission_prune(conn, pruned)
+                n = len(pruned)
                 result.deleted[state] += n
                 if n < self.config.batch_size:
                     break

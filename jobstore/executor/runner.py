@@ -33,9 +33,8 @@ from jobstore.domain.models import Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.metrics import Metrics
-from jobstore.store import Database, JobStore, RescueResult
+from jobstore.store import Database, RescueResult
 from jobstore.store.batch import GroupCommit
-from jobstore.store.notify import listen_for_new_jobs
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ class Executor:
         events: JobEvents | None = None,
     ) -> None:
         self.db = db
-        self.store = JobStore(db.dialect)
+        self.store = db.jobs
         self.registry = registry
         self.config = config
         self.clock = clock or SystemClock()
@@ -168,8 +167,8 @@ class Executor:
             ("ticker", self._every(self.config.tick_seconds, self.tick_once)),
             ("rescuer", self._every(self.config.rescue_seconds, self._rescue_and_wake)),
         ]
-        if self.db.is_postgres:
-            loops.append(("listener", lambda: listen_for_new_jobs(self.db, self.wake)))
+        if self.db.can_listen:
+            loops.append(("listener", lambda: self.db.listen_for_new_jobs(self.wake)))
         for name, loop in loops:
             self._tasks.append(
                 asyncio.create_task(self._supervise(name, loop), name=f"jobstore-{name}")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.domain.definitions import Definition, SubmissionRow
 from jobstore.domain.models import FINAL_STATES
+from jobstore.store.driver import Driver
 from jobstore.store.tables import cdm_jobs, cdm_submissions, job_tombstones, jobs
 
 __all__ = ["CdmStore", "Definition", "SubmissionRow"]
@@ -35,8 +36,8 @@ def _scope(project: str, cluster_id: str) -> list[sa.ColumnElement[bool]]:
 
 
 class CdmStore:
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -53,9 +54,9 @@ class CdmStore:
         now: datetime,
     ) -> bool:
         """False when the name is taken in this project and cluster."""
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        name_key = [cdm_jobs.c.project, cdm_jobs.c.cluster_id, cdm_jobs.c.name]
         result = await conn.execute(
-            insert(cdm_jobs)
+            self.driver.insert_skip_conflict(cdm_jobs, name_key)
             .values(
                 project=project,
                 cluster_id=cluster_id,
@@ -66,9 +67,6 @@ class CdmStore:
                 created_at=now,
                 updated_by=user,
                 updated_at=now,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[cdm_jobs.c.project, cdm_jobs.c.cluster_id, cdm_jobs.c.name]
             )
             .returning(cdm_jobs.c.cdm_job_id)
         )
@@ -87,8 +85,8 @@ class CdmStore:
         stmt = sa.select(*_DEFINITION_COLUMNS).where(
             *_scope(project, cluster_id), cdm_jobs.c.name == name
         )
-        if lock and self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
+        if lock:
+            stmt = self.driver.select_for_update(stmt)
         row = (await conn.execute(stmt)).first()
         return Definition(*row) if row else None
 
@@ -185,6 +183,13 @@ class CdmStore:
                 created_at=now,
             )
         )
+
+    async def submission_prune(self, conn: AsyncConnection, job_ids: Sequence[int]) -> None:
+        """Delete the submissions of jobs the retention pass deleted."""
+        if job_ids:
+            await conn.execute(
+                sa.delete(cdm_submissions).where(cdm_submissions.c.job_id.in_(job_ids))
+            )
 
     async def submission_list(
         self,

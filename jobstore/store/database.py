@@ -1,45 +1,40 @@
-"""Engines and transactions, per dialect.
+"""One database: its driver, engines, transactions and repositories.
 
-SQLite allows one writer at a time. Write transactions run on a one-connection writer engine
-and start with BEGIN IMMEDIATE, so they take the write lock up front instead of failing half
-way; reads run on a separate pool with plain (deferred) BEGIN and never block writers (WAL).
-PostgreSQL uses one pooled engine for both.
+The driver (`sqlite.py`, `postgres.py`) is picked once from the URL. It builds the engines:
+SQLite a one-connection writer (BEGIN IMMEDIATE) beside a read pool, PostgreSQL one pool for
+both. Outages are reported as StoreUnavailable; other errors pass through.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobstore.domain.errors import ConfigError, StoreUnavailable
+from jobstore.store.accounts import AuthStore
+from jobstore.store.cdm import CdmStore
+from jobstore.store.driver import Driver
+from jobstore.store.jobs import JobStore
+from jobstore.store.postgres import PostgresDriver
+from jobstore.store.sqlite import SqliteDriver
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
 
-# SQLSTATE classes that mean "the server cannot serve us" rather than "this statement is
-# wrong": connection exception, insufficient resources, operator intervention (shutting down,
-# starting up), invalid authorization.
-_PG_UNAVAILABLE_STATES = ("08", "53", "57P", "28")
-# SQLite reports both outages and mistakes as OperationalError; these are the outages.
-_SQLITE_UNAVAILABLE = (
-    "database is locked",
-    "unable to open",
-    "disk i/o error",
-    "readonly database",
-    "database or disk is full",
-    "disk image is malformed",
-)
+# The driver per URL scheme (`make_url(...).get_backend_name()`).
+_DRIVERS: dict[str, Callable[[], Driver]] = {
+    "sqlite": SqliteDriver,
+    "postgresql": PostgresDriver,
+    "postgres": PostgresDriver,
+}
 
 
-def _is_unavailable(exc: BaseException, dialect: str) -> bool:
+def _is_unavailable(exc: BaseException, driver: Driver) -> bool:
     """A failure of the database's reachability, not of the statement."""
     if isinstance(exc, sa_exc.TimeoutError | OSError):
         return True
@@ -47,101 +42,48 @@ def _is_unavailable(exc: BaseException, dialect: str) -> bool:
         return False
     if exc.connection_invalidated or isinstance(exc.orig, OSError):
         return True
-    if dialect == "sqlite":
-        message = str(exc.orig).lower()
-        return any(m in message for m in _SQLITE_UNAVAILABLE)
-    state = getattr(exc.orig, "sqlstate", None)
-    if isinstance(state, str):
-        return state.startswith(_PG_UNAVAILABLE_STATES)
-    return isinstance(exc, sa_exc.OperationalError)
-    if exc.connection_invalidated or isinstance(exc.orig, OSError):
-        return True
-    state = getattr(exc.orig, "sqlstate", None)
-    if isinstance(state, str):
-        return state.startswith(_PG_UNAVAILABLE_STATES)
-    if isinstance(exc, sa_exc.OperationalError):
-        message = str(exc.orig).lower()
-        return any(m in message for m in _SQLITE_UNAVAILABLE) or (
-            "sqlite" not in type(exc.orig).__module__.lower()
-            and "sqlite" not in str(type(exc.orig)).lower()
-        )
-    return False
+    return driver.error_is_unavailable(exc)
 
 
-def normalize_url(url: str) -> URL:
-    """Pick the async driver for a plain `sqlite:///` or `postgresql://` URL."""
+def _connect(url: str) -> tuple[URL, Driver]:
+    """The driver for a plain `sqlite:///` or `postgresql://` URL, and the URL it uses."""
     try:
         parsed = make_url(url)
     except Exception as exc:
         raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise ConfigError("jobstore needs a SQLite file, not an in-memory database")
-        folder = Path(parsed.database).resolve().parent
-        if not folder.is_dir():
-            raise ConfigError(f"the folder of the SQLite database does not exist: {folder}")
-        return parsed.set(drivername="sqlite+aiosqlite")
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg")
-    raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    make_driver = _DRIVERS.get(backend)
+    if make_driver is None:
+        raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    driver = make_driver()
+    return driver.url_normalize(parsed), driver
 
 
-def _sqlite_engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=600,
-        pool_pre_ping=False,
-        hide_parameters=True,  # error messages must not carry job payloads into logs
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control from the driver so BEGIN is ours to choose.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        # FULL: a commit is on disk before a create is answered, even across power loss.
-        cur.execute("PRAGMA synchronous = FULL")
-        cur.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
-
-    return engine
+def normalize_url(url: str) -> URL:
+    """Pick the async driver for a plain `sqlite:///` or `postgresql://` URL."""
+    return _connect(url)[0]
 
 
 class Database:
-    """The engines for one database URL; hands out connections inside transactions."""
+    """One database URL: its driver, engines and repositories; hands out transactions."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = normalize_url(url)
-        self.dialect: str = self.url.get_backend_name()
-        if self.dialect == "sqlite":
-            self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
-            self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
-        else:
-            self._writer = create_async_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                # No ping per checkout: it is a round trip before every transaction (about
-                # 0.6 ms of a 3 ms create here). A connection the server dropped fails its
-                # next statement instead; SQLAlchemy then discards every pooled connection
-                # opened before, so a database restart costs one 503, not one per connection.
-                pool_pre_ping=False,
-                hide_parameters=True,
-            )
-            self._reader = self._writer
+        self.url, self.driver = _connect(url)
+        self._writer, self._reader = self.driver.engines_create(self.url, pool_size=pool_size)
+        # The repositories, built once; each speaks to this database through its driver.
+        self.jobs = JobStore(self.driver)
+        self.cdm = CdmStore(self.driver)
+        self.accounts = AuthStore()
 
     @property
-    def is_postgres(self) -> bool:
-        return self.dialect == "postgresql"
+    def can_listen(self) -> bool:
+        """Whether `listen_for_new_jobs` hears creates made on other nodes."""
+        return self.driver.can_listen
+
+    async def listen_for_new_jobs(self, on_notify: Callable[[], None]) -> None:
+        """Call `on_notify` for every job created on any node, until cancelled; returns at once
+        when the database cannot listen (see `can_listen`). Reconnects when the link drops."""
+        await self.driver.new_jobs_listen(self._writer, on_notify)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -168,7 +110,7 @@ class Database:
         try:
             yield
         except Exception as exc:
-            if _is_unavailable(exc, self.dialect):
+            if _is_unavailable(exc, self.driver):
                 # The detail (addresses, driver text) is for the operator, not the client.
                 log.warning("database unavailable: %s", _brief(exc))
                 raise StoreUnavailable("database unavailable") from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -13,9 +12,7 @@ from sqlalchemy.engine import Connection
 
 from jobstore.domain.errors import ConfigError
 from jobstore.store.database import Database
-
-# Any constant works; it only has to be the same on every node.
-_MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
+from jobstore.store.driver import Driver
 
 
 def _migrations_dir() -> Path:
@@ -39,10 +36,8 @@ def head_revision() -> str:
     return head
 
 
-def _upgrade(conn: Connection, revision: str) -> None:
-    if conn.dialect.name == "postgresql":
-        # Nodes starting together must not migrate at the same time.
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+def _upgrade(conn: Connection, driver: Driver, revision: str) -> None:
+    driver.migration_lock(conn)  # nodes starting together must not migrate at the same time
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, revision)
@@ -60,7 +55,7 @@ def _current(conn: Connection) -> str | None:
 
 async def migrate_to_head(db: Database) -> None:
     async with db.transaction() as conn:
-        await conn.run_sync(_upgrade, "head")
+        await conn.run_sync(_upgrade, db.driver, "head")
 
 
 async def downgrade_to(db: Database, revision: str) -> None:

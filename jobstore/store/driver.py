@@ -1,0 +1,93 @@
+"""The seam between jobstore's SQL and one database: what SQLite and PostgreSQL do differently.
+
+`Database` picks one driver from the URL; the repositories (`JobStore`, `CdmStore`) take it and
+never ask which database they are on. `sqlite.py` and `postgres.py` implement this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from jobstore.store.statements import FinishRow
+
+SelectT = TypeVar("SelectT", bound=sa.Select[Any])
+
+
+class Driver(Protocol):
+    """What differs between the databases jobstore runs on."""
+
+    @property
+    def can_listen(self) -> bool:
+        """Whether `new_jobs_listen` can hear creates made on other nodes."""
+        ...
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def url_normalize(self, url: URL) -> URL:
+        """The URL with its async driver; ConfigError when it cannot work."""
+        ...
+
+    def engines_create(self, url: URL, *, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
+        """(writer, reader); the same engine twice when the database allows concurrent writers."""
+        ...
+
+    def error_is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
+        """An error of the database's reachability, not of the statement."""
+        ...
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def insert_skip_conflict(self, table: sa.Table, keys: Sequence[sa.Column[Any]]) -> sa.Insert:
+        """INSERT ... ON CONFLICT (keys) DO NOTHING."""
+        ...
+
+    def select_for_update(self, stmt: SelectT, *, skip_locked: bool = False) -> SelectT:
+        """The rows `stmt` reads, held until the transaction ends (where rows can be locked)."""
+        ...
+
+    def job_claim_statement(
+        self,
+        *,
+        node: str,
+        endpoints: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[sa.Update, dict[str, Any]]:
+        """UPDATE the oldest `limit` queued jobs to running ... RETURNING the claimed rows, and
+        its parameters."""
+        ...
+
+    def job_finish_statement(
+        self, rows: Sequence[FinishRow]
+    ) -> tuple[sa.TextClause, dict[str, Any]]:
+        """One UPDATE recording `rows`, and its parameters except :now and :cancel_map."""
+        ...
+
+    # -- locks and notifications ---------------------------------------------------------------
+
+    async def maintenance_lock(self, conn: AsyncConnection, name: str) -> bool:
+        """Try to become the one node doing `name` until this transaction ends."""
+        ...
+
+    def migration_lock(self, conn: Connection) -> None:
+        """Wait until no other node migrates; held until this transaction ends."""
+        ...
+
+    async def new_jobs_notify(self, conn: AsyncConnection) -> None:
+        """Tell listening nodes, when this transaction commits, that jobs were created."""
+        ...
+
+    async def new_jobs_listen(
+        self, engine: AsyncEngine, on_notify: Callable[[], None], *, check_seconds: float = 2.0
+    ) -> None:
+        """Call `on_notify` for every notification until cancelled; returns at once when the
+        database cannot listen."""
+        ...

@@ -1,0 +1,188 @@
+"""The SQLite driver: one writer at a time, no row locks, no LISTEN.
+
+Write transactions run on a one-connection writer engine and start with BEGIN IMMEDIATE, so
+they take the write lock up front instead of failing half way; reads run on a separate pool
+with plain (deferred) BEGIN and never block writers (WAL). Holding the database's only write
+lock is what makes a claim, a rescue or a maintenance pass safe here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from jobstore.domain.errors import ConfigError
+from jobstore.store.driver import SelectT
+from jobstore.store.statements import (
+    FINISH_COLUMNS,
+    FINISH_SET,
+    FINISH_WHERE,
+    FinishRow,
+    claim_update,
+)
+from jobstore.store.tables import UTCDateTime, jobs
+
+BUSY_TIMEOUT_MS = 10_000
+
+# SQLite reports both outages and mistakes as OperationalError; these are the outages.
+_UNAVAILABLE = (
+    "database is locked",
+    "unable to open",
+    "disk i/o error",
+    "readonly database",
+    "database or disk is full",
+    "disk image is malformed",
+)
+
+# SQLite's planner has chosen an index over every state plus a sort; name the partial
+# index of queued rows so a claim never sorts the queue. SQLAlchemy cannot render this hint.
+_PICK = sa.text(
+    "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
+    " WHERE status = 'queued' AND endpoint IN :endpoints"
+    " ORDER BY job_id LIMIT :limit"
+).bindparams(sa.bindparam("endpoints", expanding=True), sa.bindparam("limit"))
+
+
+class SqliteDriver:
+    can_listen = False
+
+    def __init__(self) -> None:
+        # Built once, all parameters bound: an idle node claims (and finds nothing) every poll.
+        # One statement: the subquery is evaluated once, and the caller's write lock keeps
+        # the picked rows queued until the UPDATE has moved them.
+        self._claim = claim_update(
+            jobs.c.job_id.in_(_PICK.columns(jobs.c.job_id)),
+            node=sa.bindparam("node"),
+            now=sa.bindparam("now"),
+            lease_until=sa.bindparam("lease_until"),
+        )
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def url_normalize(self, url: URL) -> URL:
+        if url.database in (None, "", ":memory:"):
+            raise ConfigError("jobstore needs a SQLite file, not an in-memory database")
+        folder = Path(url.database).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(f"the folder of the SQLite database does not exist: {folder}")
+        return url.set(drivername="sqlite+aiosqlite")
+
+    def engines_create(self, url: URL, *, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
+        writer = _engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
+        reader = _engine(url, begin="BEGIN", pool_size=pool_size)
+        return writer, reader
+
+    def error_is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
+        message = str(exc.orig).lower()
+        return any(m in message for m in _UNAVAILABLE)
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def insert_skip_conflict(self, table: sa.Table, keys: Sequence[sa.Column[Any]]) -> sa.Insert:
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+    def select_for_update(self, stmt: SelectT, *, skip_locked: bool = False) -> SelectT:
+        # No row locks (SQLAlchemy would drop FOR UPDATE without a word): the caller's
+        # BEGIN IMMEDIATE already holds the database's only write lock.
+        return stmt
+
+    def job_claim_statement(
+        self,
+        *,
+        node: str,
+        endpoints: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+    ) -> tuple[sa.Update, dict[str, Any]]:
+        params = {
+            "node": node,
+            "endpoints": list(endpoints),
+            "limit": limit,
+            "now": now,
+            "lease_until": lease_until,
+        }
+        return self._claim, params
+
+    def job_finish_statement(
+        self, rows: Sequence[FinishRow]
+    ) -> tuple[sa.TextClause, dict[str, Any]]:
+        params = {
+            f"{name}{n}": value
+            for n, row in enumerate(rows)
+            for name, value in zip(FINISH_COLUMNS, row, strict=True)
+        }
+        return _finish(len(rows)), params
+
+    # -- locks and notifications ---------------------------------------------------------------
+
+    async def maintenance_lock(self, conn: AsyncConnection, name: str) -> bool:
+        return True  # the transaction holds the only write lock: the caller is alone
+
+    def migration_lock(self, conn: Connection) -> None:
+        return None  # the migration's transaction holds the only write lock
+
+    async def new_jobs_notify(self, conn: AsyncConnection) -> None:
+        return None  # nobody can listen: other nodes find new jobs by polling
+
+    async def new_jobs_listen(
+        self, engine: AsyncEngine, on_notify: Callable[[], None], *, check_seconds: float = 2.0
+    ) -> None:
+        return None
+
+
+def _engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=600,
+        pool_pre_ping=False,
+        hide_parameters=True,  # error messages must not carry job payloads into logs
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        # FULL: a commit is on disk before a create is answered, even across power loss.
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+@functools.lru_cache(maxsize=64)
+def _finish(count: int) -> sa.TextClause:
+    """The finish UPDATE for `count` rows, joined to a VALUES list."""
+    values = ", ".join(
+        "(" + ", ".join(f":{name}{n}" for name in FINISH_COLUMNS) + ")" for n in range(count)
+    )
+    return sa.text(
+        f"WITH v({', '.join(FINISH_COLUMNS)}) AS (VALUES {values}) "
+        "UPDATE jobs SET "
+        + FINISH_SET.format(cancel_map=":cancel_map", status_map="v.status_map")
+        + "FROM v"
+        + FINISH_WHERE
+    ).bindparams(
+        sa.bindparam("now", type_=UTCDateTime()),
+        *(sa.bindparam(f"rdata{n}", type_=sa.LargeBinary()) for n in range(count)),
+    )

@@ -1,0 +1,73 @@
+"""Statement pieces both drivers and the job repositories share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobstore.domain.models import JobState
+from jobstore.store.tables import jobs
+
+QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
+# Literal, not bound: PostgreSQL can only prove a partial index (WHERE status = 'queued')
+# applies under a generic prepared plan when the predicate is a constant.
+IS_QUEUED = jobs.c.status == sa.literal_column("'queued'")
+IS_RUNNING = jobs.c.status == sa.literal_column("'running'")
+
+
+def claim_update(
+    *where: sa.ColumnElement[bool], node: Any, now: Any, lease_until: Any
+) -> sa.Update:
+    """Move the queued jobs `where` selects to running, owned by `node` (values or binds)."""
+    return (
+        sa.update(jobs)
+        .where(*where)
+        .values(
+            status=RUNNING,
+            owner=node,
+            attempt=jobs.c.attempt + 1,
+            lease_expires_at=lease_until,
+            started_at=now,
+            updated_at=now,
+        )
+        .returning(
+            jobs.c.job_id,
+            jobs.c.job_tag,
+            jobs.c.endpoint,
+            jobs.c.request_encoding,
+            jobs.c.request_data,
+            jobs.c.request_text,
+            jobs.c.attempt,
+            jobs.c.cancel_requested,
+        )
+    )
+
+
+# -- set-based completion -----------------------------------------------------------------
+# One UPDATE records a whole batch of outcomes, joined to a row set `v` that each driver
+# builds (typed arrays through unnest, or a VALUES list). Only placeholders are generated.
+
+# (job_id, attempt, status, status_map as JSON text, done, response encoding, data, text)
+FinishRow = tuple[int, int, str, str, bool, str | None, bytes | None, str | None]
+FINISH_COLUMNS = ("job_id", "attempt", "status", "status_map", "done", "renc", "rdata", "rtext")
+FINISH_SET = """
+    status = CASE WHEN jobs.cancel_requested THEN 'cancelled' ELSE v.status END,
+    status_map = CASE WHEN jobs.cancel_requested THEN {cancel_map} ELSE {status_map} END,
+    progress = CASE WHEN jobs.cancel_requested THEN jobs.progress
+                    WHEN v.done THEN 100 ELSE jobs.progress END,
+    response_encoding = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.renc END,
+    response_data = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.rdata END,
+    response_text = CASE WHEN jobs.cancel_requested THEN NULL ELSE v.rtext END,
+    lease_expires_at = NULL,
+    finished_at = :now,
+    updated_at = :now
+"""
+FINISH_WHERE = """
+WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'running'
+RETURNING jobs.job_id, jobs.remove_on_complete
+"""
+
+
+def cancel_map() -> dict[str, str]:
+    return {"error_message": "cancelled on request"}
