@@ -1,11 +1,12 @@
 """The executor: claims queued jobs with a lease, runs their handlers, records the outcome.
 
-Background loops, each also callable once (`*_once`) so tests drive them without sleeping:
+It runs its services in loops; each service also has a `run_once` that tests call directly:
 
-    claim     wake on create/NOTIFY/poll -> claim up to free capacity -> start a task per job
-    heartbeat renew every lease this node holds in one UPDATE; a job not renewed was lost
-    ticker    write throttled progress; pick up cancel requests made on any node
-    rescuer   requeue (or end) jobs whose lease expired: their node died
+    claim       (here) wake on create/NOTIFY/poll -> claim up to free capacity -> a task per job
+    heartbeat   LeaseKeeper (leases.py): renew every lease this node holds in one UPDATE
+    ticker      ProgressSync (leases.py): write progress, pick up cancel requests
+    rescuer     Rescuer (rescuer.py): requeue (or end) jobs whose lease expired
+    listener    the store's LISTEN for new jobs, where the database can
 
 Stopping is soft first (finish running jobs up to a timeout), then hard (cancel them and give
 them back to the queue, or end them `error` when their endpoint is not retryable).
@@ -21,7 +22,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,10 @@ from jobstore.domain.events import JobEvents
 from jobstore.domain.models import Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
+from jobstore.executor.leases import LeaseKeeper, ProgressSync, TickResult
+from jobstore.executor.rescuer import Rescuer
+from jobstore.executor.running import Run, RunningJobs, cancelled_outcome
+from jobstore.executor.tasks import Tasks
 from jobstore.metrics import Metrics
 from jobstore.store import Database, RescueResult
 from jobstore.store.batch import GroupCommit
@@ -76,24 +81,6 @@ class ExecutorConfig:
             raise ConfigError("heartbeat interval must be shorter than the lease")
 
 
-@dataclass
-class _Running:
-    claimed: Claimed
-    ctx: JobContext
-    task: asyncio.Task[None] | None = None
-    cancel_deadline: datetime | None = None
-    lost: bool = False
-    finishing: bool = False  # the outcome is being written; cancelling now would lose it
-    started: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class TickResult:
-    progress_written: int = 0
-    cancels_seen: list[int] = field(default_factory=list)
-    forced_cancelled: list[int] = field(default_factory=list)
-
-
 class Executor:
     def __init__(
         self,
@@ -113,7 +100,19 @@ class Executor:
         self.metrics = metrics
         # Told (job_id, state) once an outcome is committed; e.g. to wake long polls.
         self.events = events or JobEvents()
-        self._running: dict[int, _Running] = {}
+        self._running = RunningJobs(
+            registry, self.clock, cancel_grace_seconds=config.cancel_grace_seconds
+        )
+        self.lease_keeper = LeaseKeeper(
+            db,
+            self._running,
+            self.clock,
+            node_id=config.node_id,
+            lease_seconds=config.lease_seconds,
+        )
+        self.progress = ProgressSync(db, self._running, self.clock, finish=self._finish)
+        self.rescuer = Rescuer(db, self.clock, on_requeued=self.wake)
+        self._side = Tasks()  # finishes and stops started from callbacks
         self._wake = asyncio.Event()
         # False once a claim found fewer jobs than it asked for: then a freed slot is no reason
         # to claim again (an empty claim costs a transaction); new work arrives through wake().
@@ -135,7 +134,7 @@ class Executor:
 
     @property
     def running_job_ids(self) -> list[int]:
-        return sorted(self._running)
+        return self._running.ids()
 
     def wake(self) -> None:
         """A job was created: look for work now instead of at the next poll."""
@@ -146,7 +145,7 @@ class Executor:
         """Cancel requests made through this node reach its own jobs at once."""
         for job_id in job_ids:
             if (run := self._running.get(job_id)) is not None:
-                self._begin_cancel(run)
+                self._running.begin_cancel(run)
 
     async def start(self) -> RescueResult:
         """Take back what this node owned before a restart, then start the loops."""
@@ -163,9 +162,9 @@ class Executor:
             )
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("claim", self._claim_loop),
-            ("heartbeat", self._every(self.config.heartbeat_seconds, self.heartbeat_once)),
-            ("ticker", self._every(self.config.tick_seconds, self.tick_once)),
-            ("rescuer", self._every(self.config.rescue_seconds, self._rescue_and_wake)),
+            ("heartbeat", self._every(self.config.heartbeat_seconds, self.lease_keeper.run_once)),
+            ("ticker", self._every(self.config.tick_seconds, self.progress.run_once)),
+            ("rescuer", self._every(self.config.rescue_seconds, self.rescuer.run_once)),
         ]
         if self.db.can_listen:
             loops.append(("listener", lambda: self.db.listen_for_new_jobs(self.wake)))
@@ -183,12 +182,13 @@ class Executor:
         self._stopping = True
         self._wake.set()
         timeout = self.config.shutdown_seconds if wait_seconds is None else wait_seconds
-        pending = [r.task for r in self._running.values() if r.task is not None]
+        pending = [r.task for r in self._running if r.task is not None]
         if pending:
             log.info("stopping: waiting up to %.1fs for %d running jobs", timeout, len(pending))
             await asyncio.wait(pending, timeout=timeout)
         if self._running:
             await self._hard_stop_jobs()
+        await self._side.wait()  # cancels recorded from callbacks
         await self._finishes.drain()  # outcomes still being written
         for task in self._tasks:
             task.cancel()
@@ -221,8 +221,8 @@ class Executor:
             if (stale := self._running.get(job.job_id)) is not None:
                 # Our own older attempt lost its lease (say, the loop was blocked) and we
                 # claimed the job again: the old attempt must stop and write nothing.
-                self._drop(stale, "it was claimed again by a newer attempt")
-            run = _Running(
+                self._running.drop(stale, "it was claimed again by a newer attempt")
+            run = Run(
                 job,
                 JobContext(
                     job_id=job.job_id,
@@ -231,9 +231,9 @@ class Executor:
                     attempt=job.attempt,
                 ),
             )
-            self._running[job.job_id] = run
+            self._running.add(run)
             if job.cancel_requested:
-                self._begin_cancel(run)
+                self._running.begin_cancel(run)
             run.task = asyncio.create_task(self._run(run), name=f"jobstore-job-{job.job_id}")
             # Also when the task is cancelled before its first step, so its `finally` never ran.
             run.task.add_done_callback(functools.partial(self._forget_task, run))
@@ -242,17 +242,18 @@ class Executor:
     async def run_once(self) -> list[int]:
         """Claim what fits and run it to the end; returns the ids that ran. For tests."""
         claimed = await self.claim_once()
-        tasks = [t for c in claimed if (t := self._running[c.job_id].task) is not None]
+        runs = [self._running.get(c.job_id) for c in claimed]
+        tasks = [r.task for r in runs if r is not None and r.task is not None]
         if tasks:
             await asyncio.gather(*tasks)
         return [c.job_id for c in claimed]
 
     async def wait_idle(self) -> None:
         """Wait until every job task this node started has ended."""
-        while tasks := [r.task for r in self._running.values() if r.task and not r.task.done()]:
+        while tasks := [r.task for r in self._running if r.task and not r.task.done()]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, run: _Running) -> None:
+    async def _run(self, run: Run) -> None:
         job, ctx = run.claimed, run.ctx
         try:
             try:
@@ -260,7 +261,7 @@ class Executor:
             except asyncio.CancelledError:
                 if self._hard_stop or run.lost:
                     return  # hard stop requeues it; a lost job belongs to another node now
-                outcome = _cancelled_outcome(ctx)
+                outcome = cancelled_outcome(ctx)
             if not run.lost:
                 run.finishing = True
                 # Shielded: a cancel arriving now must not cut the write in half.
@@ -268,18 +269,18 @@ class Executor:
         finally:
             self._forget(run)
 
-    def _forget_task(self, run: _Running, task: asyncio.Task[None]) -> None:
+    def _forget_task(self, run: Run, task: asyncio.Task[None]) -> None:
         if task.cancelled() and not (run.lost or run.finishing or self._hard_stop):
             # Cancelled before its first step: `_run` never ran, so record the cancel here.
             run.finishing = True
-            finish = asyncio.ensure_future(self._finish(run, _cancelled_outcome(run.ctx)))
+            name = f"jobstore-cancel-{run.claimed.job_id}"
+            finish = self._side.spawn(name, self._finish(run, cancelled_outcome(run.ctx)))
             finish.add_done_callback(lambda _f: self._forget(run))
             return
         self._forget(run)
 
-    def _forget(self, run: _Running) -> None:
-        if self._running.get(run.claimed.job_id) is run:
-            del self._running[run.claimed.job_id]
+    def _forget(self, run: Run) -> None:
+        self._running.forget(run)
         if self._queue_may_have_more:
             self._wake.set()  # a slot is free and the queue may hold more
 
@@ -293,12 +294,12 @@ class Executor:
                 loop = asyncio.get_running_loop()
                 value = await loop.run_in_executor(self._threads, ep.handler, request, ctx)
             if ctx.cancelled:
-                return _cancelled_outcome(ctx)
+                return cancelled_outcome(ctx)
             family = job.request.encoding.response_encoding
             response = encode_response(value, family, ep.response_schema, raw=ep.raw)
             return Outcome(JobState.DONE, response, ctx.status_map)
         except JobCancelled:
-            return _cancelled_outcome(ctx)
+            return cancelled_outcome(ctx)
         except (JobFailed, JobstoreError) as exc:
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": str(exc)})
         except asyncio.CancelledError:
@@ -313,7 +314,7 @@ class Executor:
         outcomes = [(job.job_id, job.attempt, outcome) for job, outcome in items]
         return await self.store.job_finish_many(conn, outcomes, self.clock.now())
 
-    async def _finish(self, run: _Running, outcome: Outcome) -> None:
+    async def _finish(self, run: Run, outcome: Outcome) -> None:
         job = run.claimed
         for attempt_no in range(5):
             try:
@@ -335,7 +336,7 @@ class Executor:
             "could not record job %d; its lease will expire and it will be rescued", job.job_id
         )
 
-    def _finished(self, run: _Running, outcome: Outcome) -> None:
+    def _finished(self, run: Run, outcome: Outcome) -> None:
         # The store records a cancel requested meanwhile as `cancelled`, whatever ran.
         state = JobState.CANCELLED if run.ctx.cancelled else outcome.status
         if self.metrics is not None:
@@ -345,28 +346,11 @@ class Executor:
 
     # -- cancel -----------------------------------------------------------------------------
 
-    def _begin_cancel(self, run: _Running) -> None:
-        if run.cancel_deadline is not None or run.finishing:
-            return
-        run.ctx.cancel()
-        run.cancel_deadline = self.clock.now() + timedelta(seconds=self.config.cancel_grace_seconds)
-        if run.task is not None and self.registry.get(run.claimed.endpoint).is_async:
-            run.task.cancel()
-
-    @staticmethod
-    def _drop(run: _Running, why: str) -> None:
-        """Stop a run whose job no longer belongs to it; nothing it returns is recorded."""
-        run.lost = True
-        run.ctx.cancel()
-        if run.task is not None and not run.finishing:
-            run.task.cancel()
-        log.error("job %d attempt %d stopped: %s", run.claimed.job_id, run.claimed.attempt, why)
-
     async def _hard_stop_jobs(self) -> None:
         self._hard_stop = True
         # A run already writing its outcome keeps its result: let it finish, requeue the rest.
-        finishing = [r for r in self._running.values() if r.finishing]
-        runs = [r for r in self._running.values() if not r.finishing]
+        finishing = [r for r in self._running if r.finishing]
+        runs = [r for r in self._running if not r.finishing]
         for run in runs:
             run.ctx.cancel()
             if run.task is not None:
@@ -388,88 +372,16 @@ class Executor:
     # -- background services ----------------------------------------------------------------
 
     async def heartbeat_once(self) -> list[int]:
-        """Renew this node's leases in one UPDATE; returns the ids of jobs found lost."""
-        # Judge only the attempts we asked about: jobs claimed while the UPDATE ran are not
-        # in its answer, and jobs that finished meanwhile are no longer running.
-        sent = {i: r for i, r in self._running.items() if not r.lost}
-        if not sent:
-            return []
-        now = self.clock.now()
-        async with self.db.transaction() as conn:
-            held = await self.store.job_lease_renew(
-                conn,
-                node=self.config.node_id,
-                held=[(i, r.claimed.attempt) for i, r in sent.items()],
-                now=now,
-                lease_until=now + timedelta(seconds=self.config.lease_seconds),
-            )
-        held_ids = {h.job_id for h in held}
-        lost = []
-        for job_id, run in sent.items():
-            if job_id in held_ids or run.lost or run.finishing:
-                continue
-            if run.task is None or run.task.done() or self._running.get(job_id) is not run:
-                continue
-            lost.append(job_id)
-            self._drop(run, "its lease was lost and another attempt owns the job")
-        for h in held:
-            held_run = self._running.get(h.job_id)
-            if h.cancel_requested and held_run is not None:
-                self._begin_cancel(held_run)
-        return lost
+        """One run of the lease keeper: the ids of jobs found lost."""
+        return await self.lease_keeper.run_once()
 
     async def tick_once(self) -> TickResult:
-        """Write progress reported since the last tick; act on cancel requests."""
-        result = TickResult()
-        if not self._running:
-            return result
-        now = self.clock.now()
-        updates = [
-            (run.claimed, p)
-            for run in self._running.values()
-            if (p := run.ctx.take_progress()) is not None
-        ]
-        async with self.db.transaction() as conn:
-            for job, progress in updates:
-                if await self.store.job_progress(
-                    conn, job_id=job.job_id, attempt=job.attempt, progress=progress, now=now
-                ):
-                    result.progress_written += 1
-            flagged = await self.store.job_cancel_flags(conn, list(self._running))
-        for job_id in flagged:
-            if (run := self._running.get(job_id)) is not None and run.cancel_deadline is None:
-                result.cancels_seen.append(job_id)
-                self._begin_cancel(run)
-        result.forced_cancelled = await self._force_overdue_cancels(now)
-        return result
-
-    async def _force_overdue_cancels(self, now: datetime) -> list[int]:
-        """A handler that ignores its cancel past the grace period is recorded cancelled."""
-        overdue = [
-            run
-            for run in self._running.values()
-            if run.cancel_deadline is not None and now >= run.cancel_deadline and not run.lost
-        ]
-        for run in overdue:
-            # Whatever it returns later is not recorded. It stays in _running until its task
-            # ends: a blocked handler still holds a thread of the pool.
-            run.lost = True
-            await self._finish(run, _cancelled_outcome(run.ctx))
-            log.warning("job %d ignored its cancel for the grace period", run.claimed.job_id)
-        return [r.claimed.job_id for r in overdue]
+        """One run of the progress sync."""
+        return await self.progress.run_once()
 
     async def rescue_once(self) -> RescueResult:
-        async with self.db.transaction() as conn:
-            result = await self.store.job_rescue_expired(conn, now=self.clock.now())
-        if result.total:
-            log.warning(
-                "rescued expired jobs: requeued %s, ended %s", result.requeued, result.ended
-            )
-        return result
-
-    async def _rescue_and_wake(self) -> None:
-        if (await self.rescue_once()).requeued:
-            self.wake()
+        """One run of the rescuer."""
+        return await self.rescuer.run_once()
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -507,9 +419,9 @@ class Executor:
         """Past a lease of failures, other nodes may own our jobs: stop running them."""
         if self.clock.now() - failing_since < timedelta(seconds=self.config.lease_seconds):
             return
-        for run in self._running.values():
+        for run in self._running:
             if not run.lost:
-                self._drop(run, "the database was out of reach for longer than the lease")
+                self._running.drop(run, "the database was out of reach for longer than the lease")
 
     async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run a loop; if it dies, stop the executor loudly rather than limp on."""
@@ -520,10 +432,4 @@ class Executor:
         except BaseException as exc:
             log.critical("executor %s loop died: %r; stopping the executor", name, exc)
             self.failure = exc
-            asyncio.get_running_loop().create_task(self.stop(wait_seconds=0))
-
-
-def _cancelled_outcome(ctx: JobContext) -> Outcome:
-    return Outcome(
-        JobState.CANCELLED, status_map={**ctx.status_map, "error_message": "cancelled on request"}
-    )
+            self._side.spawn("jobstore-stop", self.stop(wait_seconds=0))
