@@ -2,20 +2,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench clean
 
-$(STAMP): pyproject.toml
+# `make run` installs what running needs; `make test` adds the test tools on top.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
-run: $(STAMP)
-	$(BIN)/jobstore serve
+# Extra flags for the node: make run ARGS="--port 9300"
+run: $(RUN_STAMP)
+	$(BIN)/jobstore serve $(ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check jobstore tests migrations benchmarks
 	$(BIN)/ruff format --check jobstore tests migrations benchmarks
 	$(BIN)/mypy
@@ -23,11 +31,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format jobstore tests migrations benchmarks
 	$(BIN)/ruff check --fix jobstore tests migrations benchmarks
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || { echo "installing wrk (HTTP load)"; \
 	  (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) \
 	  >/dev/null 2>&1 || echo "could not install wrk: HTTP create falls back to httpx"; }
