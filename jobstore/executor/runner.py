@@ -255,6 +255,14 @@ class Executor:
 
     async def _run(self, run: Run) -> None:
         job, ctx = run.claimed, run.ctx
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "job %d started: %s, attempt %d",
+                job.job_id,
+                job.endpoint,
+                job.attempt,
+                extra={"job_id": job.job_id, "endpoint": job.endpoint, "attempt": job.attempt},
+            )
         try:
             try:
                 outcome = await self._execute(job, ctx)
@@ -339,9 +347,26 @@ class Executor:
     def _finished(self, run: Run, outcome: Outcome) -> None:
         # The store records a cancel requested meanwhile as `cancelled`, whatever ran.
         state = JobState.CANCELLED if run.ctx.cancelled else outcome.status
+        seconds = time.monotonic() - run.started
         if self.metrics is not None:
-            seconds = time.monotonic() - run.started
             self.metrics.job_finished(run.claimed.endpoint, state, seconds)
+        if log.isEnabledFor(logging.INFO):
+            job = run.claimed
+            log.info(
+                "job %d %s in %.3f s: %s, attempt %d",
+                job.job_id,
+                state.value,
+                seconds,
+                job.endpoint,
+                job.attempt,
+                extra={
+                    "job_id": job.job_id,
+                    "endpoint": job.endpoint,
+                    "attempt": job.attempt,
+                    "outcome": state.value,
+                    "duration_s": round(seconds, 6),
+                },
+            )
         self.events.finished(run.claimed.job_id, state)
 
     # -- cancel -----------------------------------------------------------------------------
