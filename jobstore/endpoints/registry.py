@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+import sys
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -43,6 +45,11 @@ class EndpointRegistry:
         return len(found)
 
     def load(self, module_name: str) -> int:
+        """Register the endpoints of a module. The working directory is importable, as in
+        `python -m` and uvicorn, so `--endpoints mypkg.jobs` finds ./mypkg/jobs.py."""
+        here = os.getcwd()
+        if here not in sys.path:
+            sys.path.insert(0, here)
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
