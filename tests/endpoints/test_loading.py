@@ -36,5 +36,5 @@ def test_endpoints_module_in_the_working_directory(
 
 def test_a_missing_module_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="cannot import endpoint module 'nopkg_here.jobs'"):
+    with pytest.raises(ConfigError, match=r"cannot import endpoint module 'nopkg_here\.jobs'"):
         default_registry(["nopkg_here.jobs"])
