@@ -51,6 +51,7 @@ OWNERS = {
     "aiosqlite": ("store/",),
     "starlette": ("api/",),
     "jinja2": ("api/",),
+    "swagger_ui_bundle": ("api/rest/docs_page.py",),
     "uvicorn": ("cli/main.py",),
     "uvloop": ("cli/main.py",),
     "prometheus_client": ("metrics.py",),
@@ -234,3 +235,35 @@ def test_each_rule_catches_its_break(check: str, tmp_path: Path) -> None:
         if not path.exists() or text:
             path.write_text(text)
     assert CHECKS[check](package) != []
+
+
+def test_no_test_file_imports_another(tmp_path: Path) -> None:
+    """Tests share helpers through tests/support/ and fixtures through conftest.py, never by
+    importing a test module or a conftest (which loads one file as two modules)."""
+
+    def offenders(root: Path) -> list[str]:
+        found = []
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    module = node.module or ""
+                    names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+                else:
+                    continue
+                for name in names:
+                    if any(p.startswith("test_") or p == "conftest" for p in name.split(".")):
+                        found.append(f"{path.relative_to(root)}:{node.lineno} imports {name}")
+        return found
+
+    assert offenders(Path(__file__).resolve().parent) == []
+    (tmp_path / "test_a.py").write_text("from tests.store.test_jobs import new_job\n")
+    (tmp_path / "test_b.py").write_text("import conftest\nfrom . import test_a\n")
+    (tmp_path / "test_c.py").write_text("from tests.support.factories import new_job\n")
+    assert offenders(tmp_path) == [
+        "test_a.py:1 imports tests.store.test_jobs",
+        "test_a.py:1 imports tests.store.test_jobs.new_job",
+        "test_b.py:1 imports conftest",
+        "test_b.py:2 imports .test_a",
+    ]

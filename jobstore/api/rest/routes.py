@@ -19,6 +19,7 @@ from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.credentials import authenticate, owner_filter
 from jobstore.api.documents import job_detail, job_result, job_summary
 from jobstore.api.errors import guard
+from jobstore.api.rest.docs_page import docs_routes
 from jobstore.api.rest.inputs import (
     MAX_JOB_ID,
     CreateRequest,
@@ -66,6 +67,7 @@ class RestApi:
         )
         self._routes: list[Route] = [
             Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"]),
+            *docs_routes(PREFIX),
             Route(f"{PREFIX}/jobs", self._guard(self.create_job), methods=["POST"]),
             Route(f"{PREFIX}/jobs", self._guard(self.list_jobs), methods=["GET"]),
             Route(f"{PREFIX}/jobs/tag/{{tag}}", self._guard(self.get_job_by_tag), methods=["GET"]),
