@@ -55,7 +55,7 @@ OWNERS = {
     "uvicorn": ("cli/main.py",),
     "uvloop": ("cli/main.py",),
     "prometheus_client": ("metrics.py",),
-    "httpx": ("client.py", "cli/jobs.py"),
+    "httpx": ("client/", "cli/jobs.py"),
     "rich": ("cli/jobs.py",),
 }
 # Names that reveal a branch on the database kind; only the store may branch on it.

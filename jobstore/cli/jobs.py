@@ -249,12 +249,12 @@ def cmd_list(client: JobstoreClient, args: argparse.Namespace, console: Console)
     }
     if args.all:
         page: dict[str, Any] = {
-            "items": list(client.iter_jobs(**filters)),
+            "items": [job.raw for job in client.iter_jobs(**filters)],
             "next": None,
             "next_before": None,
         }
     else:
-        page = client.jobs(**filters)
+        page = client.list(**filters).raw
     if args.json:
         _print_json(page)
         return EXIT_OK
@@ -265,7 +265,7 @@ def cmd_list(client: JobstoreClient, args: argparse.Namespace, console: Console)
     if page.get("next_before") is not None:
         console.print(f"more: --before {page['next_before']} for the next page, or --all")
     try:
-        console.print(Text(_counts(client.stats())))
+        console.print(Text(_counts(client.stats().raw)))
     except ApiError as exc:  # the list is what was asked for; the counts are a bonus
         print(f"jobstore: no counts: {exc}", file=sys.stderr)
     return EXIT_OK
@@ -309,7 +309,7 @@ def _counts(stats: Mapping[str, Any]) -> str:
 
 
 def cmd_show(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
-    job = client.job(_ref(args.job))
+    job = client.get(_ref(args.job)).raw
     if args.json:
         _print_json(job)
         return EXIT_OK
@@ -374,7 +374,7 @@ def _print_payload(name: str, doc: Mapping[str, Any] | None, console: Console) -
 def cmd_create(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
     payload, payload_base64 = _payload(args.data), _payload_base64(args.data_base64)
     encoding = args.encoding or ("binary" if payload_base64 is not None else None)
-    job, new = client.create(
+    created = client.create(
         args.endpoint,
         payload=payload,
         payload_base64=payload_base64,
@@ -382,6 +382,7 @@ def cmd_create(client: JobstoreClient, args: argparse.Namespace, console: Consol
         tag=args.tag,
         remove_on_complete=args.remove_on_complete,
     )
+    job, new = created.raw, created.new
     if not args.json:
         what = "created job" if new else "job"
         again = "" if new else " (it existed: same tag, same request)"
@@ -451,7 +452,7 @@ def _wait(
             if deadline is not None:
                 poll = min(poll, max(deadline - time.monotonic(), 0.0))
             try:
-                job = client.job(ref, wait=poll)
+                job = client.get(ref, wait=poll).raw
             except ApiError as exc:
                 if exc.status == 410:
                     return _removed(exc.problem, ref, console, as_json)
@@ -506,8 +507,7 @@ def cmd_cancel(client: JobstoreClient, args: argparse.Namespace, console: Consol
     for spec in args.jobs:
         ref = _ref(spec)
         try:
-            job_id = ref if isinstance(ref, int) else int(client.job(ref)["id"])
-            outcome = client.cancel(job_id)
+            outcome = client.cancel(ref).raw  # a tag is looked up first
         except ApiError as exc:
             if exc.status == 503:
                 raise
@@ -526,7 +526,7 @@ def cmd_cancel(client: JobstoreClient, args: argparse.Namespace, console: Consol
 
 def cmd_prune(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
     asked = {s: getattr(args, s) for s in ("done", "error", "cancelled") if getattr(args, s)}
-    result = client.prune(asked or None)
+    result = client.prune(asked or None).raw
     if args.json:
         _print_json(result)
         return EXIT_OK

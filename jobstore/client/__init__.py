@@ -1,0 +1,76 @@
+"""The Python client of a node's REST API (/api/v1): `Client` blocks, `AsyncClient` awaits.
+
+    from jobstore.client import Client
+
+    with Client("http://127.0.0.1:9191", token="jst_...") as client:
+        job = client.create("/sleep", {"seconds": 2}, tag="nap-1")
+        done = client.wait(job, timeout=60)
+        print(done.status, done.response.value if done.response else None)
+
+Both classes have the same methods with the same arguments and typed results (models.py);
+each method is one operation of _operations.py, run with blocking or with async I/O. Errors
+are in errors.py. docs/client.md is the guide. This package imports nothing of jobstore but
+its version, so applications and the `jobstore jobs` commands load only httpx with it.
+"""
+
+from __future__ import annotations
+
+from jobstore.client._async import AsyncClient
+from jobstore.client._operations import DEFAULT_URL, JobRef, safe_url
+from jobstore.client._sync import Client
+from jobstore.client.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    JobRemoved,
+    NotFound,
+    RemoteError,
+    Unauthorized,
+    Unavailable,
+    Unreachable,
+    WaitTimeout,
+)
+from jobstore.client.models import (
+    CancelOutcome,
+    CancelResult,
+    Job,
+    JobPage,
+    JobResult,
+    JobStatus,
+    Payload,
+    PruneResult,
+    Stats,
+)
+
+# The name `jobstore jobs` knew it by.
+JobstoreClient = Client
+
+__all__ = [
+    "DEFAULT_URL",
+    "ApiError",
+    "AsyncClient",
+    "BadRequest",
+    "CancelOutcome",
+    "CancelResult",
+    "Client",
+    "Conflict",
+    "Forbidden",
+    "Job",
+    "JobPage",
+    "JobRef",
+    "JobRemoved",
+    "JobResult",
+    "JobStatus",
+    "JobstoreClient",
+    "NotFound",
+    "Payload",
+    "PruneResult",
+    "RemoteError",
+    "Stats",
+    "Unauthorized",
+    "Unavailable",
+    "Unreachable",
+    "WaitTimeout",
+    "safe_url",
+]

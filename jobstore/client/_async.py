@@ -1,0 +1,175 @@
+"""`AsyncClient`: the asyncio client. It has the methods of `Client`, and each runs the flow of
+_operations.py that Client's runs, awaiting the I/O instead of blocking on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from jobstore.client import _operations as ops
+from jobstore.client._operations import DEFAULT_TIMEOUT, DEFAULT_URL, Flow, JobQuery, JobRef, T
+from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
+
+
+class AsyncClient:
+    """Calls one node's REST API from asyncio. Use `async with`, or await aclose().
+
+    The arguments are Client's; `transport` is an httpx.AsyncBaseTransport.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._connection = ops.Connection.of(
+            url, token=token, user=user, password=password, timeout=timeout, headers=headers
+        )
+        self._http = httpx.AsyncClient(**self._connection.client_options(), transport=transport)
+
+    @property
+    def url(self) -> str:
+        return self._connection.url
+
+    @property
+    def timeout(self) -> float:
+        return self._connection.timeout
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({ops.safe_url(self.url)!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        endpoint: str,
+        payload: Any = None,
+        *,
+        payload_bytes: bytes | None = None,
+        payload_base64: str | None = None,
+        encoding: str | None = None,
+        tag: str | None = None,
+        idempotency_key: str | None = None,
+        remove_on_complete: bool = False,
+    ) -> Job:
+        """Create a job; see Client.create."""
+        return await self._run(
+            ops.create(
+                endpoint,
+                payload,
+                payload_bytes=payload_bytes,
+                payload_base64=payload_base64,
+                encoding=encoding,
+                tag=tag,
+                idempotency_key=idempotency_key,
+                remove_on_complete=remove_on_complete,
+            )
+        )
+
+    async def get(self, job: Job | JobRef, *, wait: float | None = None) -> Job:
+        """A job, by id, tag or Job; see Client.get."""
+        return await self._run(ops.get(job, wait))
+
+    # Client's signature; WaitTimeout carries the job as last seen, which asyncio.timeout
+    # around the call could not.
+    async def wait(self, job: Job | JobRef, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        """The job once it has finished; see Client.wait."""
+        return await self._run(ops.wait(job, timeout))
+
+    async def result(self, job: Job | JobRef) -> JobResult:
+        """How a finished job ended; see Client.result."""
+        return await self._run(ops.result(job))
+
+    async def cancel(self, job: Job | JobRef) -> CancelResult:
+        """Cancel a job; see Client.cancel."""
+        return await self._run(ops.cancel(job))
+
+    async def list(
+        self,
+        *,
+        status: str | Iterable[str] = (),
+        endpoint: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first; see Client.list."""
+        query = JobQuery.of(status, endpoint, tag, created_after, created_before, limit, before)
+        return await self._run(ops.list_jobs(query))
+
+    async def iter_jobs(
+        self,
+        *,
+        status: str | Iterable[str] = (),
+        endpoint: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> AsyncIterator[Job]:
+        """Every job the filters match, newest first (`async for`); see Client.iter_jobs."""
+        query: JobQuery | None = JobQuery.of(
+            status, endpoint, tag, created_after, created_before, limit, before
+        )
+        while query is not None:
+            page = await self._run(ops.list_jobs(query))
+            for job in page.items:
+                yield job
+            query = query.following(page)
+
+    # -- the node ---------------------------------------------------------------------------
+
+    async def stats(self) -> Stats:
+        """Jobs per state."""
+        return await self._run(ops.stats())
+
+    async def prune(self, retention: Mapping[str, str] | None = None) -> PruneResult:
+        """Delete finished jobs past their retention; see Client.prune."""
+        return await self._run(ops.prune(retention))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(await self._send(request))
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        finally:
+            flow.close()
+
+    async def _send(self, request: ops.Request) -> httpx.Response:
+        try:
+            response = await self._http.request(**self._connection.request_options(request))
+        except httpx.TransportError as exc:
+            raise self._connection.unreachable(exc) from exc
+        return ops.checked(response)

@@ -1,0 +1,174 @@
+"""`Client`: the blocking client. Every method runs one flow of _operations.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from jobstore.client import _operations as ops
+from jobstore.client._operations import DEFAULT_TIMEOUT, DEFAULT_URL, Flow, JobQuery, JobRef, T
+from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
+
+
+class Client:
+    """Calls one node's REST API. Use it as a context manager, or call close().
+
+    Sign in with `token` (sent as a Bearer token) or with `user` and `password` (HTTP Basic).
+    `timeout` bounds each request; a long poll gets its wait on top. `transport` replaces
+    httpx's, e.g. to mount an app in tests.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._connection = ops.Connection.of(
+            url, token=token, user=user, password=password, timeout=timeout, headers=headers
+        )
+        self._http = httpx.Client(**self._connection.client_options(), transport=transport)
+
+    @property
+    def url(self) -> str:
+        return self._connection.url
+
+    @property
+    def timeout(self) -> float:
+        return self._connection.timeout
+
+    def __repr__(self) -> str:
+        return f"Client({ops.safe_url(self.url)!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        endpoint: str,
+        payload: Any = None,
+        *,
+        payload_bytes: bytes | None = None,
+        payload_base64: str | None = None,
+        encoding: str | None = None,
+        tag: str | None = None,
+        idempotency_key: str | None = None,
+        remove_on_complete: bool = False,
+    ) -> Job:
+        """Create a job (its summary; `new` is False when the same tag and request had made
+        it before). `payload` is any JSON value; None sends none."""
+        return self._run(
+            ops.create(
+                endpoint,
+                payload,
+                payload_bytes=payload_bytes,
+                payload_base64=payload_base64,
+                encoding=encoding,
+                tag=tag,
+                idempotency_key=idempotency_key,
+                remove_on_complete=remove_on_complete,
+            )
+        )
+
+    def get(self, job: Job | JobRef, *, wait: float | None = None) -> Job:
+        """A job, by id, tag or Job; `wait` (at most 60 s) answers as soon as it finishes."""
+        return self._run(ops.get(job, wait))
+
+    def wait(self, job: Job | JobRef, timeout: float | None = None) -> Job:
+        """The job once it has finished; WaitTimeout after `timeout` seconds (None: never)."""
+        return self._run(ops.wait(job, timeout))
+
+    def result(self, job: Job | JobRef) -> JobResult:
+        """How a finished job ended; Conflict while it is queued or running."""
+        return self._run(ops.result(job))
+
+    def cancel(self, job: Job | JobRef) -> CancelResult:
+        """Cancel a queued job, or ask a running one to stop; Conflict if it has finished."""
+        return self._run(ops.cancel(job))
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] = (),
+        endpoint: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first (`limit` 1-500, default 50); filters combine."""
+        query = JobQuery.of(status, endpoint, tag, created_after, created_before, limit, before)
+        return self._run(ops.list_jobs(query))
+
+    def iter_jobs(
+        self,
+        *,
+        status: str | Iterable[str] = (),
+        endpoint: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> Iterator[Job]:
+        """Every job the filters match, newest first, a page of `limit` at a time."""
+        query: JobQuery | None = JobQuery.of(
+            status, endpoint, tag, created_after, created_before, limit, before
+        )
+        while query is not None:
+            page = self._run(ops.list_jobs(query))
+            yield from page.items
+            query = query.following(page)
+
+    # -- the node ---------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """Jobs per state."""
+        return self._run(ops.stats())
+
+    def prune(self, retention: Mapping[str, str] | None = None) -> PruneResult:
+        """Delete finished jobs older than `retention` per state (default: the node's own)."""
+        return self._run(ops.prune(retention))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(self._send(request))
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        finally:
+            flow.close()
+
+    def _send(self, request: ops.Request) -> httpx.Response:
+        try:
+            response = self._http.request(**self._connection.request_options(request))
+        except httpx.TransportError as exc:
+            raise self._connection.unreachable(exc) from exc
+        return ops.checked(response)

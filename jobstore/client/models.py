@@ -1,0 +1,206 @@
+"""What the client returns: frozen dataclasses read from the node's JSON.
+
+Each keeps the document it was read from in `raw` (the node's JSON, as sent), so a field added
+to the REST API later is never out of reach.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+JobStatus = Literal["queued", "running", "done", "error", "cancelled"]
+CancelOutcome = Literal["cancelled", "cancel_requested"]
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A job's request or response.
+
+    `value` is the payload as JSON: the value of a `json` payload, or the record the
+    endpoint's Avro schema decoded from a `binary` or `snappy` one (None when there is no
+    schema). `data` holds a binary payload's bytes; `text` JSON text that does not parse.
+    """
+
+    encoding: str
+    value: Any = None
+    data: bytes | None = None
+    text: str | None = None
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> Payload | None:
+        if doc is None:
+            return None
+        data = doc.get("base64")
+        return cls(
+            encoding=str(doc.get("encoding", "json")),
+            value=doc.get("json"),
+            data=base64.b64decode(data) if data is not None else None,
+            text=doc.get("text"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job. `request`, `response` and `options` come only with a single job (get and
+    wait); the summaries of create and list leave them None."""
+
+    id: int
+    tag: str
+    endpoint: str
+    status: JobStatus
+    progress: int
+    finished: bool
+    error: str | None
+    status_map: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    remove_on_complete: bool
+    request_encoding: str
+    created_by: str | None
+    node: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    updated_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    options: dict[str, Any] | None = None
+    request: Payload | None = None
+    response: Payload | None = None
+    # Only for create: True when this create made the job, False when a create with the same
+    # tag and request had made it before (the node answered 200, not 201).
+    new: bool | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], *, new: bool | None = None) -> Job:
+        return cls(
+            id=int(doc["id"]),
+            tag=str(doc["tag"]),
+            endpoint=str(doc["endpoint"]),
+            status=cast(JobStatus, doc["status"]),
+            progress=int(doc.get("progress") or 0),
+            finished=bool(doc.get("finished")),
+            error=doc.get("error"),
+            status_map=dict(doc.get("status_map") or {}),
+            attempt=int(doc.get("attempt") or 0),
+            max_attempts=int(doc.get("max_attempts") or 0),
+            cancel_requested=bool(doc.get("cancel_requested")),
+            remove_on_complete=bool(doc.get("remove_on_complete")),
+            request_encoding=str(doc.get("request_encoding") or "json"),
+            created_by=doc.get("created_by"),
+            node=doc.get("node"),
+            created_at=_time(doc.get("created_at")),
+            started_at=_time(doc.get("started_at")),
+            updated_at=_time(doc.get("updated_at")),
+            finished_at=_time(doc.get("finished_at")),
+            duration_seconds=doc.get("duration_seconds"),
+            options=doc.get("options"),
+            request=Payload.from_json(doc.get("request")),
+            response=Payload.from_json(doc.get("response")),
+            new=new,
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a finished job ended: `result` is its response (None for an error job, or a job
+    that answered nothing), `error` the message of an `error` job."""
+
+    id: int
+    tag: str
+    status: JobStatus
+    result: Payload | None
+    error: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> JobResult:
+        return cls(
+            id=int(doc["id"]),
+            tag=str(doc["tag"]),
+            status=cast(JobStatus, doc["status"]),
+            result=Payload.from_json(doc.get("result")),
+            error=doc.get("error"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a listing, newest first. `next_before` is the `before` of the next page;
+    None on the last one."""
+
+    items: tuple[Job, ...]
+    next_before: int | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> JobPage:
+        after = doc.get("next_before")
+        return cls(
+            items=tuple(Job.from_json(item) for item in doc["items"]),
+            next_before=int(after) if after is not None else None,
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """`cancelled`: the job was queued and is now cancelled; `cancel_requested`: it is
+    running, is asked to stop, and will end `cancelled`."""
+
+    id: int
+    outcome: CancelOutcome
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> CancelResult:
+        return cls(id=int(doc["id"]), outcome=cast(CancelOutcome, doc["outcome"]), raw=doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Jobs per state (your own, unless you are an administrator). A count above `capped_at`
+    means "more than capped_at"."""
+
+    counts: dict[str, int]
+    capped_at: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Stats:
+        counts = {str(k): int(v) for k, v in (doc.get("counts") or {}).items()}
+        return cls(counts=counts, capped_at=int(doc.get("capped_at") or 0), raw=doc)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What a prune deleted per state, under which retention; `skipped`: another node was
+    pruning, so this one stopped early."""
+
+    deleted: dict[str, int]
+    total: int
+    skipped: bool
+    retention: dict[str, str]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PruneResult:
+        deleted = {str(k): int(v) for k, v in (doc.get("deleted") or {}).items()}
+        return cls(
+            deleted=deleted,
+            total=int(doc.get("total", sum(deleted.values()))),
+            skipped=bool(doc.get("skipped")),
+            retention={str(k): str(v) for k, v in (doc.get("retention") or {}).items()},
+            raw=doc,
+        )
+
+
+def _time(value: str | None) -> datetime | None:
+    """An RFC 3339 time from the node (UTC, with an offset or Z)."""
+    return datetime.fromisoformat(value) if value else None
