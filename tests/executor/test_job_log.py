@@ -17,9 +17,7 @@ RUNNER = "jobstore.executor.runner"
 
 
 def lines_of(caplog: pytest.LogCaptureFixture, job_id: int) -> list[logging.LogRecord]:
-    return [
-        r for r in caplog.records if r.name == RUNNER and getattr(r, "job_id", None) == job_id
-    ]
+    return [r for r in caplog.records if r.name == RUNNER and getattr(r, "job_id", None) == job_id]
 
 
 async def test_a_job_logs_its_start_and_its_end(
