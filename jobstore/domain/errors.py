@@ -13,6 +13,8 @@ JobstoreError
 │   └── DefinitionBusy          the definition's last submission has not finished
 ├── JobFailed                   raised by a handler: the job ends `error` with this message
 ├── StoreUnavailable            the database is out of reach; facades answer 503
+├── DatabaseUnusable            at start: the database is down, missing, refuses us or lacks
+│                               jobstore's schema; one line naming it, the cause, what to do
 └── ConfigError                 bad settings or endpoint modules, found at start
 """
 
@@ -102,6 +104,23 @@ class JobFailed(JobstoreError):
 
 class StoreUnavailable(JobstoreError):
     """The database did not answer; the operation did not happen (or its outcome is unknown)."""
+
+
+class DatabaseUnusable(JobstoreError):
+    """At start, the database could not be used: the server is down or unknown, the database
+    does not exist, the login or a statement was refused, or the schema is missing or too old.
+
+    The message is one line for the operator, `problem; hint`: the problem names the database
+    (its URL, never its password) and the cause, the hint says what to do. `retryable` says
+    whether waiting may help (a server that is starting, a database about to be created), as
+    opposed to a wrong password or a missing schema.
+    """
+
+    def __init__(self, problem: str, hint: str, *, retryable: bool = False) -> None:
+        super().__init__(f"{problem}; {hint}")
+        self.problem = problem
+        self.hint = hint
+        self.retryable = retryable
 
 
 class ConfigError(JobstoreError):

@@ -2,12 +2,15 @@
 
 The driver (`sqlite.py`, `postgres.py`) is picked once from the URL. It builds the engines:
 SQLite a one-connection writer (BEGIN IMMEDIATE) beside a read pool, PostgreSQL one pool for
-both. Outages are reported as StoreUnavailable; other errors pass through.
+both. Outages are reported as StoreUnavailable; other errors pass through. At start, a database
+that cannot be reached or used is reported as DatabaseUnusable, one line (see `diagnose.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -16,15 +19,22 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobstore.domain.errors import ConfigError, StoreUnavailable
+from jobstore.domain.errors import ConfigError, DatabaseUnusable, StoreUnavailable
 from jobstore.store.accounts import AuthStore
 from jobstore.store.cdm import CdmStore
+from jobstore.store.diagnose import describe_connect_error, display_url, missing_file
 from jobstore.store.driver import Driver
 from jobstore.store.jobs import JobStore
 from jobstore.store.postgres import PostgresDriver
 from jobstore.store.sqlite import SqliteDriver
 
 log = logging.getLogger(__name__)
+
+# Waiting for a database at start: the pause after a failed try starts at FIRST_PAUSE and
+# doubles up to MAX_PAUSE; a try that gets no answer for CONNECT_TIMEOUT fails.
+FIRST_PAUSE_SECONDS = 0.1
+MAX_PAUSE_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 # The driver per URL scheme (`make_url(...).get_backend_name()`).
 _DRIVERS: dict[str, Callable[[], Driver]] = {
@@ -74,6 +84,49 @@ class Database:
         self.jobs = JobStore(self.driver)
         self.cdm = CdmStore(self.driver)
         self.accounts = AuthStore()
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as shown to people: no password, no `+driver`, a SQLite path made absolute."""
+        return display_url(self.url)
+
+    async def check_reachable(self, *, must_exist: bool = False) -> None:
+        """Connect once and run a trivial query, or raise DatabaseUnusable (one line: which
+        database, why, what to do). With `must_exist`, a SQLite file that does not exist is
+        refused instead of created."""
+        if must_exist and (missing := missing_file(self.url)) is not None:
+            raise missing
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                async with self._reader.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            unusable = describe_connect_error(exc, self.url)
+            raise unusable or DatabaseUnusable(
+                f"database {self.shown_url}: {_brief(exc)}", "check the database URL"
+            ) from exc
+
+    async def wait_until_reachable(self, seconds: float) -> None:
+        """`check_reachable`, tried again while waiting may help (a server that is starting, a
+        database about to be created) until `seconds` have passed; 0 tries once. Each retry
+        is logged at info level."""
+        deadline = time.monotonic() + seconds
+        pause = FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                await self.check_reachable()
+                return
+            except DatabaseUnusable as exc:
+                left = deadline - time.monotonic()
+                if not exc.retryable or left <= 0:
+                    if exc.retryable and seconds > 0:
+                        problem = f"{exc.problem}, after waiting {seconds:g} s"
+                        raise DatabaseUnusable(problem, exc.hint) from exc
+                    raise
+                step = min(pause, left)
+                log.info("%s; trying again in %.1f s", exc.problem, step)
+                await asyncio.sleep(step)
+                pause = min(pause * 2, MAX_PAUSE_SECONDS)
 
     @property
     def can_listen(self) -> bool:

@@ -1,4 +1,8 @@
-"""Run Alembic programmatically on a jobstore database."""
+"""Run Alembic programmatically on a jobstore database.
+
+`migrate_to_head` creates and upgrades; `require_schema` is for the commands that must work on
+an existing jobstore database only (`users`, `tokens`, `db current`, `db downgrade`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from jobstore.domain.errors import ConfigError
+from jobstore.domain.errors import ConfigError, DatabaseUnusable
 from jobstore.store.database import Database
+from jobstore.store.diagnose import UPGRADE_FIRST, describe_connect_error
 from jobstore.store.driver import Driver
 
 
@@ -29,8 +34,12 @@ def alembic_config() -> Config:
     return cfg
 
 
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     if head is None:  # pragma: no cover
         raise ConfigError("no migrations found")
     return head
@@ -54,8 +63,49 @@ def _current(conn: Connection) -> str | None:
 
 
 async def migrate_to_head(db: Database) -> None:
-    async with db.transaction() as conn:
-        await conn.run_sync(_upgrade, db.driver, "head")
+    """Create or upgrade the schema; DatabaseUnusable when the database cannot be reached or
+    refuses (a missing privilege, a read-only server or file)."""
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(_upgrade, db.driver, "head")
+    except Exception as exc:
+        unusable = describe_connect_error(exc, db.url)
+        if unusable is None:
+            raise
+        raise unusable from exc
+
+
+async def require_schema(db: Database, *, at_head: bool) -> str:
+    """The schema revision of an existing jobstore database; creates and migrates nothing.
+
+    DatabaseUnusable when the database cannot be reached, is a SQLite file that does not exist,
+    has no jobstore schema or (with `at_head`) is not at this jobstore's newest revision.
+    """
+    await db.check_reachable(must_exist=True)
+    try:
+        revision = await current_revision(db)
+    except Exception as exc:
+        unusable = describe_connect_error(exc, db.url)
+        if unusable is None:
+            raise
+        raise unusable from exc
+    shown = db.shown_url
+    if revision is None:
+        raise DatabaseUnusable(f"database {shown}: no jobstore schema", UPGRADE_FIRST)
+    if at_head:
+        head = head_revision()
+        if revision not in {script.revision for script in _scripts().walk_revisions()}:
+            raise DatabaseUnusable(
+                f"database {shown}: schema revision {revision} is newer than this jobstore's "
+                f"{head}",
+                "use a newer jobstore",
+            )
+        if revision != head:
+            raise DatabaseUnusable(
+                f"database {shown}: schema revision {revision}, this jobstore needs {head}",
+                UPGRADE_FIRST,
+            )
+    return revision
 
 
 async def downgrade_to(db: Database, revision: str) -> None:
