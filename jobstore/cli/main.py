@@ -7,6 +7,10 @@ jobstore db upgrade       migrate the schema to head (also: current, downgrade R
 jobstore users add NAME   add a user (password from the terminal or --password-stdin)
 jobstore tokens create --user NAME [--project P]   print a new API token
 jobstore jobs list|show|create|wait|cancel|prune   talk to a running node (cli/jobs.py)
+
+Exit status: 0 normal stop, 1 the executor failed, 2 configuration error, 3 database
+unreachable, missing, refused or without jobstore's schema, 4 cannot listen on --host:--port
+(in use), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import getpass
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
@@ -29,11 +36,23 @@ from jobstore.cli.logs import setup_logging
 from jobstore.cli.node import build_node
 from jobstore.cli.settings import Settings, add_options, environment, settings_from
 from jobstore.core.accounts import Authenticator
-from jobstore.domain.errors import ClientError, ConfigError
+from jobstore.domain.errors import ClientError, ConfigError, DatabaseUnusable, JobstoreError
 from jobstore.store import Database, migrate_to_head
-from jobstore.store.migrate import current_revision, downgrade_to, head_revision
+from jobstore.store.migrate import downgrade_to, head_revision, require_schema
 
 log = logging.getLogger("jobstore")
+
+
+class CannotListen(JobstoreError):
+    """--host:--port cannot be bound: in use, not an address of this machine, no permission."""
+
+
+# Exit statuses of start-up failures, one line each on stderr (docs/configuration.md).
+EXIT_STATUS: tuple[tuple[type[JobstoreError], int], ...] = (
+    (ConfigError, 2),
+    (DatabaseUnusable, 3),
+    (CannotListen, 4),
+)
 
 
 class _Server(uvicorn.Server):
@@ -56,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(sub.add_parser("worker", help="run an executor only"), "worker", env)
     db = sub.add_parser("db", help="schema migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    add_options(db_sub.add_parser("upgrade", help="migrate to the newest schema"), "db", env)
+    upgrade = db_sub.add_parser("upgrade", help="create the schema, or migrate it to the newest")
+    add_options(upgrade, "db", env)
+    add_options(upgrade, "db upgrade", env)
     add_options(db_sub.add_parser("current", help="print the schema revision"), "db", env)
     down = db_sub.add_parser("downgrade", help="migrate down to REVISION (e.g. base)")
     down.add_argument("revision")
@@ -90,15 +111,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _safe_url(db: Database) -> str:
-    return db.url.render_as_string(hide_password=True)
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "pick another --port, or stop what listens there",
+    errno.EADDRNOTAVAIL: "that address is not on this machine; check --host",
+    errno.EACCES: "ports below 1024 need privileges; pick another --port",
+}
+
+
+def _listen_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bind --host:--port before anything starts, as uvicorn would (SO_REUSEADDR, one socket
+    per address of the host); uvicorn listens on them once the app is up."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {where}: {exc.strerror}; check --host") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        hint = _LISTEN_HINTS.get(exc.errno or 0, "check --host and --port")
+        raise CannotListen(f"cannot listen on {where}: {reason}; {hint}") from exc
+    return sockets
 
 
 async def serve(settings: Settings) -> int:
     settings.check_bind()
     node = build_node(settings, command="serve")
+    sockets: list[socket.socket] = []
     try:
-        await node.migrate()
+        sockets = _listen_sockets(settings.host, settings.port)
+        await node.prepare()
         executor = node.executor
         json_logs = settings.log_format == "json"
         server = _Server(
@@ -122,7 +174,7 @@ async def serve(settings: Settings) -> int:
             settings.port,
             settings.auth,
             node.node_id,
-            _safe_url(node.db),
+            node.db.shown_url,
             ", ".join(node.registry.names()),
         )
 
@@ -135,23 +187,29 @@ async def serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-        await server.serve()
-        watcher.cancel()
+        try:
+            await server.serve(sockets=sockets)
+        except SystemExit:  # uvicorn's exit when the app's start-up failed (it logged why)
+            return 1
+        finally:
+            watcher.cancel()
         return 1 if executor.failure is not None or not server.started else 0
     finally:
+        for sock in sockets:
+            sock.close()
         await node.close()
 
 
 async def worker(settings: Settings) -> int:
     node = build_node(settings, command="worker")
     try:
-        await node.migrate()
+        await node.prepare()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await node.start()
-        log.info("jobstore worker, node %s, database %s", node.node_id, _safe_url(node.db))
+        log.info("jobstore worker, node %s, database %s", node.node_id, node.db.shown_url)
         stopped = asyncio.create_task(node.executor.stopped.wait())
         signalled = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
@@ -162,17 +220,28 @@ async def worker(settings: Settings) -> int:
         await node.close()
 
 
+async def _existing(db: Database, *, at_head: bool) -> str:
+    """For the commands that must not create or migrate a database: refuse one that does not
+    exist or has no jobstore schema, else name it on stderr (stdout stays the command's).
+    Returns its schema revision."""
+    revision = await require_schema(db, at_head=at_head)
+    print(f"jobstore: database {db.shown_url}", file=sys.stderr)
+    return revision
+
+
 async def db_command(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url, pool_size=1)
     try:
         if args.db_command == "upgrade":
+            await db.wait_until_reachable(settings.wait_for_database)
             await migrate_to_head(db)
-            print(f"database {_safe_url(db)} is at revision {head_revision()}")
+            print(f"database {db.shown_url} is at revision {head_revision()}")
         elif args.db_command == "current":
-            print(await current_revision(db) or "empty (no revision)")
+            print(await _existing(db, at_head=False))
         else:
+            await _existing(db, at_head=False)
             await downgrade_to(db, args.revision)
-            print(f"database {_safe_url(db)} is at revision {args.revision}")
+            print(f"database {db.shown_url} is at revision {args.revision}")
         return 0
     finally:
         await db.dispose()
@@ -198,7 +267,7 @@ async def auth_command(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url, pool_size=1)
     auth = Authenticator(db)
     try:
-        await migrate_to_head(db)
+        await _existing(db, at_head=True)
         if args.command == "users" and args.users_command == "add":
             await auth.add_user(args.name, _read_password(args), admin=args.admin)
             print(f"added user {args.name}" + (" (admin)" if args.admin else ""))
@@ -245,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_jobs.run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
+        if args.command in ("db", "users", "tokens"):
+            # Alembic's INFO lines ("Context impl ...") are noise in an admin command's output.
+            level = max(logging.WARNING, logging.getLogger().level)
+            logging.getLogger("alembic").setLevel(level)
         if args.command == "serve":
             return _run_fast(serve(settings))
         if args.command == "worker":
@@ -252,9 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("users", "tokens"):
             return asyncio.run(auth_command(args, settings))
         return asyncio.run(db_command(args, settings))
-    except ConfigError as exc:
+    except JobstoreError as exc:
+        status = next((code for kind, code in EXIT_STATUS if isinstance(exc, kind)), None)
+        if status is None:
+            raise
         print(f"jobstore: {exc}", file=sys.stderr)
-        return 2
+        return status
     except KeyboardInterrupt:
         return 130
 

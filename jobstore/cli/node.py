@@ -90,6 +90,12 @@ class Node:
             metrics=self.metrics,
         )
 
+    async def prepare(self) -> None:
+        """Reach the database, trying again for up to --wait-for-database seconds, then
+        migrate it (--migrate). DatabaseUnusable, one line, when it cannot be used."""
+        await self.db.wait_until_reachable(self.settings.wait_for_database)
+        await self.migrate()
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (when the settings ask for it)."""
         if self.settings.migrate:

@@ -156,6 +156,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-body-bytes", int, "largest request body accepted", ("serve",)),
     Option("--pool-size", int, "database connections per node", ("serve", "worker")),
     Option(
+        "--wait-for-database",
+        float,
+        "at start, keep trying to reach the database for up to this many seconds (0: try once)",
+        ("serve", "worker", "db upgrade"),
+    ),
+    Option(
         "--retain-done",
         retention,
         "how long finished 'done' jobs are kept, like 7d or 12h (default: forever)",
@@ -202,6 +208,7 @@ class Settings:
     cdm_cluster_id: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     pool_size: int = 10
+    wait_for_database: float = 0.0
     retain_done: str = "forever"
     retain_error: str = "forever"
     retain_cancelled: str = "forever"
@@ -244,6 +251,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1-65535, got {self.port}")
+        if self.wait_for_database < 0:
+            raise ConfigError("wait for database must be 0 seconds or more")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
