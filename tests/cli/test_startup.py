@@ -1,0 +1,250 @@
+"""Start-up failures are one line and a documented exit status; admin commands create nothing.
+
+Real `python -m jobstore` processes against a real PostgreSQL (JOBSTORE_TEST_POSTGRES_URL, an
+admin connection, default the local server) and SQLite files in temporary folders. The small
+helpers are written here, so that this file does not depend on where shared helpers live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get(
+    "JOBSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PG = urlsplit(PG_ADMIN_URL)
+PG_HOST, PG_PORT, PG_USER = PG.hostname or "127.0.0.1", PG.port or 5432, PG.username
+PASSWORD = "secret-pw-4711"  # must never appear in any output
+
+
+def free_port() -> int:
+    """A port nobody listens on (free when asked)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env() -> dict[str, str]:
+    """No JOBSTORE_* setting leaks in; this checkout's jobstore is the one imported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTORE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def jobstore(
+    args: Sequence[str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobstore", *args],
+        cwd=cwd,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str], status: int) -> str:
+    """The single stderr line of a failed start, checked for what every such line must be."""
+    output = f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    assert done.returncode == status, output
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("jobstore: "), output
+    assert "Traceback" not in done.stderr + done.stdout, output
+    assert PASSWORD not in done.stderr + done.stdout, output
+    return lines[0]
+
+
+def pg_url(database: str, *, user: str | None = PG_USER, port: int = PG_PORT) -> str:
+    login = f"{user}:{PASSWORD}@" if user else ""
+    return f"postgresql://{login}{PG_HOST}:{port}/{database}"
+
+
+def shown(url: str) -> str:
+    """A URL as jobstore shows it: the password masked."""
+    return url.replace(f":{PASSWORD}@", ":***@")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_admin(sql: str) -> None:
+    asyncio.run(_admin(sql))
+
+
+@pytest.fixture(scope="module")
+def pg() -> None:
+    """PostgreSQL answers; skips without it, fails under CI."""
+    try:
+        pg_admin("SELECT 1")
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must run the PostgreSQL tests")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def new_db_name(pg: None) -> Iterator[str]:
+    """A fresh database name, dropped at the end if anything created it."""
+    name = f"jobstore_startup_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- serve: one line, a documented status -------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_server_down(pg: None, tmp_path: Path) -> None:
+    url = pg_url("jobs", port=free_port())
+    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    line = one_line(done, 3)
+    assert shown(url) in line, line
+    assert "connection refused" in line and "is PostgreSQL running there?" in line, line
+
+
+@pytest.mark.postgres
+def test_missing_database(new_db_name: str, tmp_path: Path) -> None:
+    url = pg_url(new_db_name)
+    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    line = one_line(done, 3)
+    assert shown(url) in line, line
+    assert f'database "{new_db_name}" does not exist' in line, line
+    assert f"create it with createdb -h {PG_HOST} -p {PG_PORT}" in line, line
+
+
+@pytest.mark.postgres
+def test_wrong_role(pg: None, tmp_path: Path) -> None:
+    url = pg_url("postgres", user=f"nobody_{uuid.uuid4().hex[:8]}")
+    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    line = one_line(done, 3)
+    assert shown(url) in line, line
+    assert "check the user and password" in line, line
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    database = tmp_path / "jobstore.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = jobstore(
+            ["serve", "--database-url", f"sqlite:///{database}", "--port", str(port)], tmp_path
+        )
+    line = one_line(done, 4)
+    assert f"127.0.0.1:{port}" in line and "address already in use" in line, line
+    assert "pick another --port" in line, line
+    assert "startup complete" not in done.stdout + done.stderr
+    assert not database.exists(), "the port is checked before the database is touched"
+
+
+# -- --wait-for-database ------------------------------------------------------------------------
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.mark.postgres
+def test_wait_for_database_until_it_is_created(new_db_name: str, tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "jobstore",
+        "serve",
+        *("--database-url", pg_url(new_db_name), "--port", str(port)),
+        *("--wait-for-database", "20", "--log-level", "info"),
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=tmp_path, env=child_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        time.sleep(2)
+        assert proc.poll() is None, log_path.read_text()
+        pg_admin(f'CREATE DATABASE "{new_db_name}"')
+        deadline = time.monotonic() + 30
+        while not _ready(f"http://127.0.0.1:{port}/readyz"):
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    logs = log_path.read_text()
+    retries = [line for line in logs.splitlines() if "trying again in" in line]
+    assert retries, logs
+    assert f'database "{new_db_name}" does not exist' in retries[0], retries[0]
+    assert " INFO " in retries[0], retries[0]
+    assert PASSWORD not in logs and "Traceback" not in logs, logs
+
+
+# -- admin commands: an existing database only --------------------------------------------------
+
+
+def test_admin_commands_create_nothing_and_name_their_database(tmp_path: Path) -> None:
+    for args in (["users", "list"], ["tokens", "list"], ["db", "current"]):
+        line = one_line(jobstore(args, tmp_path), 3)
+        assert f"sqlite:///{tmp_path / 'jobstore.db'}" in line, line
+        assert "run jobstore db upgrade first" in line, line
+        assert list(tmp_path.iterdir()) == [], f"{args} created {list(tmp_path.iterdir())}"
+
+    (tmp_path / "empty.db").touch()
+    line = one_line(
+        jobstore(["users", "list", "--database-url", "sqlite:///empty.db"], tmp_path), 3
+    )
+    assert "no jobstore schema" in line and "run jobstore db upgrade first" in line, line
+
+    upgraded = jobstore(["db", "upgrade"], tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "alembic" not in upgraded.stdout + upgraded.stderr, upgraded
+    assert upgraded.stdout.startswith(f"database sqlite:///{tmp_path / 'jobstore.db'} is at")
+
+    named = f"jobstore: database sqlite:///{tmp_path / 'jobstore.db'}"
+    added = jobstore(["users", "add", "alice", "--no-password"], tmp_path)
+    assert (added.returncode, added.stdout, added.stderr.splitlines()) == (
+        0,
+        "added user alice\n",
+        [named],
+    ), added
+    listed = jobstore(["users", "list"], tmp_path)
+    assert (listed.returncode, listed.stdout, listed.stderr.splitlines()) == (
+        0,
+        "alice\tuser\ttokens only\n",
+        [named],
+    ), listed
