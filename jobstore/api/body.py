@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from jobstore.api.limits import DEFAULT_MAX_BODY_BYTES
 from jobstore.domain.errors import DecodeError
 
-# The largest request body a facade reads, unless the node is told otherwise.
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "read_body"]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,9 +1,7 @@
-"""`jobstore jobs ...`: list, show, create, wait for, cancel and prune jobs on a running node.
+"""`jobstore jobs ...`: what each command does. Its options are in cli/jobs_args.py.
 
-The commands talk to the node's REST API (jobstore.client); tables and progress bars are rich's.
-Exit status: 0 success; 1 the node refused (not found, conflict, unauthorized...) or the job
-`wait` followed ended `error` or `cancelled`; 2 a usage error; 3 the node could not be reached
-or answered 503; 4 `wait --timeout` ran out first.
+The commands talk to the node's REST API through jobstore.client; rich draws the tables and
+progress bars.
 """
 
 from __future__ import annotations
@@ -28,14 +26,11 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from jobstore.cli.settings import retention
+from jobstore.cli.jobs_args import STATES
 from jobstore.client import ApiError, JobRef, JobstoreClient, Unreachable, safe_url
-from jobstore.domain.errors import ConfigError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
-DEFAULT_URL = "http://127.0.0.1:9191"
-STATES = ("queued", "running", "done", "error", "cancelled")
 STYLES = {
     "queued": "cyan",
     "running": "yellow",
@@ -52,112 +47,6 @@ class UsageError(Exception):
 
 
 Command = Callable[[JobstoreClient, argparse.Namespace, Console], int]
-
-# -- the parser ------------------------------------------------------------------------------
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
-    return number
-
-
-def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The options every `jobs` command takes; defaults come from JOBSTORE_* variables."""
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
-    url = env.get("JOBSTORE_URL") or DEFAULT_URL
-    group.add_argument("--url", default=url, help=f"the node [JOBSTORE_URL; default {DEFAULT_URL}]")
-    group.add_argument(
-        "--token", help="an API token, sent as a Bearer token [JOBSTORE_TOKEN, which ps cannot see]"
-    )
-    group.add_argument(
-        "--user",
-        help="sign in with HTTP Basic as USER [JOBSTORE_USER; password: JOBSTORE_PASSWORD]",
-    )
-    group.add_argument(
-        "--password-stdin", action="store_true", help="read the --user's password from stdin"
-    )
-    try:
-        timeout = _positive(env.get("JOBSTORE_REQUEST_TIMEOUT") or "30")
-    except argparse.ArgumentTypeError as exc:
-        raise ConfigError(f"JOBSTORE_REQUEST_TIMEOUT: {exc}") from None
-    group.add_argument(
-        "--request-timeout",
-        type=_positive,
-        default=timeout,
-        metavar="SECONDS",
-        help="give up on a request after this long [JOBSTORE_REQUEST_TIMEOUT; default 30]",
-    )
-    group.add_argument("--json", action="store_true", help="print the node's JSON, not a table")
-    return parent
-
-
-def add_parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
-) -> None:
-    """Add `jobs` and its commands to the top-level subparsers."""
-    common = [_connection(env)]
-    jobs = sub.add_parser(
-        "jobs",
-        help="list, show, create, wait for, cancel and prune jobs on a running node",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cmds = jobs.add_subparsers(dest="jobs_command", required=True)
-
-    ls = cmds.add_parser("list", parents=common, help="list jobs, newest first")
-    ls.add_argument("--status", help="comma-separated states, e.g. running,queued")
-    ls.add_argument("--endpoint", help="only jobs of this endpoint")
-    ls.add_argument("--tag", help="only the job with this tag")
-    ls.add_argument("--limit", type=int, default=50, help="jobs per page, 1-500 (default 50)")
-    ls.add_argument("--before", type=int, metavar="ID", help="only jobs older than job ID")
-    ls.add_argument("--all", action="store_true", help="follow the pages to the oldest job")
-
-    show = cmds.add_parser("show", parents=common, help="a job's details, request and response")
-    show.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
-
-    create = cmds.add_parser("create", parents=common, help="create a job")
-    create.add_argument("endpoint", help="e.g. /sleep")
-    data = create.add_mutually_exclusive_group()
-    data.add_argument("--data", metavar="JSON|@FILE", help="the request as JSON (@- for stdin)")
-    data.add_argument(
-        "--data-base64", metavar="B64|@FILE", help="a binary request: base64, or a file's bytes"
-    )
-    create.add_argument("--encoding", choices=("json", "binary", "snappy"))
-    create.add_argument("--tag", help="a tag for the job; sending the same create again is safe")
-    create.add_argument(
-        "--remove-on-complete", action="store_true", help="delete the job when it ends"
-    )
-    create.add_argument("--wait", action="store_true", help="then wait for it, like `jobs wait`")
-    create.add_argument("--timeout", type=_positive, metavar="SECONDS", help="for --wait")
-
-    wait = cmds.add_parser("wait", parents=common, help="follow a job to its end")
-    wait.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
-    wait.add_argument(
-        "--timeout", type=_positive, metavar="SECONDS", help="give up after this long (exit 4)"
-    )
-
-    cancel = cmds.add_parser("cancel", parents=common, help="cancel jobs")
-    cancel.add_argument("jobs", metavar="ID|TAG", nargs="+")
-
-    prune = cmds.add_parser(
-        "prune",
-        parents=common,
-        help="delete finished jobs past their retention (default: the node's)",
-    )
-    for state in ("done", "error", "cancelled"):
-        prune.add_argument(
-            f"--{state}",
-            type=retention,
-            metavar="AGE",
-            help=f"delete '{state}' jobs that finished more than AGE ago (like 7d, 12h, 0s)",
-        )
-
 
 # -- running a command -----------------------------------------------------------------------
 

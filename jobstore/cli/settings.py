@@ -14,13 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobstore.api.body import DEFAULT_MAX_BODY_BYTES
-from jobstore.core.jobs import DEFAULT_MAX_ATTEMPTS
+from jobstore.api.limits import DEFAULT_MAX_BODY_BYTES
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError
-from jobstore.domain.models import JobState
-from jobstore.executor.pruner import PrunerConfig
-from jobstore.executor.runner import ExecutorConfig
+from jobstore.domain.models import DEFAULT_MAX_ATTEMPTS, JobState
+from jobstore.executor.config import ExecutorConfig, PrunerConfig
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
 from jobstore.domain.events import JobEvents
 from jobstore.domain.models import (
+    DEFAULT_MAX_ATTEMPTS,
     FINAL_STATES,
     Inserted,
     Job,
@@ -39,7 +40,6 @@ from jobstore.store import Database
 from jobstore.store.batch import GroupCommit
 from jobstore.store.migrate import current_revision, head_revision
 
-DEFAULT_MAX_ATTEMPTS = 3
 # Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
 CANCEL_BATCH = 1000
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)

@@ -13,6 +13,7 @@ JobstoreError
 │   └── DefinitionBusy          the definition's last submission has not finished
 ├── JobFailed                   raised by a handler: the job ends `error` with this message
 ├── StoreUnavailable            the database is out of reach; facades answer 503
+├── CannotListen                a node cannot bind its --host:--port
 ├── DatabaseUnusable            at start: the database is down, missing, refuses us or lacks
 │                               jobstore's schema; one line naming it, the cause, what to do
 └── ConfigError                 bad settings or endpoint modules, found at start
@@ -100,6 +101,10 @@ class DefinitionBusy(ClientError):
 
 class JobFailed(JobstoreError):
     """Raise from a handler to end the job `error` with this message."""
+
+
+class CannotListen(JobstoreError):
+    """--host:--port cannot be bound: in use, not an address of this machine, no permission."""
 
 
 class StoreUnavailable(JobstoreError):

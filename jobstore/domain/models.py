@@ -10,6 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 
+# Runs of a retryable job whose node keeps dying, unless its endpoint or the node says otherwise.
+DEFAULT_MAX_ATTEMPTS = 3
+
+
 class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -8,43 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from jobstore.domain.clock import Clock, SystemClock
-from jobstore.domain.errors import ConfigError
-from jobstore.domain.models import FINAL_STATES, JobState, PruneResult
+from jobstore.domain.models import JobState, PruneResult
+from jobstore.executor.config import PrunerConfig
 from jobstore.store import Database
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "jobstore-pruner"
-
-
-@dataclass(frozen=True)
-class PrunerConfig:
-    # Final state -> how long its jobs are kept after they finish; a missing state is kept.
-    retention: Mapping[JobState, timedelta] = field(default_factory=dict)
-    interval_seconds: float = 60.0
-    batch_size: int = 1000
-    max_batches: int = 100  # per state and run: a huge backlog is worked off over several runs
-
-    def __post_init__(self) -> None:
-        for state, keep in self.retention.items():
-            if state not in FINAL_STATES:
-                raise ConfigError(f"retention applies to finished states, not {state.value!r}")
-            if keep < timedelta(0):
-                raise ConfigError("retention must not be negative")
-        if not (math.isfinite(self.interval_seconds) and self.interval_seconds > 0):
-            raise ConfigError("prune interval must be a positive number of seconds")
-        if self.batch_size < 1 or self.max_batches < 1:
-            raise ConfigError("prune batch size and batch count must be at least 1")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.retention)
 
 
 class Pruner:

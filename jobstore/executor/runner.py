@@ -18,21 +18,20 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from jobstore.codecs import decode_request, encode_response
 from jobstore.domain.clock import Clock, SystemClock
-from jobstore.domain.errors import ConfigError, JobFailed, JobstoreError
+from jobstore.domain.errors import JobFailed, JobstoreError
 from jobstore.domain.events import JobEvents
 from jobstore.domain.models import Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
+from jobstore.executor.config import ExecutorConfig
 from jobstore.executor.leases import LeaseKeeper, ProgressSync, TickResult
 from jobstore.executor.rescuer import Rescuer
 from jobstore.executor.running import Run, RunningJobs, cancelled_outcome
@@ -42,43 +41,6 @@ from jobstore.store import Database, RescueResult
 from jobstore.store.batch import GroupCommit
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    node_id: str
-    concurrency: int = 8
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 0.0  # 0: a third of the lease
-    poll_seconds: float = 1.0
-    tick_seconds: float = 0.5
-    rescue_seconds: float = 0.0  # 0: half the lease
-    cancel_grace_seconds: float = 5.0
-    shutdown_seconds: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not self.node_id or len(self.node_id) > 128:
-            raise ConfigError("node id must be 1 to 128 characters")
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
-        for name in ("lease_seconds", "heartbeat_seconds", "poll_seconds", "tick_seconds",
-                     "rescue_seconds", "cancel_grace_seconds", "shutdown_seconds"):  # fmt: skip
-            if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name.replace('_', ' ')} must be a finite number")
-        if self.lease_seconds < 1:
-            raise ConfigError("lease must be at least 1 second")
-        for name in ("poll_seconds", "tick_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name.replace('_', ' ')} must be more than 0")
-        for name in ("cancel_grace_seconds", "shutdown_seconds"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
-        if self.heartbeat_seconds == 0:
-            object.__setattr__(self, "heartbeat_seconds", self.lease_seconds / 3)
-        if self.rescue_seconds == 0:
-            object.__setattr__(self, "rescue_seconds", self.lease_seconds / 2)
-        if self.heartbeat_seconds >= self.lease_seconds:
-            raise ConfigError("heartbeat interval must be shorter than the lease")
 
 
 class Executor:

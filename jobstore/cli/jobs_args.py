@@ -1,0 +1,191 @@
+"""The options of `jobstore jobs ...`, with help written for the people who run them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from jobstore.domain.durations import parse_duration
+from jobstore.domain.errors import ConfigError
+
+DEFAULT_URL = "http://127.0.0.1:9191"
+STATES = ("queued", "running", "done", "error", "cancelled")
+DESCRIPTION = """\
+Create, follow, list and cancel jobs on a running node (its REST API, /api/v1).
+
+examples:
+  jobstore jobs create /sleep --data '{"seconds": 5}' --tag nightly-1
+  jobstore jobs wait nightly-1
+  jobstore jobs list --status running,queued
+  jobstore jobs show 42
+  jobstore jobs cancel 42 nightly-1
+  jobstore jobs prune --done 7d
+
+The node is http://127.0.0.1:9191 unless --url or JOBSTORE_URL says otherwise; sign in with
+--token (or JOBSTORE_TOKEN) or --user (JOBSTORE_USER and JOBSTORE_PASSWORD).
+"""
+EPILOG = """\
+exit status: 0 ok; 1 the node refused (not found, conflict, not signed in ...) or the job
+`wait` followed ended error or cancelled; 2 a usage error; 3 the node could not be reached or
+answered 503; 4 `wait --timeout` ran out first.
+"""
+
+
+def _states(value: str) -> str:
+    """--status: comma-separated job states, each one jobstore knows."""
+    given = [s.strip() for s in value.split(",") if s.strip()]
+    wrong = [s for s in given if s not in STATES]
+    if wrong or not given:
+        raise argparse.ArgumentTypeError(
+            f"unknown state {', '.join(map(repr, wrong)) or repr(value)}; "
+            f"choose from {', '.join(STATES)}"
+        )
+    return ",".join(given)
+
+
+def _age(value: str) -> str:
+    """--done/--error/--cancelled of prune: a retention like 7d or 12h."""
+    try:
+        parse_duration(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value.strip().lower() or "forever"
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return number
+
+
+def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The options every `jobs` command takes; defaults come from JOBSTORE_* variables."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    url = env.get("JOBSTORE_URL") or DEFAULT_URL
+    group.add_argument("--url", default=url, help=f"the node [JOBSTORE_URL; default {DEFAULT_URL}]")
+    group.add_argument(
+        "--token", help="an API token, sent as a Bearer token [JOBSTORE_TOKEN, which ps cannot see]"
+    )
+    group.add_argument(
+        "--user",
+        help="sign in with HTTP Basic as USER [JOBSTORE_USER; password: JOBSTORE_PASSWORD]",
+    )
+    group.add_argument(
+        "--password-stdin", action="store_true", help="read the --user's password from stdin"
+    )
+    try:
+        timeout = _positive(env.get("JOBSTORE_REQUEST_TIMEOUT") or "30")
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"JOBSTORE_REQUEST_TIMEOUT: {exc}") from None
+    group.add_argument(
+        "--request-timeout",
+        type=_positive,
+        default=timeout,
+        metavar="SECONDS",
+        help="give up on a request after this long [JOBSTORE_REQUEST_TIMEOUT; default 30]",
+    )
+    group.add_argument("--json", action="store_true", help="print the node's JSON, not a table")
+    return parent
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
+    """Add `jobs` and its commands to the top-level subparsers."""
+    common = [_connection(env)]
+    jobs = sub.add_parser(
+        "jobs",
+        help="create, follow, list and cancel jobs on a running node",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    jobs.set_defaults(_parser=jobs)
+    cmds = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+        parser = cmds.add_parser(
+            name,
+            parents=common,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.\n\nexamples:\n{examples}",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(_parser=parser)
+        return parser
+
+    ls = command(
+        "list",
+        "list jobs, newest first",
+        "  jobstore jobs list\n  jobstore jobs list --status error --endpoint /sleep --all",
+    )
+    ls.add_argument("--status", type=_states, help=f"comma-separated: {', '.join(STATES)}")
+    ls.add_argument("--endpoint", help="only jobs of this endpoint")
+    ls.add_argument("--tag", help="only the job with this tag")
+    ls.add_argument("--limit", type=int, default=50, help="jobs per page, 1-500 (default 50)")
+    ls.add_argument("--before", type=int, metavar="ID", help="only jobs older than job ID")
+    ls.add_argument("--all", action="store_true", help="follow the pages to the oldest job")
+
+    show = command(
+        "show",
+        "show a job: its state, progress, request and result",
+        "  jobstore jobs show 42\n  jobstore jobs show nightly-1 --json",
+    )
+    show.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
+
+    create = command(
+        "create",
+        "create a job",
+        "  jobstore jobs create /sleep --data '{\"seconds\": 5}' --tag nightly-1 --wait\n"
+        "  jobstore jobs create /echo --data @request.json\n"
+        "  jobstore jobs create /resize --data-base64 @image.avro --encoding binary",
+    )
+    create.add_argument("endpoint", help="the endpoint to run, e.g. /sleep")
+    data = create.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="JSON|@FILE", help="the request as JSON (@- for stdin)")
+    data.add_argument(
+        "--data-base64", metavar="B64|@FILE", help="a binary request: base64, or a file's bytes"
+    )
+    create.add_argument("--encoding", choices=("json", "binary", "snappy"))
+    create.add_argument("--tag", help="a tag for the job; sending the same create again is safe")
+    create.add_argument(
+        "--remove-on-complete", action="store_true", help="delete the job when it ends"
+    )
+    create.add_argument("--wait", action="store_true", help="then wait for it, like `jobs wait`")
+    create.add_argument("--timeout", type=_positive, metavar="SECONDS", help="for --wait")
+
+    wait = command(
+        "wait",
+        "follow a job to its end, with a progress bar",
+        "  jobstore jobs wait 42\n  jobstore jobs wait nightly-1 --timeout 60",
+    )
+    wait.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
+    wait.add_argument(
+        "--timeout", type=_positive, metavar="SECONDS", help="give up after this long (exit 4)"
+    )
+
+    cancel = command(
+        "cancel",
+        "cancel jobs: queued ones at once, running ones as soon as they stop",
+        "  jobstore jobs cancel 42\n  jobstore jobs cancel 42 43 nightly-1",
+    )
+    cancel.add_argument("jobs", metavar="ID|TAG", nargs="+")
+
+    prune = command(
+        "prune",
+        "delete finished jobs past their retention now (default: the node's retention)",
+        "  jobstore jobs prune\n  jobstore jobs prune --done 7d --error 30d",
+    )
+    for state in ("done", "error", "cancelled"):
+        prune.add_argument(
+            f"--{state}",
+            type=_age,
+            metavar="AGE",
+            help=f"delete '{state}' jobs that finished more than AGE ago (like 7d, 12h, 0s)",
+        )
