@@ -50,7 +50,7 @@ def decode_request(payload: Payload, schema: Schema | None, *, raw: bool = False
     data = unwrap_bytes(payload)
     if raw or schema is None:
         return data
-    return schema.decode(data)
+    return schema.decode(data, what="the payload", encoding=payload.encoding.value)
 
 
 def encode_response(

@@ -12,9 +12,20 @@ def loads(text: str | bytes, *, what: str = "body") -> Any:
     try:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"{what} is not valid JSON: {exc}") from exc
+        raise DecodeError(f"{what} is not valid JSON: {why_not_json(text, exc)}") from exc
     except RecursionError:
         raise DecodeError(f"{what} nests too deeply") from None
+
+
+def why_not_json(text: str | bytes, exc: ValueError) -> str:
+    """Why `text` is not JSON, in words: `Expecting value at line 1 column 33`."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"it is not UTF-8 text (at byte {exc.start + 1})"
+    if isinstance(exc, json.JSONDecodeError):
+        if not text.strip():
+            return "it is empty"
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return str(exc)
 
 
 def dumps(value: Any) -> str:

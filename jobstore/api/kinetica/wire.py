@@ -40,7 +40,7 @@ def decode_request(body: bytes, wire: WireEncoding, schema: Schema) -> dict[str,
         return _from_json(body, schema)
     if wire is WireEncoding.SNAPPY:
         body = snappy.decompress(body)
-    record = schema.decode(body)
+    record = schema.decode(body, what="request body", encoding=wire.name.lower())
     if not isinstance(record, dict):  # pragma: no cover - every request schema is a record
         raise DecodeError("request is not a record")
     return record
