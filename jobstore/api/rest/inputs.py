@@ -78,9 +78,10 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid([FieldError("body", "", f"not valid JSON: {exc}")]) from None
+        why = jsontext.why_not_json(body, exc)
+        raise invalid([FieldError("body", "body", f"not valid JSON: {why}")]) from None
     except RecursionError:
-        raise invalid([FieldError("body", "", "JSON nests too deeply")]) from None
+        raise invalid([FieldError("body", "body", "JSON nests too deeply")]) from None
 
 
 def _no_constants(name: str) -> Any:
@@ -90,7 +91,7 @@ def _no_constants(name: str) -> Any:
 def parse_create(body: Any, idempotency_key: str | None) -> CreateRequest:
     """Check a create body (and the Idempotency-Key header) and build the job's payload."""
     if not isinstance(body, dict):
-        raise invalid([FieldError("body", "", "must be a JSON object")])
+        raise invalid([FieldError("body", "body", "must be a JSON object")])
     errors = [
         FieldError("body", name, f"unknown field; known fields are {', '.join(CREATE_FIELDS)}")
         for name in body
@@ -296,7 +297,7 @@ def parse_prune(body: Any) -> dict[JobState, timedelta] | None:
     if body is None:
         return None
     if not isinstance(body, dict):
-        raise invalid([FieldError("body", "", "must be a JSON object")])
+        raise invalid([FieldError("body", "body", "must be a JSON object")])
     errors = [
         FieldError("body", name, "unknown field; the only field is retention")
         for name in body

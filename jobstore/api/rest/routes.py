@@ -148,7 +148,7 @@ class RestApi:
         """POST /jobs: 201 for a new job, 200 for a create repeated under the same tag."""
         body = await self._json_body(request)
         if body is None:
-            raise invalid([FieldError("body", "", "required: a JSON object with an endpoint")])
+            raise invalid([FieldError("body", "body", "required: a JSON object with an endpoint")])
         create = parse_create(body, request.headers.get("idempotency-key"))
         try:
             result = await self.service.create_job(
