@@ -42,8 +42,12 @@ class DecodeError(BadRequest):
 
 class UnknownEndpoint(ClientError):
     def __init__(self, endpoint: str, known: list[str] | None = None) -> None:
-        hint = f"; this service has {', '.join(known)}" if known else ""
-        super().__init__(f"unknown endpoint {endpoint!r}{hint}")
+        if not endpoint.strip():
+            hint = f": name one of {', '.join(known)}" if known else " (this service has none)"
+            super().__init__(f"no endpoint given{hint}")
+        else:
+            hint = f"; this service has {', '.join(known)}" if known else ""
+            super().__init__(f"unknown endpoint {endpoint!r}{hint}")
         self.endpoint = endpoint
 
 

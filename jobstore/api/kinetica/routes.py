@@ -14,7 +14,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from jobstore import __version__
 from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
@@ -116,7 +117,7 @@ class KineticaApi:
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    def _find(self, path: str) -> str | None:
+    def find(self, path: str) -> str | None:
         """Exact path, or a known endpoint at the end of it (a client URL with a path prefix)."""
         if path in self.handlers:
             return path
@@ -128,12 +129,22 @@ class KineticaApi:
     async def dispatch(self, request: Request) -> Response:
         return await guard(request, ENVELOPE_ERRORS, self._principal, self._serve)
 
+    async def wrong_method(self, request: Request) -> Response:
+        """A Kinetica endpoint called with GET (a browser, curl without -d): say how to call it.
+
+        405 with `Allow: POST`, as an ERROR envelope: the official client only POSTs, and would
+        read any answer but 404 and 5xx as a plain error anyway.
+        """
+        name = self.find(request.url.path) or request.url.path
+        message = f"{name} takes POST, not {request.method}; only the ping (GET /) takes GET"
+        return _error_envelope(request, message, 405, {"Allow": "POST"})
+
     async def _principal(self, request: Request) -> Principal | None:
         return await authenticate(self.config.authenticator, request.headers)
 
     async def _serve(self, request: Request, principal: Principal | None) -> Response:
         wire_enc = WireEncoding.from_content_type(request.headers.get("content-type"))
-        name = self._find(request.url.path)
+        name = self.find(request.url.path)
         if name is None:
             raise BadRequest(f"unknown Kinetica endpoint {request.url.path!r}")
         body = await read_body(request, self.config.max_body_bytes)
@@ -296,8 +307,32 @@ def _positive_int(value: str, name: str, *, maximum: int) -> int:
     return number
 
 
+class _OtherMethods(Route):
+    """The catch-all for a known Kinetica endpoint's path with any method but POST.
+
+    It matches nothing else, so other paths keep their own routes' 405s and 404s.
+    """
+
+    METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+    def __init__(self, api: KineticaApi) -> None:
+        super().__init__("/{path:path}", api.wrong_method, methods=list(self.METHODS))
+        self._api = api
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.FULL:  # POST (the other catch-all's), or an unusual method
+            return Match.NONE, {}
+        if self._api.find("/" + str(child["path_params"].get("path", ""))) is None:
+            return Match.NONE, {}
+        return match, child
+
+
 def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -> list[BaseRoute]:
-    """The ping, then a POST catch-all: any path that ends in a known endpoint is served."""
+    """The ping, then a POST catch-all: any path that ends in a known endpoint is served.
+
+    The same paths with another method are answered with an ERROR envelope (405).
+    """
     api = KineticaApi(service, config or KineticaConfig())
 
     async def ping(request: Request) -> Response:
@@ -306,4 +341,5 @@ def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -
     return [
         Route("/", ping, methods=["GET"]),
         Route("/{path:path}", api.dispatch, methods=["POST"]),
+        _OtherMethods(api),
     ]
