@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ from jobstore.domain.events import JobEvents
 from jobstore.domain.models import (
     DEFAULT_MAX_ATTEMPTS,
     FINAL_STATES,
+    Encoding,
     Inserted,
     Job,
     JobQuery,
@@ -58,7 +60,23 @@ class CreateResult:
 
 
 def request_digest(endpoint: str, payload: Payload) -> str:
-    """What makes two creates "the same job": endpoint, encoding and payload."""
+    """What makes two creates "the same job": endpoint, encoding and payload.
+
+    A JSON payload counts by its meaning, not its spelling: it is digested in a canonical form
+    (keys sorted, no spaces), so `{"seconds":5}` and `{"seconds": 5}` are the same job.
+    """
+    text = payload.text
+    if text is not None and payload.encoding is Encoding.JSON:
+        text = canonical_json(text)
+    return _digest(endpoint, payload, text)
+
+
+def legacy_request_digest(endpoint: str, payload: Payload) -> str:
+    """The digest of the exact payload text, as jobs created before canonical JSON hold it."""
+    return _digest(endpoint, payload, payload.text)
+
+
+def _digest(endpoint: str, payload: Payload, text: str | None) -> str:
     h = hashlib.sha256()
     h.update(endpoint.encode())
     h.update(b"\0")
@@ -66,9 +84,37 @@ def request_digest(endpoint: str, payload: Payload) -> str:
     h.update(b"\0")
     if payload.data is not None:
         h.update(payload.data)
-    if payload.text is not None:
-        h.update(payload.text.encode("utf-8", "surrogatepass"))
+    if text is not None:
+        h.update(text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+def canonical_json(text: str) -> str:
+    """JSON text in one spelling: keys sorted, no spaces, non-ASCII as is; else `text`."""
+    try:
+        value = json.loads(text)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON: prepare_job refuses it anyway
+        return text
+
+
+def _what_differs(new: NewJob, holder: Inserted) -> str | None:
+    """What a create differs in from the job holding its tag, when the row tells.
+
+    Endpoint and encoding are compared; the payload is named only when both are the same.
+    A removed job's encoding is not kept, so for it the payload and encoding stay together.
+    """
+    if holder.existing_endpoint is None:
+        return None
+    encoding = new.request.encoding.value
+    differs = []
+    if holder.existing_endpoint != new.endpoint:
+        differs.append(f"endpoint ({holder.existing_endpoint}, not {new.endpoint})")
+    if holder.existing_encoding is not None and holder.existing_encoding != encoding:
+        differs.append(f"request_encoding ({holder.existing_encoding}, not {encoding})")
+    if differs:
+        return " and ".join(differs)
+    return "payload" if holder.existing_encoding is not None else "request_encoding or payload"
 
 
 class Retention(Protocol):
@@ -199,8 +245,11 @@ class JobService:
         if not inserted.created:
             if inserted.existing_owner != new.created_by:
                 raise TagConflict(new.job_tag, None)  # someone else's job: say nothing of it
-            if inserted.existing_digest != new.request_digest:
-                raise TagConflict(new.job_tag, inserted.job_id)
+            if inserted.existing_digest != new.request_digest and (
+                # A job created before canonical JSON holds the digest of its exact text.
+                inserted.existing_digest != legacy_request_digest(new.endpoint, new.request)
+            ):
+                raise TagConflict(new.job_tag, inserted.job_id, _what_differs(new, inserted))
             return CreateResult(inserted.job_id, new.job_tag, created=False)
         self.announce_created(endpoint)
         return CreateResult(inserted.job_id, new.job_tag, created=True)

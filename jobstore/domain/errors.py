@@ -52,16 +52,19 @@ class UnknownEndpoint(ClientError):
 
 
 class TagConflict(ClientError):
-    def __init__(self, tag: str, job_id: int | None) -> None:
+    """`differs` says what differs from the job holding the tag, e.g. "payload"."""
+
+    def __init__(self, tag: str, job_id: int | None, differs: str | None = None) -> None:
         if job_id is None:
             super().__init__(f"job_tag {tag!r} is already in use; choose another tag")
         else:
+            what = differs or "endpoint, request_encoding or payload"
             super().__init__(
-                f"job_tag {tag!r} is already used by job {job_id} "
-                "with a different endpoint, request_encoding or payload"
+                f"job_tag {tag!r} is already used by job {job_id} with a different {what}"
             )
         self.tag = tag
         self.job_id = job_id
+        self.differs = differs
 
 
 class JobNotFound(ClientError):

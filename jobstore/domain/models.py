@@ -194,6 +194,8 @@ class Inserted:
     created: bool
     existing_digest: str | None = None  # of the job holding the tag, when not created
     existing_owner: str | None = None  # who created the job holding the tag
+    existing_endpoint: str | None = None  # the holder's endpoint
+    existing_encoding: str | None = None  # the holder's request encoding (None if removed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,9 @@ from jobstore.store.runs import RunStore
 from jobstore.store.statements import IS_QUEUED, IS_RUNNING, QUEUED, cancel_map
 from jobstore.store.tables import job_tombstones, jobs
 
+# The job holding a tag: job_id, request digest, created_by, endpoint, request encoding.
+Holder = tuple[int, str, str | None, str, str | None]
+
 # Columns a listing needs; payloads and responses stay on disk.
 _SUMMARY_COLUMNS = [
     c
@@ -53,18 +56,25 @@ class JobStore(RunStore):
         """Create a batch of jobs in one multi-row INSERT; one answer per job, in order.
 
         A tag already held (by a live job, a removed job, or an earlier job of the same
-        batch) creates nothing and answers with the holder's id and request digest.
+        batch) creates nothing and answers with the holder's id, request digest, owner,
+        endpoint and request encoding (a removed job's encoding is not kept: None).
         """
         # SQLAlchemy sends this as one INSERT ... VALUES (...), (...) RETURNING.
         result = await conn.execute(self._insert, [_insert_row(new, now) for new in news])
         created = {tag: job_id for job_id, tag in result.all()}
-        # tag -> (job_id, request digest, created_by) of the job that holds it
-        holders: dict[str, tuple[int, str, str | None]] = {}
+        # tag -> the job that holds it: (job_id, request digest, created_by, endpoint, encoding)
+        holders: dict[str, Holder] = {}
         answers: list[Inserted | None] = []
         for new in news:
             tag = new.job_tag
             if tag in created and tag not in holders:
-                holders[tag] = (created[tag], new.request_digest, new.created_by)
+                holders[tag] = (
+                    created[tag],
+                    new.request_digest,
+                    new.created_by,
+                    new.endpoint,
+                    new.request.encoding.value,
+                )
                 answers.append(Inserted(created[tag], True))
             else:
                 answers.append(None)  # held by an earlier job: resolved below
@@ -73,10 +83,16 @@ class JobStore(RunStore):
         if missing:
             live = await conn.execute(
                 sa.select(
-                    jobs.c.job_tag, jobs.c.job_id, jobs.c.request_digest, jobs.c.created_by
+                    jobs.c.job_tag,
+                    jobs.c.job_id,
+                    jobs.c.request_digest,
+                    jobs.c.created_by,
+                    jobs.c.endpoint,
+                    jobs.c.request_encoding,
                 ).where(jobs.c.job_tag.in_(missing))
             )
-            holders.update({tag: (i, digest, owner) for tag, i, digest, owner in live.all()})
+            for tag, job_id, digest, owner, endpoint, encoding in live.all():
+                holders[tag] = (job_id, digest, owner, endpoint, encoding)
         # Tombstones: for tags that lost to a removed job, and for given tags we just
         # inserted (on PostgreSQL an insert waits for a concurrent removal of the same tag
         # to commit, so its tombstone is visible here; then our row must go).
@@ -89,9 +105,13 @@ class JobStore(RunStore):
                     job_tombstones.c.job_id,
                     job_tombstones.c.request_digest,
                     job_tombstones.c.created_by,
+                    job_tombstones.c.endpoint,
                 ).where(job_tombstones.c.job_tag.in_(check))
             )
-            found = {tag: (i, digest, owner) for tag, i, digest, owner in stones.all()}
+            found: dict[str, Holder] = {
+                tag: (i, digest, owner, endpoint, None)
+                for tag, i, digest, owner, endpoint in stones.all()
+            }
             undo = [created[t] for t in found if t in created]
             if undo:
                 await conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(undo)))
@@ -104,8 +124,8 @@ class JobStore(RunStore):
             if answer is None:
                 if new.job_tag not in holders:  # pragma: no cover - a tag both taken and free
                     raise RuntimeError(f"job_tag {new.job_tag!r} vanished during create")
-                job_id, digest, owner = holders[new.job_tag]
-                answer = Inserted(job_id, False, digest, owner)
+                job_id, digest, owner, endpoint, encoding = holders[new.job_tag]
+                answer = Inserted(job_id, False, digest, owner, endpoint, encoding)
             final.append(answer)
         return final
 
