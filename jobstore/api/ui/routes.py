@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_JOB_ID = 2**63 - 1
 MAX_QUERY_CHARS = 256
+SHOWN_QUERY_CHARS = 60  # of a search term, in a notice
 HTML_HEADERS = {
     # Everything comes from this origin; no inline script; nobody may frame the cancel button.
     "Content-Security-Policy": (
@@ -301,9 +302,14 @@ class Dashboard:
     async def _search(
         self, q: str, query: JobQuery, owner: str | None
     ) -> tuple[list[Job], str | None]:
-        """Jobs whose tag is exactly `q`, or whose id is `q`, within the other filters."""
+        """Jobs whose tag is exactly `q`, or whose id is `q`, within the other filters.
+
+        With no row to show, the notice says why: the job was removed, the filters hide it,
+        or no job has that tag or id.
+        """
         found: list[Job] = []
         notice = None
+        hidden = False  # a job has this tag or id, but the status or endpoint filter hides it
         if is_valid_tag(q):
             found = await self.service.search_jobs(replace(query, tag=q, before_id=None), limit=1)
         job_id = job_id_in(q)
@@ -318,6 +324,8 @@ class Dashboard:
                 wanted = query.states is None or job.status in query.states
                 if wanted and query.endpoint in (None, job.endpoint):
                     found = [job, *(j for j in found if j.job_id != job.job_id)]
+                else:
+                    hidden = True
         if not found and notice is None and is_valid_tag(q):
             try:
                 await self.service.get_job(tag=q, visible_to=owner)
@@ -325,8 +333,20 @@ class Dashboard:
                 notice = str(exc)
             except JobNotFound:
                 pass
-        if not found and notice is None and not is_valid_tag(q):
-            notice = "Search takes an exact job tag (letters, digits, '_' and '-') or a job id."
+            else:
+                hidden = True
+        if not found and notice is None:
+            shown = q if len(q) <= SHOWN_QUERY_CHARS else q[:SHOWN_QUERY_CHARS] + "..."
+            if hidden:
+                notice = (
+                    f"A job has the tag or id '{shown}', but the status or endpoint chosen "
+                    "above hides it."
+                )
+            else:
+                notice = (
+                    f"No job has the tag or id '{shown}'; search takes an exact job tag "
+                    "(letters, digits, '_' and '-') or a job id."
+                )
         return found, notice
 
     async def list_page(self, request: Request, principal: Principal | None) -> Response:
