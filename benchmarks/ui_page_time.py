@@ -1,7 +1,7 @@
 """How long the dashboard's pages take on a big jobs table (not a pytest module: run it).
 
-    .venv/bin/python tests/ui_page_time.py --rows 1000000 --database sqlite
-    .venv/bin/python tests/ui_page_time.py --rows 1000000 --database postgres
+    .venv/bin/python benchmarks/ui_page_time.py --rows 1000000 --database sqlite
+    .venv/bin/python benchmarks/ui_page_time.py --rows 1000000 --database postgres
 
 Fills a fresh database with `--rows` jobs in one INSERT ... SELECT (a recursive CTE on SQLite,
 generate_series on PostgreSQL): mostly done, some error and cancelled, a few queued and running

@@ -10,71 +10,35 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
 from jobstore.domain.clock import ManualClock
 from jobstore.store import Database, JobStore, migrate_to_head
-
-PG_ADMIN_URL = os.environ.get(
-    "JOBSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.databases import (
+    PG_ADMIN_URL,
+    drop_pg_database,
+    new_pg_database,
+    pg_dsn,
+    pg_unreachable,
 )
+
 IN_CI = bool(os.environ.get("CI"))
-
-
-def _pg_dsn(database: str | None = None) -> str:
-    url = make_url(PG_ADMIN_URL).set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def _pg_admin(*statements: str) -> None:
-    conn = await asyncpg.connect(_pg_dsn(), timeout=5)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _pg_reachable() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    try:
-        asyncio.run(_pg_admin("SELECT 1"))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     """The admin DSN; skips (or fails under CI) when there is no PostgreSQL."""
-    why = _pg_reachable()
+    why = pg_unreachable()
     if why is not None:
         message = f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({why})"
         if IN_CI:
             pytest.fail(message + "; CI must run the PostgreSQL tests")
         pytest.skip(message)
-    return _pg_dsn()
-
-
-def new_pg_database(template: str | None = None) -> str:
-    """Create a database (optionally from a template) and return its URL."""
-    name = f"jobstore_test_{uuid.uuid4().hex[:12]}"
-    clause = f' TEMPLATE "{template}"' if template else ""
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"{clause}'))
-    return _pg_dsn(name)
-
-
-def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return pg_dsn()
 
 
 @pytest.fixture(scope="session")

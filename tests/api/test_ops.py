@@ -24,7 +24,7 @@ from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.endpoints.registry import default_registry
 from jobstore.store import Database
 from jobstore.store.migrate import downgrade_to, head_revision
-from tests.e2e_support import Server
+from tests.support.e2e import Server, closed_port
 
 
 class Node:
@@ -85,9 +85,7 @@ async def test_readyz_refuses_a_schema_behind_head(db: Database, node: Node) -> 
 
 
 async def test_readyz_when_the_database_is_gone() -> None:
-    from tests.e2e_support import free_port
-
-    db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    db = Database(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")  # nothing listens
     try:
         app = create_app(JobService(db, default_registry()))
         transport = httpx.ASGITransport(app=app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import httpx
@@ -11,33 +10,10 @@ import pytest
 
 from jobstore.api.app import create_app
 from jobstore.core.jobs import JobService
-from jobstore.domain.errors import ConfigError, StoreUnavailable
+from jobstore.domain.errors import StoreUnavailable
 from jobstore.endpoints.registry import default_registry
 from jobstore.store import Database
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again when the block ends
-
-
-def test_sqlite_in_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="folder of the SQLite database does not exist"):
-        Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'jobs.db'}")
-
-
-@pytest.mark.parametrize(
-    ("url", "words"),
-    [
-        ("mysql://root@localhost/jobs", "unsupported database 'mysql'"),
-        ("sqlite://", "not an in-memory database"),
-        ("::not a url::", "invalid database URL"),
-    ],
-)
-def test_bad_database_urls_are_config_errors(url: str, words: str) -> None:
-    with pytest.raises(ConfigError, match=words):
-        Database(url)
+from tests.support.e2e import closed_port
 
 
 async def test_unreachable_database_is_reported_not_crashed() -> None:

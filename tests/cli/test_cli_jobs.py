@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_support import Server, clean_env, free_port, run_cli
 
 from jobstore.cli.jobs import _counts, _duration
 from jobstore.cli.main import main
 from jobstore.core.accounts import Authenticator
 from jobstore.store import Database
+from tests.support.e2e import Server, clean_env, free_port, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 
-import fastavro
 import pytest
 import snappy
 
@@ -24,16 +22,11 @@ from jobstore.endpoints.builtins import SLEEP_REQUEST
 from jobstore.endpoints.registry import default_registry
 from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
+from tests.support.avro import avro_write
 
 
 def json_payload(text: str) -> Payload:
     return Payload(Encoding.JSON, text=text)
-
-
-def avro(schema: dict[str, object], record: dict[str, object]) -> bytes:
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -92,7 +85,7 @@ async def test_create_refuses_bad_input(
 
 
 async def test_create_accepts_each_encoding(service: JobService) -> None:
-    data = avro(SLEEP_REQUEST, {"seconds": 0.5})
+    data = avro_write(SLEEP_REQUEST, {"seconds": 0.5})
     for payload in (
         json_payload('{"seconds": 1}'),
         Payload(Encoding.BINARY, data=data),

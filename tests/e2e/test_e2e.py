@@ -1,6 +1,6 @@
 """End to end: real `jobstore serve` processes, killed and restarted, over HTTP and SQL.
 
-Every test starts the real CLI in a child process (see e2e_support.Server), talks to it with the
+Every test starts the real CLI in a child process (see tests/support/e2e.py), talks to it with the
 Kinetica JSON API, and checks the jobs table directly. Processes are always reaped in the
 `servers` fixture's teardown, which also prints their logs (shown when a test fails).
 """
@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Server, job_row, job_rows, query, run_cli, wait_for
 
 from jobstore.store.migrate import head_revision
+from tests.support.e2e import (
+    MakeServer,
+    job_row,
+    job_rows,
+    query,
+    run_cli,
+    server_factory,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 ONLY_POSTGRES = pytest.mark.parametrize(
     "dialect", [pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-
-MakeServer = Callable[..., Server]
 
 
 @pytest.fixture
@@ -33,20 +39,8 @@ def servers(database_url: str, tmp_path: Path) -> Iterator[MakeServer]:
 
     It depends on `database_url`, so the servers die before their database is dropped.
     """
-    made: list[Server] = []
-
-    def make(**kwargs: Any) -> Server:
-        server = Server(database_url, tmp_path, **kwargs)
-        made.append(server)
-        return server
-
-    try:
+    with server_factory(database_url, tmp_path) as make:
         yield make
-    finally:
-        for server in made:
-            server.cleanup()
-        for server in made:
-            print(f"\n===== logs of {server.node_id} (port {server.port}) =====\n{server.logs()}")
 
 
 def _lines(path: Path) -> list[str]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 from typing import Any
 
-import fastavro
 import pytest
 import snappy
 
@@ -20,16 +18,7 @@ from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.registry import Endpoint, default_registry
 from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
-
-
-def avro_write(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
-    return out.getvalue()
-
-
-def avro_read(schema: dict[str, Any], data: bytes) -> Any:
-    return fastavro.schemaless_reader(io.BytesIO(data), fastavro.parse_schema(schema), None)
+from tests.support.avro import avro_read, avro_write
 
 
 class Gate:

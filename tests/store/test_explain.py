@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import drop_pg_database, new_pg_database
 
-from jobstore.core.jobs import request_digest
 from jobstore.domain.clock import SystemClock
-from jobstore.domain.models import Encoding, JobState, NewJob, Outcome, Payload
+from jobstore.domain.models import Encoding, JobState, Outcome, Payload
 from jobstore.store import Database
+from tests.support.databases import drop_pg_database, new_pg_database
+from tests.support.factories import LEASE, new_job
 
 pytestmark = pytest.mark.postgres
 
@@ -31,22 +31,6 @@ JOBS = 20_000
 QUEUED = 300
 BATCH = 1_000
 ENDPOINTS = ("/echo", "/sleep", "/fail")
-LEASE = timedelta(seconds=30)
-
-
-def _new_job(n: int) -> NewJob:
-    tag = f"explain-{n:06d}"
-    payload = Payload(Encoding.JSON, text=json.dumps({"n": n}))
-    return NewJob(
-        job_tag=tag,
-        endpoint="/echo",
-        request=payload,
-        request_digest=request_digest("/echo", payload),
-        options={"job_tag": tag},
-        remove_on_complete=False,
-        retryable=True,
-        max_attempts=3,
-    )
 
 
 async def _fill(db: Database) -> None:
@@ -56,7 +40,12 @@ async def _fill(db: Database) -> None:
     for start in range(0, JOBS, BATCH):
         async with db.transaction() as conn:
             await store.job_create_many(
-                conn, [_new_job(n) for n in range(start, start + BATCH)], now
+                conn,
+                [
+                    new_job(f"explain-{n:06d}", text=json.dumps({"n": n}))
+                    for n in range(start, start + BATCH)
+                ],
+                now,
             )
     done = Outcome(JobState.DONE, Payload(Encoding.JSON, text='{"n": 1}'), {})
     for _ in range((JOBS - QUEUED) // BATCH + 1):

@@ -1,4 +1,4 @@
-"""The store conformance suite: every SQL behaviour, on SQLite and on PostgreSQL."""
+"""The job store conformance suite: every SQL behaviour of `db.jobs`, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,78 +13,7 @@ from jobstore.domain.clock import ManualClock
 from jobstore.domain.models import Encoding, JobState, NewJob, Outcome, Payload
 from jobstore.store import Database, JobStore
 from jobstore.store.tables import job_tombstones, jobs
-
-LEASE = timedelta(seconds=30)
-
-
-def new_job(
-    tag: str,
-    *,
-    endpoint: str = "/echo",
-    text: str = '{"a": 1}',
-    remove: bool = False,
-    retryable: bool = True,
-    max_attempts: int = 3,
-) -> NewJob:
-    payload = Payload(Encoding.JSON, text=text)
-    return NewJob(
-        job_tag=tag,
-        endpoint=endpoint,
-        request=payload,
-        request_digest=request_digest(endpoint, payload),
-        options={"job_tag": tag},
-        remove_on_complete=remove,
-        retryable=retryable,
-        max_attempts=max_attempts,
-    )
-
-
-async def insert(db: Database, store: JobStore, clock: ManualClock, *jobs_: NewJob) -> list[int]:
-    async with db.transaction() as conn:
-        answers = await store.job_create_many(conn, list(jobs_), clock.now())
-    assert all(a.created for a in answers)
-    return [a.job_id for a in answers]
-
-
-async def claim(
-    db: Database,
-    store: JobStore,
-    clock: ManualClock,
-    *,
-    node: str = "n1",
-    limit: int = 10,
-    endpoints: tuple[str, ...] = ("/echo", "/sleep"),
-) -> list[int]:
-    async with db.transaction() as conn:
-        claimed = await store.job_claim(
-            conn,
-            node=node,
-            endpoints=endpoints,
-            limit=limit,
-            now=clock.now(),
-            lease_until=clock.now() + LEASE,
-        )
-    return [c.job_id for c in claimed]
-
-
-async def finish(
-    db: Database, store: JobStore, clock: ManualClock, job_id: int, attempt: int, **kw: object
-) -> bool:
-    outcome = (
-        Outcome(JobState.DONE, Payload(Encoding.JSON, text='{"ok": true}'), {})
-        if not kw
-        else Outcome(**kw)
-    )  # type: ignore[arg-type]
-    async with db.transaction() as conn:
-        return await store.job_finish(
-            conn, job_id=job_id, attempt=attempt, outcome=outcome, now=clock.now()
-        )
-
-
-async def get(db: Database, store: JobStore, job_id: int):  # type: ignore[no-untyped-def]
-    async with db.reading() as conn:
-        return await store.job_get(conn, job_id)
-
+from tests.support.factories import LEASE, claim, finish, get, insert, new_job
 
 # -- insert and read ------------------------------------------------------------------------
 
@@ -165,7 +94,7 @@ async def test_a_claim_is_one_statement_that_reads_the_queue_index(
     db: Database, store: JobStore, clock: ManualClock, dialect: str
 ) -> None:
     """One UPDATE ... RETURNING per claim; on SQLite its subquery names ix_jobs_queued (PostgreSQL
-    plans are checked in test_explain.py)."""
+    plans are checked in tests/store/test_explain.py)."""
     ids = await insert(db, store, clock, *(new_job(f"t{i}") for i in range(3)))
     sent: list[tuple[str, Any]] = []
 

@@ -1,8 +1,9 @@
 """Helpers for the end-to-end tests: real `jobstore serve` processes, HTTP and SQL helpers.
 
-A `Server` runs `python -m jobstore serve` on a free port with `tests/` on its PYTHONPATH (so
-`--endpoints e2e_endpoints` imports), its stderr in a file, and is always reaped: `kill()` sends
-SIGKILL and waits, `terminate()` sends SIGTERM and waits for the exit code.
+A `Server` runs `python -m jobstore serve` on a free port with the repository on its PYTHONPATH
+(so `--endpoints tests.support.e2e_endpoints` imports), its stderr in a file, and is always
+reaped: `kill()` sends SIGKILL and waits, `terminate()` sends SIGTERM and waits for the exit
+code.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,8 +26,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+E2E_ENDPOINTS = "tests.support.e2e_endpoints"
 
 T = TypeVar("T")
 
@@ -37,10 +38,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def closed_port() -> int:
+    """A port nothing listens on (free when asked; nothing here binds it again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def clean_env() -> dict[str, str]:
-    """The environment for a child: no JOBSTORE_* settings leak in; tests/ is importable."""
+    """The environment for a child: no JOBSTORE_* settings leak in; `tests` is importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTORE_")}
-    paths = [str(TESTS_DIR), str(REPO_ROOT)]
+    paths = [str(REPO_ROOT)]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -99,7 +107,7 @@ class Server:
         extra_args: Sequence[str] = (),
         lease_seconds: float = 2.0,
         poll_seconds: float = 0.2,
-        endpoints: str = "e2e_endpoints",
+        endpoints: str = E2E_ENDPOINTS,
         log_level: str = "warning",
     ) -> None:
         self.database_url = database_url
@@ -278,6 +286,33 @@ class Server:
             return job if job["job_status"] in wanted else None
 
         return wait_for(f"job {job_id} to reach {wanted}", probe, timeout=timeout, logs=self.logs)
+
+
+MakeServer = Callable[..., Server]
+
+
+@contextlib.contextmanager
+def server_factory(database_url: str, workdir: Path) -> Iterator[MakeServer]:
+    """A factory of (not yet started) servers on one database; when the block ends, every one
+    is killed and its logs printed (pytest shows them when the test failed).
+
+    A fixture built on this should depend on `database_url`, so its servers die before their
+    database is dropped.
+    """
+    made: list[Server] = []
+
+    def make(cls: type[Server] = Server, **kwargs: Any) -> Server:
+        server = cls(database_url, workdir, **kwargs)
+        made.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.cleanup()
+        for server in made:
+            print(f"\n===== logs of {server.node_id} (port {server.port}) =====\n{server.logs()}")
 
 
 # -- reading the jobs table directly ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Endpoints for the end-to-end tests, loaded by real servers with `--endpoints e2e_endpoints`.
+"""Endpoints for the end-to-end tests, loaded by real servers (`--endpoints`, see e2e.Server).
 
 Handlers leave their side effects in files named by the request, so a test can see how many
 times each one really ran, across process kills and restarts.

@@ -8,7 +8,6 @@ for `json`; in the client's JSON mode, bytes travel as Latin-1 strings.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import subprocess
@@ -23,17 +22,13 @@ from typing import Any
 import fastavro
 import gpudb
 import snappy
-from e2e_support import clean_env, wait_for
+
+from tests.support.avro import avro_write
+from tests.support.e2e import clean_env, wait_for
 
 CLIENT_ENCODINGS = ("BINARY", "SNAPPY", "JSON")
 REQUEST_ENCODINGS = ("binary", "json", "snappy")
 
-SLEEP_REQUEST = fastavro.parse_schema(
-    {"type": "record", "name": "sleep_request", "fields": [{"name": "seconds", "type": "double"}]}
-)
-SLEEP_RESPONSE = fastavro.parse_schema(
-    {"type": "record", "name": "sleep_response", "fields": [{"name": "slept", "type": "double"}]}
-)
 # /echo and /fail declare no schema: /echo hands the bytes back unchanged, so any record does.
 ECHO_RECORD = fastavro.parse_schema(
     {
@@ -55,16 +50,6 @@ def connect(host: str | list[str], encoding: str = "BINARY", **options: Any) -> 
     return gpudb.GPUdb(host=host, options={"encoding": encoding, **options})
 
 
-def avro(schema: Any, value: Mapping[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, dict(value))
-    return buf.getvalue()
-
-
-def unavro(schema: Any, data: bytes) -> Any:
-    return fastavro.schemaless_reader(io.BytesIO(data), schema, None)
-
-
 def job_payload(
     client_encoding: str, request_encoding: str, schema: Any, value: Mapping[str, Any]
 ) -> tuple[bytes | str, str]:
@@ -72,7 +57,7 @@ def job_payload(
     if request_encoding == "json":
         data: bytes | str = "" if client_encoding == "JSON" else b""
         return data, json.dumps(value)
-    raw = avro(schema, value)
+    raw = avro_write(schema, dict(value))
     if request_encoding == "snappy":
         raw = snappy.compress(raw)
     # JSON mode carries Avro `bytes` as one code point per byte (spec §2.3).

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Server, job_rows, query, run_cli, wait_for
 
 from jobstore.core.accounts import Authenticator
 from jobstore.store import Database
+from tests.support.e2e import Server, job_rows, query, run_cli, server_factory, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -293,7 +293,6 @@ def cdm_env(database_url: str, tmp_path: Path) -> Iterator[MakeCdm]:
     run while the server starts: both only share the database. Bob's p2 token, when asked for,
     is made in-process with the same Authenticator (the CLI costs a second of CPU a call).
     """
-    made: list[Server] = []
 
     def cli(*args: str) -> str:
         result = run_cli([*args, "--database-url", database_url], tmp_path)
@@ -306,24 +305,19 @@ def cdm_env(database_url: str, tmp_path: Path) -> Iterator[MakeCdm]:
         assert out[0].startswith("token ") and "project p1" in out[0], out
         return out[-1]
 
-    def make(*, bob: bool = False, extra_args: tuple[str, ...] = ()) -> Cdm:
-        server = Server(database_url, tmp_path, extra_args=extra_args)
-        made.append(server)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            alice = pool.submit(alice_token)
-            server.start()
-            tokens = {"alice": alice.result()}
-        if bob:
-            tokens["bob"] = asyncio.run(_add_token(database_url, "bob", "p2"))
-        return Cdm(server, database_url, tokens)
+    with server_factory(database_url, tmp_path) as new_server:
 
-    try:
+        def make(*, bob: bool = False, extra_args: tuple[str, ...] = ()) -> Cdm:
+            server = new_server(extra_args=extra_args)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                alice = pool.submit(alice_token)
+                server.start()
+                tokens = {"alice": alice.result()}
+            if bob:
+                tokens["bob"] = asyncio.run(_add_token(database_url, "bob", "p2"))
+            return Cdm(server, database_url, tokens)
+
         yield make
-    finally:
-        for server in made:
-            server.cleanup()
-        for server in made:
-            print(f"\n===== logs of {server.node_id} (port {server.port}) =====\n{server.logs()}")
 
 
 # -- 1. define, start, follow the status, the history -------------------------------------------

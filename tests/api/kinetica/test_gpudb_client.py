@@ -18,14 +18,22 @@ from typing import Any
 import gpudb
 import httpx
 import pytest
-from e2e_support import Server, free_port, job_row, query, wait_for
-from gpudb_support import (
+
+from tests.support.avro import SLEEP_REQUEST, SLEEP_RESPONSE, avro_read
+from tests.support.e2e import (
+    MakeServer,
+    Server,
+    free_port,
+    job_row,
+    query,
+    server_factory,
+    wait_for,
+)
+from tests.support.gpudb import (
     CLIENT_ENCODINGS,
     ECHO_RECORD,
     FAIL_REQUEST,
     REQUEST_ENCODINGS,
-    SLEEP_REQUEST,
-    SLEEP_RESPONSE,
     add_user,
     cli,
     client_noise,
@@ -35,7 +43,6 @@ from gpudb_support import (
     job_payload,
     ok,
     response_bytes,
-    unavro,
     wait_job,
 )
 
@@ -44,8 +51,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 ONLY_POSTGRES = pytest.mark.parametrize(
     "dialect", [pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-
-MakeServer = Callable[..., Server]
 
 CANCEL_MESSAGE = "cancelled on request"
 PING_TEXT = "Kinetica is running!"
@@ -68,20 +73,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def servers(database_url: str, tmp_path: Path) -> Iterator[MakeServer]:
     """A factory of (not started) servers on the test database; all killed at teardown, before
     the database is dropped (this fixture depends on `database_url`)."""
-    made: list[Server] = []
-
-    def make(cls: type[Server] = Server, **kwargs: Any) -> Server:
-        srv = cls(database_url, tmp_path, **kwargs)
-        made.append(srv)
-        return srv
-
-    try:
+    with server_factory(database_url, tmp_path) as make:
         yield make
-    finally:
-        for srv in made:
-            srv.cleanup()
-        for srv in made:
-            print(f"\n===== logs of {srv.node_id} (port {srv.port}) =====\n{srv.logs()}")
 
 
 def _tag(prefix: str) -> str:
@@ -176,7 +169,9 @@ def test_echo_sleep_fail_round_trip(
     else:
         assert echo.job_response_str == ""
         # snappy requests are answered uncompressed: plain Avro (§4.2)
-        assert unavro(ECHO_RECORD, response_bytes(client_encoding, echo.job_response)) == ECHO_AVRO
+        assert (
+            avro_read(ECHO_RECORD, response_bytes(client_encoding, echo.job_response)) == ECHO_AVRO
+        )
 
     # /sleep: decoded with sleep_response.
     slept = wait_job(db, sleep_id, logs=server.logs)
@@ -194,7 +189,7 @@ def test_echo_sleep_fail_round_trip(
     else:
         assert slept.job_response_str == ""
         raw = response_bytes(client_encoding, slept.job_response)
-        assert unavro(SLEEP_RESPONSE, raw) == {"slept": 0.25}
+        assert avro_read(SLEEP_RESPONSE, raw) == {"slept": 0.25}
 
     # /fail: an OK envelope carrying job_status ERROR and the message.
     failed = wait_job(db, fail_id, logs=server.logs)
@@ -316,7 +311,7 @@ def test_unknown_job_lookup_by_tag_and_idempotent_create(
     job_id = create(db, "/sleep", "binary", SLEEP_REQUEST, {"seconds": 0.1}, tag=tag)
     by_tag = wait_job(db, 0, tag=tag, logs=server.logs)
     assert by_tag.info == {"job_tag": tag, "job_id": str(job_id)}
-    assert unavro(SLEEP_RESPONSE, response_bytes(client_encoding, by_tag.job_response)) == {
+    assert avro_read(SLEEP_RESPONSE, response_bytes(client_encoding, by_tag.job_response)) == {
         "slept": 0.1
     }
     # The tag wins over a wrong id (tags are the cross-cluster key, §4.2).
@@ -460,7 +455,7 @@ def test_auth_basic_bearer_rejections_and_visibility(
     bearer = connect(srv.url, "BINARY", oauth_token=token, username="alice", password="wrong")
     token_job = create(bearer, "/sleep", "binary", SLEEP_REQUEST, {"seconds": 0.1}, tag="alice-tok")
     done = wait_job(bearer, token_job, logs=srv.logs)
-    assert unavro(SLEEP_RESPONSE, done.job_response) == {"slept": 0.1}
+    assert avro_read(SLEEP_RESPONSE, done.job_response) == {"slept": 0.1}
 
     # Rejected: wrong password, unknown user, bad token, no credentials (401, §5).
     for options in (
@@ -619,7 +614,7 @@ def test_failover_to_second_node_finishes_the_job(database_url: str, servers: Ma
     done = wait_job(db, job_id, tag=tag, timeout=20, logs=node_b.logs)
     done_after = time.monotonic() - killed_at
     assert (done.job_status, done.successful, done.progress) == ("DONE", True, 100)
-    assert unavro(SLEEP_RESPONSE, done.job_response) == {"slept": 3.0}
+    assert avro_read(SLEEP_RESPONSE, done.job_response) == {"slept": 3.0}
     assert db.get_url() == b_url
 
     # New work after the failover goes to B, and runs there.

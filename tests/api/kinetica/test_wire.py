@@ -1,4 +1,5 @@
-"""Codecs and the Kinetica wire, byte for byte against the spec's golden examples (§2.1-2.3)."""
+"""The Kinetica wire (api/kinetica/wire.py), byte for byte against the spec's golden examples
+(§2.1-2.3): envelopes, request decoding in each wire encoding, content types."""
 
 from __future__ import annotations
 
@@ -13,24 +14,14 @@ import snappy as python_snappy
 from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS, GPUDB_RESPONSE
 from jobstore.api.kinetica.wire import WireEncoding, decode_request, encode_error, encode_ok
-from jobstore.codecs import Schema, jsontext, snappy, unwrap_bytes
-from jobstore.codecs import decode_request as decode_payload
-from jobstore.codecs import encode_response as encode_payload
-from jobstore.domain.errors import BadRequest, ConfigError, DecodeError
-from jobstore.domain.models import Encoding, Payload
+from jobstore.codecs import snappy
+from jobstore.domain.errors import DecodeError
 
 BINARY, SNAPPY, JSON = WireEncoding.BINARY, WireEncoding.SNAPPY, WireEncoding.JSON
 CREATE_REQ, CREATE_RSP = ENDPOINTS["/create/job"]
 GET_REQ, GET_RSP = ENDPOINTS["/get/job"]
 STATUS_REQ, STATUS_RSP = ENDPOINTS["/show/system/status"]
 ALTER_REQ, _ = ENDPOINTS["/admin/alter/jobs"]
-
-SLEEP_REQUEST = Schema(
-    {"type": "record", "name": "sleep_request", "fields": [{"name": "seconds", "type": "double"}]}
-)
-SLEEP_RESPONSE = Schema(
-    {"type": "record", "name": "sleep_response", "fields": [{"name": "slept", "type": "double"}]}
-)
 
 
 def avro_str(text: str) -> bytes:
@@ -319,241 +310,6 @@ def test_wire_module_exports() -> None:
         "data",
         "data_str",
     ]
-
-
-# -- codecs.decode_request / encode_response (job payloads) --------------------------------
-
-
-def test_payload_json_parsed_and_validated() -> None:
-    assert decode_payload(Payload(Encoding.JSON, text='{"a": [1]}'), None) == {"a": [1]}
-    assert decode_payload(Payload(Encoding.JSON, text='{"seconds": 2}'), SLEEP_REQUEST) == {
-        "seconds": 2
-    }
-    # raw handlers get the text as sent, but it must still be JSON
-    assert decode_payload(Payload(Encoding.JSON, text=' {"a":1} '), None, raw=True) == ' {"a":1} '
-    with pytest.raises(DecodeError, match="not valid JSON"):
-        decode_payload(Payload(Encoding.JSON, text="not json"), None, raw=True)
-    with pytest.raises(DecodeError, match="data_str is not valid JSON"):
-        decode_payload(Payload(Encoding.JSON, text="{"), None)
-    with pytest.raises(DecodeError, match="sleep_request"):
-        decode_payload(Payload(Encoding.JSON, text='{"seconds": "x"}'), SLEEP_REQUEST)
-    with pytest.raises(DecodeError, match="sleep_request"):
-        decode_payload(Payload(Encoding.JSON, text="{}"), SLEEP_REQUEST)
-    with pytest.raises(DecodeError, match="data_str"):
-        decode_payload(Payload(Encoding.JSON, text=None), None)
-
-
-def test_payload_binary_and_snappy() -> None:
-    avro = SLEEP_REQUEST.encode({"seconds": 1.5})
-    assert avro == b"\x00\x00\x00\x00\x00\x00\xf8\x3f"
-    assert decode_payload(Payload(Encoding.BINARY, data=avro), SLEEP_REQUEST) == {"seconds": 1.5}
-    wrapped = Payload(Encoding.SNAPPY, data=python_snappy.compress(avro))
-    assert decode_payload(wrapped, SLEEP_REQUEST) == {"seconds": 1.5}
-    assert decode_payload(wrapped, SLEEP_REQUEST, raw=True) == avro  # raw: unwrapped bytes
-    assert decode_payload(wrapped, None) == avro
-    assert unwrap_bytes(wrapped) == avro
-    assert decode_payload(Payload(Encoding.BINARY, data=b"\xff"), None) == b"\xff"
-    with pytest.raises(DecodeError, match="sleep_request"):
-        decode_payload(Payload(Encoding.BINARY, data=b"\x01"), SLEEP_REQUEST)
-    with pytest.raises(DecodeError, match="trailing"):
-        decode_payload(Payload(Encoding.BINARY, data=avro + b"\x00"), SLEEP_REQUEST)
-    with pytest.raises(DecodeError, match="invalid snappy data"):
-        decode_payload(Payload(Encoding.SNAPPY, data=avro), SLEEP_REQUEST)
-    with pytest.raises(DecodeError, match="needs 'data'"):
-        decode_payload(Payload(Encoding.BINARY, data=None), None)
-    with pytest.raises(DecodeError, match="needs 'data'"):
-        decode_payload(Payload(Encoding.SNAPPY, data=None), None)
-
-
-def test_encode_response_families() -> None:
-    assert encode_payload({"slept": 0.0}, Encoding.JSON, SLEEP_RESPONSE) == Payload(
-        Encoding.JSON, text='{"slept":0.0}'
-    )
-    # a plain string answer is a JSON string; a raw handler's JSON text is kept as it is
-    assert encode_payload("already text", Encoding.JSON, None) == Payload(
-        Encoding.JSON, text='"already text"'
-    )
-    assert encode_payload('{"a": 1}', Encoding.JSON, None, raw=True) == Payload(
-        Encoding.JSON, text='{"a": 1}'
-    )
-    assert encode_payload({"k": "\u00e9"}, Encoding.JSON, None) == Payload(
-        Encoding.JSON, text='{"k":"\u00e9"}'
-    )
-    assert encode_payload(b"\x00\xff", Encoding.BINARY, None) == Payload(
-        Encoding.BINARY, data=b"\x00\xff"
-    )
-    assert encode_payload(bytearray(b"ab"), Encoding.BINARY, None) == Payload(
-        Encoding.BINARY, data=b"ab"
-    )
-    assert encode_payload({"slept": 1.5}, Encoding.BINARY, SLEEP_RESPONSE) == Payload(
-        Encoding.BINARY, data=b"\x00\x00\x00\x00\x00\x00\xf8\x3f"
-    )
-    with pytest.raises(BadRequest, match="no Avro response schema"):
-        encode_payload({"slept": 1.5}, Encoding.BINARY, None)
-    with pytest.raises(DecodeError, match="sleep_response"):
-        encode_payload({"slept": "x"}, Encoding.BINARY, SLEEP_RESPONSE)
-    with pytest.raises(DecodeError, match="JSON"):
-        encode_payload({"x": float("nan")}, Encoding.JSON, None)
-    with pytest.raises(DecodeError, match="JSON"):
-        encode_payload({"x": object()}, Encoding.JSON, None)
-
-
-# -- snappy ---------------------------------------------------------------------------------
-
-
-def test_snappy_round_trip_is_raw_block_format() -> None:
-    data = bytes(range(256)) * 40
-    compressed = snappy.compress(data)
-    assert compressed == bytes(python_snappy.compress(data))
-    assert compressed[:2] == bytes([0x80 | (len(data) & 0x7F), len(data) >> 7])  # varint header
-    assert snappy.decompress(compressed) == data
-    assert snappy.decompress(b"\x00") == b""
-
-
-@pytest.mark.parametrize(
-    ("data", "fragment"),
-    [
-        pytest.param(b"", "empty", id="empty"),
-        pytest.param(
-            b"\xff\x06\x00\x00sNaPpY" + python_snappy.compress(b"x"), "invalid", id="framing"
-        ),
-        pytest.param(b"\x80" * 10 + b"\x01", "bad length header", id="varint-too-long"),
-        pytest.param(b"\x80\x80", "bad length header", id="varint-unterminated"),
-        pytest.param(b"\x80\x80\x80\x80\x10", "too large", id="4GiB"),
-        pytest.param(b"\x81\x80\x80\x80\x01" + b"\x00", "too large", id="just-over-256MiB"),
-        pytest.param(b"\x05\x10hel", "invalid snappy data", id="truncated-literal"),
-        pytest.param(b"\x03\x08ab", "invalid snappy data", id="short-output"),
-        pytest.param(b"\x02\x00a\x00", "invalid snappy data", id="trailing-junk"),
-        pytest.param(b"\x04\x01\x00", "invalid snappy data", id="copy-before-start"),
-        pytest.param(b"not snappy at all", "invalid snappy data", id="text"),
-    ],
-)
-def test_snappy_decompress_errors(data: bytes, fragment: str) -> None:
-    with pytest.raises(DecodeError) as info:
-        snappy.decompress(data)
-    assert fragment in str(info.value)
-    assert "snappy" in str(info.value)
-
-
-def test_snappy_every_truncation_refused() -> None:
-    compressed = python_snappy.compress(b"hello hello hello hello world " * 20)
-    for n in range(len(compressed)):
-        with pytest.raises(DecodeError):
-            snappy.decompress(compressed[:n])
-
-
-def test_snappy_size_limit_boundary() -> None:
-    limit = snappy.MAX_UNCOMPRESSED
-    header = b""
-    value = limit + 1
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        header += bytes([byte | (0x80 if value else 0)])
-        if not value:
-            break
-    with pytest.raises(DecodeError, match="too large"):
-        snappy.decompress(header + b"\x00")
-
-
-# -- avro.Schema -----------------------------------------------------------------------------
-
-
-def test_schema_invalid_definition() -> None:
-    with pytest.raises(ConfigError, match="invalid Avro schema"):
-        Schema({"type": "record", "name": "r", "fields": [{"name": "x", "type": "nope"}]})
-    with pytest.raises(ConfigError):
-        Schema('{"type": "record"}')
-    schema = Schema(json.dumps(SLEEP_REQUEST.definition))
-    assert schema.name == "sleep_request"
-
-
-def test_schema_decode_trailing_and_truncated() -> None:
-    good = GET_REQ.encode({"job_id": 7, "options": {"job_tag": "abc"}})
-    assert GET_REQ.decode(good) == {"job_id": 7, "options": {"job_tag": "abc"}}
-    with pytest.raises(DecodeError, match="2 trailing bytes"):
-        GET_REQ.decode(good + b"\x00\x00")
-    for n in range(len(good)):
-        with pytest.raises(DecodeError, match="get_job_request"):
-            GET_REQ.decode(good[:n])
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        pytest.param(b"\x01", id="negative-string-length"),
-        pytest.param(b"\x7f", id="string-longer-than-data"),
-        pytest.param(b"\x02\xff", id="invalid-utf8"),
-        pytest.param(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", id="huge-varint"),
-        pytest.param(b"\xff" * 12, id="unterminated-varint"),
-    ],
-)
-def test_schema_decode_garbage(data: bytes) -> None:
-    schema = Schema({"type": "record", "name": "r", "fields": [{"name": "s", "type": "string"}]})
-    with pytest.raises(DecodeError, match="'r'"):
-        schema.decode(data)
-
-
-def test_schema_decode_huge_block_counts_fail_fast() -> None:
-    """A map or array claiming 2**62 entries over a few bytes ends in DecodeError, not a hang."""
-    for data in (b"\xfe\xff\xff\xff\xff\xff\xff\xff\x7f", b"\xfd\xff\xff\xff\xff\xff\xff\xff\x7f"):
-        with pytest.raises(DecodeError):
-            STATUS_REQ.decode(data)
-        with pytest.raises(DecodeError):
-            ALTER_REQ.decode(data)
-
-
-def test_schema_encode_mismatch() -> None:
-    with pytest.raises(DecodeError, match="create_job_response"):
-        CREATE_RSP.encode({"job_id": 1, "info": {"k": 5}})
-    with pytest.raises(DecodeError, match="create_job_response"):
-        CREATE_RSP.encode({"info": {}})
-
-
-def test_schema_validate() -> None:
-    SLEEP_REQUEST.validate({"seconds": 1.0})
-    SLEEP_REQUEST.validate({"seconds": 1})
-    for bad in ({"seconds": "1"}, {}, [], None, {"seconds": None}):
-        with pytest.raises(DecodeError, match=r"sleep_request' \(fields: seconds\)"):
-            SLEEP_REQUEST.validate(bad)
-
-
-# -- jsontext --------------------------------------------------------------------------------
-
-
-def test_jsontext_loads() -> None:
-    assert jsontext.loads('{"a": 1}') == {"a": 1}
-    assert jsontext.loads(b'["\xc3\xa9"]') == ["\u00e9"]
-    with pytest.raises(DecodeError, match="thing is not valid JSON"):
-        jsontext.loads("{", what="thing")
-    with pytest.raises(DecodeError, match="not valid JSON"):
-        jsontext.loads(b"\xff\xfe\xfd")
-    with pytest.raises(DecodeError, match="not valid JSON"):
-        jsontext.loads("")
-
-
-def test_jsontext_dumps_is_compact_and_strict() -> None:
-    assert jsontext.dumps({"a": [1, 2.5], "b": "\u00e9"}) == '{"a":[1,2.5],"b":"\u00e9"}'
-    for bad in (float("nan"), float("inf"), {"x": b"bytes"}, {1j: 1}):
-        with pytest.raises(DecodeError, match="cannot be written as JSON"):
-            jsontext.dumps(bad)
-
-
-def test_jsontext_latin1() -> None:
-    every = bytes(range(256))
-    text = jsontext.latin1_from_bytes(every)
-    assert text == "".join(map(chr, range(256)))
-    assert jsontext.bytes_from_latin1(text, what="x") == every
-    assert jsontext.bytes_from_latin1("", what="x") == b""
-    for bad in ("\u0100", "ok\u20ac", "\U0001f600", "\ud800"):
-        with pytest.raises(DecodeError, match=r"'data' must carry bytes as a Latin-1 string"):
-            jsontext.bytes_from_latin1(bad, what="'data'")
-
-
-def test_latin1_is_not_utf8_or_base64() -> None:
-    """§2.3: the byte 0xe9 is the one code point U+00E9, not UTF-8's two bytes or base64."""
-    assert jsontext.bytes_from_latin1("\u00e9", what="x") == b"\xe9"
-    assert jsontext.bytes_from_latin1("AAE=", what="x") == b"AAE="
 
 
 def _roundtrip_json_record(record: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,12 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import fastavro
 import httpx
 import pytest
 import snappy
 import sqlalchemy as sa
-from e2e_support import Server
 
 from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
@@ -36,32 +32,15 @@ from jobstore.domain.clock import Clock, ManualClock
 from jobstore.endpoints.registry import default_registry
 from jobstore.executor.runner import Executor
 from jobstore.store import Database
+from tests.support.avro import SLEEP_REQUEST, SLEEP_RESPONSE, avro_write
+from tests.support.e2e import Server, closed_port
+from tests.support.http import basic
 
 PROBLEM = "application/problem+json"
-SLEEP_REQUEST = {
-    "type": "record",
-    "name": "sleep_request",
-    "fields": [{"name": "seconds", "type": "double"}],
-}
-SLEEP_RESPONSE = {
-    "type": "record",
-    "name": "sleep_response",
-    "fields": [{"name": "slept", "type": "double"}],
-}
-
-
-def avro(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
-    return out.getvalue()
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + b64(f"{user}:{password}".encode())}
 
 
 def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
@@ -186,7 +165,7 @@ async def test_any_json_value_round_trips(env: Env) -> None:
 
 @pytest.mark.parametrize("encoding", ["binary", "snappy"])
 async def test_create_binary_avro_job(env: Env, encoding: str) -> None:
-    data = avro(SLEEP_REQUEST, {"seconds": 0.01})
+    data = avro_write(SLEEP_REQUEST, {"seconds": 0.01})
     sent = snappy.compress(data) if encoding == "snappy" else data
     body: dict[str, Any] = {"endpoint": "/sleep", "payload_base64": b64(sent)}
     if encoding == "snappy":
@@ -205,7 +184,7 @@ async def test_create_binary_avro_job(env: Env, encoding: str) -> None:
     assert result["status"] == "done"
     assert result["result"] == {
         "encoding": "binary",
-        "base64": b64(avro(SLEEP_RESPONSE, {"slept": 0.01})),
+        "base64": b64(avro_write(SLEEP_RESPONSE, {"slept": 0.01})),
         "json": {"slept": 0.01},
     }
 
@@ -220,7 +199,7 @@ async def test_raw_bytes_for_an_endpoint_without_schema(env: Env) -> None:
 
 async def test_a_payload_json_cannot_carry_is_shown_not_a_500(env: Env) -> None:
     """An Avro double may be NaN; JSON has no NaN, so the view shows null."""
-    nan = avro(SLEEP_REQUEST, {"seconds": float("nan")})
+    nan = avro_write(SLEEP_REQUEST, {"seconds": float("nan")})
     job = await env.create({"endpoint": "/sleep", "payload_base64": b64(nan)})
     detail = await env.get(f"/api/v1/jobs/{job['id']}")
     assert detail["request"] == {
@@ -807,12 +786,6 @@ async def test_the_document_describes_every_route(env: Env) -> None:
     assert wait["schema"]["maximum"] == 10.0  # this node's max_wait_seconds
     assert {} in document["security"]  # auth is off here: credentials are optional
     assert set(document["components"]["securitySchemes"]) == {"basic", "bearer"}
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_an_unreachable_database_answers_503() -> None:

@@ -1,7 +1,8 @@
 """The OpenAPI document: the data file jobstore/api/rest/openapi.json, filled in per node.
 
 The file holds values the code also defines (states, problem types, limits); these tests keep
-the two from drifting apart. tests/test_rest_schemathesis.py checks the routes against it.
+the two from drifting apart. tests/api/rest/test_rest_schemathesis.py checks the routes against
+it.
 """
 
 from __future__ import annotations

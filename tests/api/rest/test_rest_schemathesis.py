@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import fastavro
 import httpx
 import hypothesis
 import pytest
@@ -43,6 +41,7 @@ from jobstore.core.jobs import JobService
 from jobstore.endpoints.registry import default_registry
 from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.store import Database
+from tests.support.avro import SLEEP_REQUEST, avro_write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,17 +54,10 @@ CHECKS = [
 ]
 MAX_EXAMPLES = 25
 BASE_URL = "http://testserver"
-SLEEP_REQUEST = {
-    "type": "record",
-    "name": "sleep_request",
-    "fields": [{"name": "seconds", "type": "double"}],
-}
 
 
 def _avro_sleep(seconds: float) -> str:
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, fastavro.parse_schema(SLEEP_REQUEST), {"seconds": seconds})
-    return base64.b64encode(out.getvalue()).decode()
+    return base64.b64encode(avro_write(SLEEP_REQUEST, {"seconds": seconds})).decode()
 
 
 # Jobs in every state the API can show: queued, done (JSON and Avro), error, cancelled, removed.

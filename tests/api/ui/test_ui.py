@@ -7,7 +7,6 @@ data-count) so these tests do not depend on the layout.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from jobstore.core.jobs import COUNT_CAP, JobService
 from jobstore.domain.errors import JobRemoved
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.store import Database
+from tests.support.http import basic
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 HOSTILE = "<script>alert('x')</script>&\"'"
@@ -94,11 +94,6 @@ async def idle(db: Database) -> AsyncIterator[Env]:
     """No executor: every job stays queued until cancelled."""
     async with _env(db, run_jobs=False) as e:
         yield e
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
 
 
 def row_ids(html: str) -> list[int]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from e2e_support import REPO_ROOT, Server, job_row, wait_for
+
+from tests.support.e2e import REPO_ROOT, Server, job_row, wait_for
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

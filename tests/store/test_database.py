@@ -1,0 +1,28 @@
+"""Database URLs: what `Database` refuses before it ever connects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobstore.domain.errors import ConfigError
+from jobstore.store import Database
+
+
+def test_sqlite_in_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="folder of the SQLite database does not exist"):
+        Database(f"sqlite:///{tmp_path / 'no' / 'such' / 'jobs.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://root@localhost/jobs", "unsupported database 'mysql'"),
+        ("sqlite://", "not an in-memory database"),
+        ("::not a url::", "invalid database URL"),
+    ],
+)
+def test_bad_database_urls_are_config_errors(url: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Database(url)
