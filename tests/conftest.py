@@ -3,6 +3,10 @@
 PostgreSQL comes from JOBSTORE_TEST_POSTGRES_URL (an admin connection, default the local server
 at 127.0.0.1:5432). Each test gets its own database, cloned from a template migrated once per
 session. Without a server the PostgreSQL cases skip, except under CI, where they fail.
+
+Every other JOBSTORE_* variable (all but the suite's own two, see TEST_VARIABLES) is removed for
+the whole session by `pytest_configure`, so a developer's exported settings cannot change what
+the tests see.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ from tests.support.databases import (
 )
 
 IN_CI = bool(os.environ.get("CI"))
+# The suite's own knobs, read by the tests themselves; jobstore reads neither.
+TEST_VARIABLES = frozenset({"JOBSTORE_TEST_POSTGRES_URL", "JOBSTORE_TEST_CHROMIUM"})
+_scrubbed: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remove every JOBSTORE_* setting before any test module is imported."""
+    for name in [n for n in os.environ if n.startswith("JOBSTORE_")]:
+        if name not in TEST_VARIABLES:
+            _scrubbed[name] = os.environ.pop(name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    os.environ.update(_scrubbed)
+    _scrubbed.clear()
 
 
 @pytest.fixture(scope="session")

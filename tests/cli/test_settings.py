@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from jobstore.cli.main import build_parser, main
@@ -22,6 +24,16 @@ def test_defaults() -> None:
         "off",
     )
     assert s.effective_node_id("serve").endswith(":9191")
+
+
+def test_no_jobstore_setting_reaches_a_test() -> None:
+    """tests/conftest.py removes every JOBSTORE_* variable for the session (all but the suite's
+    own JOBSTORE_TEST_* knobs), so `JOBSTORE_PORT=9300 pytest` gives the same results."""
+    assert [opt.env for opt in OPTIONS if opt.env in os.environ] == []
+    leaked = [
+        n for n in os.environ if n.startswith("JOBSTORE_") and not n.startswith("JOBSTORE_TEST_")
+    ]
+    assert leaked == []
 
 
 def test_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
