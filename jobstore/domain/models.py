@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-
 # Runs of a retryable job whose node keeps dying, unless its endpoint or the node says otherwise.
 DEFAULT_MAX_ATTEMPTS = 3
 
