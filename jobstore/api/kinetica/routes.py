@@ -338,8 +338,11 @@ def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -
     async def ping(request: Request) -> Response:
         return PlainTextResponse(PING_TEXT)
 
+    # The known paths as routes of their own: found in one lookup, and each labelled with its
+    # own path in /metrics. The catch-all serves paths with a prefix (/gpudb-0/get/job).
     return [
         Route("/", ping, methods=["GET"]),
+        *(Route(path, api.dispatch, methods=["POST"]) for path in api.handlers),
         Route("/{path:path}", api.dispatch, methods=["POST"]),
         _OtherMethods(api),
     ]
