@@ -301,9 +301,11 @@ def test_cli_db_commands_and_config_errors(tmp_path: Path) -> None:
 
     head = head_revision()  # 0001 when this test was written; newer migrations move it
 
+    # `db current` reads an existing database only; `db upgrade` is the command that creates.
     empty = run_cli(["db", "current", "--database-url", url], tmp_path)
-    assert empty.returncode == 0, empty.stderr
-    assert "no revision" in empty.stdout, empty.stdout
+    assert empty.returncode == 3, empty.stderr
+    assert "run jobstore db upgrade first" in empty.stderr, empty.stderr
+    assert not (tmp_path / "cli.db").exists()
 
     upgraded = run_cli(["db", "upgrade", "--database-url", url], tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
