@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
+        # Alembic announces its plugins at INFO when it is first imported: noise for everyone.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         if args.command in ("db", "users", "tokens"):
             # Alembic's INFO lines ("Context impl ...") are noise in an admin command's output.
             level = max(logging.WARNING, logging.getLogger().level)
