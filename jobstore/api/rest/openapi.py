@@ -4,8 +4,8 @@ The document itself is the data file openapi.json next to this module. Only what
 node is filled in here: placeholders `"${name}"` (the version, the long-poll limit, whether
 credentials are optional) and the list of endpoints a create may name.
 
-A test fuzzes the API against this document (tests/api/rest/test_rest_schemathesis.py), so a route that
-answers something the document does not say fails the build.
+A test fuzzes the API against this document (tests/api/rest/test_rest_schemathesis.py), so a
+route that answers something the document does not say fails the build.
 """
 
 from __future__ import annotations
