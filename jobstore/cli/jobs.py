@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobstore.cli.jobs_args import STATES
-from jobstore.client import ApiError, JobRef, JobstoreClient, Unreachable, safe_url
+from jobstore.client import ApiError, Client, JobRef, Unreachable, safe_url
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
@@ -46,7 +46,7 @@ class UsageError(Exception):
     """A mistake on the command line that argparse cannot see (exit status 2)."""
 
 
-Command = Callable[[JobstoreClient, argparse.Namespace, Console], int]
+Command = Callable[[Client, argparse.Namespace, Console], int]
 
 # -- running a command -----------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ def _api_message(exc: ApiError, args: argparse.Namespace, env: Mapping[str, str]
     return message
 
 
-def _client(args: argparse.Namespace, env: Mapping[str, str]) -> JobstoreClient:
+def _client(args: argparse.Namespace, env: Mapping[str, str]) -> Client:
     if args.token and args.user:
         raise UsageError("give --token or --user, not both")
     if args.password_stdin and not (args.user or env.get("JOBSTORE_USER")):
@@ -99,9 +99,7 @@ def _client(args: argparse.Namespace, env: Mapping[str, str]) -> JobstoreClient:
         password = _password(user, args.password_stdin, env)
     if not args.url.startswith(("http://", "https://")):
         raise UsageError(f"--url must start with http:// or https://, got {safe_url(args.url)}")
-    return JobstoreClient(
-        args.url, token=token, user=user, password=password, timeout=args.request_timeout
-    )
+    return Client(args.url, token=token, user=user, password=password, timeout=args.request_timeout)
 
 
 def _password(user: str, from_stdin: bool, env: Mapping[str, str]) -> str:
@@ -126,7 +124,7 @@ def _print_json(data: Any) -> None:
 # -- list ------------------------------------------------------------------------------------
 
 
-def cmd_list(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
     if not 1 <= args.limit <= 500:
         raise UsageError(f"--limit must be 1-500, got {args.limit}")
     filters: dict[str, Any] = {
@@ -197,7 +195,7 @@ def _counts(stats: Mapping[str, Any]) -> str:
 # -- show ------------------------------------------------------------------------------------
 
 
-def cmd_show(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_show(client: Client, args: argparse.Namespace, console: Console) -> int:
     job = client.get(_ref(args.job)).raw
     if args.json:
         _print_json(job)
@@ -260,7 +258,7 @@ def _print_payload(name: str, doc: Mapping[str, Any] | None, console: Console) -
 # -- create and wait -------------------------------------------------------------------------
 
 
-def cmd_create(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_create(client: Client, args: argparse.Namespace, console: Console) -> int:
     payload, payload_base64 = _payload(args.data), _payload_base64(args.data_base64)
     encoding = args.encoding or ("binary" if payload_base64 is not None else None)
     created = client.create(
@@ -315,12 +313,12 @@ def _read_at(spec: str, flag: str) -> bytes:
         raise UsageError(f"{flag}: cannot read {spec[1:]}: {exc.strerror}") from None
 
 
-def cmd_wait(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_wait(client: Client, args: argparse.Namespace, console: Console) -> int:
     return _wait(client, _ref(args.job), args.timeout, console, as_json=args.json)
 
 
 def _wait(
-    client: JobstoreClient, ref: JobRef, timeout: float | None, console: Console, *, as_json: bool
+    client: Client, ref: JobRef, timeout: float | None, console: Console, *, as_json: bool
 ) -> int:
     """Long-poll until the job ends: 0 done, 1 error or cancelled, 4 timed out."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -391,7 +389,7 @@ def _removed(problem: Mapping[str, Any], ref: JobRef, console: Console, as_json:
 # -- cancel and prune ------------------------------------------------------------------------
 
 
-def cmd_cancel(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_cancel(client: Client, args: argparse.Namespace, console: Console) -> int:
     code, outcomes = EXIT_OK, []
     for spec in args.jobs:
         ref = _ref(spec)
@@ -413,7 +411,7 @@ def cmd_cancel(client: JobstoreClient, args: argparse.Namespace, console: Consol
     return code
 
 
-def cmd_prune(client: JobstoreClient, args: argparse.Namespace, console: Console) -> int:
+def cmd_prune(client: Client, args: argparse.Namespace, console: Console) -> int:
     asked = {s: getattr(args, s) for s in ("done", "error", "cancelled") if getattr(args, s)}
     result = client.prune(asked or None).raw
     if args.json:

@@ -203,12 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
-        # Alembic announces its plugins at INFO when it is first imported: noise for everyone.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-        if args.command in ("db", "users", "tokens"):
-            # Alembic's INFO lines ("Context impl ...") are noise in an admin command's output.
-            level = max(logging.WARNING, logging.getLogger().level)
-            logging.getLogger("alembic").setLevel(level)
+        # Alembic's INFO lines (its plugins, "Context impl ...", each step) are noise; the
+        # store logs one line when it migrates.
+        logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
         # Imported here: `jobstore jobs ...` and --help never load the server's modules.
         if args.command in ("serve", "worker"):
             from jobstore.cli.serve import run_node

@@ -30,6 +30,7 @@ from jobstore.executor.pruner import Pruner
 from jobstore.executor.runner import Executor
 from jobstore.metrics import Metrics
 from jobstore.store import Database, migrate_to_head
+from jobstore.store.migrate import require_schema
 
 
 @dataclass
@@ -92,14 +93,13 @@ class Node:
 
     async def prepare(self) -> None:
         """Reach the database, trying again for up to --wait-for-database seconds, then
-        migrate it (--migrate). DatabaseUnusable, one line, when it cannot be used."""
+        migrate it (--migrate), or else check its schema is current. DatabaseUnusable, one
+        line, when it cannot be used."""
         await self.db.wait_until_reachable(self.settings.wait_for_database)
-        await self.migrate()
-
-    async def migrate(self) -> None:
-        """Bring the schema to the newest revision (when the settings ask for it)."""
         if self.settings.migrate:
             await migrate_to_head(self.db)
+        else:
+            await require_schema(self.db, at_head=True)
 
     async def start(self) -> None:
         for service in self.background:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -249,8 +250,8 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1-65535, got {self.port}")
-        if self.wait_for_database < 0:
-            raise ConfigError("wait for database must be 0 seconds or more")
+        if not (math.isfinite(self.wait_for_database) and self.wait_for_database >= 0):
+            raise ConfigError("wait for database must be a finite number of seconds, 0 or more")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -43,9 +43,6 @@ from jobstore.client.models import (
     Stats,
 )
 
-# The name `jobstore jobs` knew it by.
-JobstoreClient = Client
-
 __all__ = [
     "DEFAULT_URL",
     "ApiError",
@@ -62,7 +59,6 @@ __all__ = [
     "JobRemoved",
     "JobResult",
     "JobStatus",
-    "JobstoreClient",
     "NotFound",
     "Payload",
     "PruneResult",

@@ -49,7 +49,7 @@ class EndpointRegistry:
         `python -m` and uvicorn, so `--endpoints mypkg.jobs` finds ./mypkg/jobs.py."""
         here = os.getcwd()
         if here not in sys.path:
-            sys.path.insert(0, here)
+            sys.path.append(here)  # last: it must not shadow installed packages
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:

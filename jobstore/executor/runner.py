@@ -124,9 +124,12 @@ class Executor:
             )
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("claim", self._claim_loop),
-            ("heartbeat", self._every(self.config.heartbeat_seconds, self.lease_keeper.run_once)),
-            ("ticker", self._every(self.config.tick_seconds, self.progress.run_once)),
-            ("rescuer", self._every(self.config.rescue_seconds, self.rescuer.run_once)),
+            (
+                "heartbeat",
+                self._every("heartbeat", self.config.heartbeat_seconds, self.heartbeat_once),
+            ),
+            ("ticker", self._every("ticker", self.config.tick_seconds, self.tick_once)),
+            ("rescuer", self._every("rescuer", self.config.rescue_seconds, self.rescue_once)),
         ]
         if self.db.can_listen:
             loops.append(("listener", lambda: self.db.listen_for_new_jobs(self.wake)))
@@ -386,7 +389,7 @@ class Executor:
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
 
     def _every(
-        self, seconds: float, once: Callable[[], Awaitable[Any]]
+        self, name: str, seconds: float, once: Callable[[], Awaitable[Any]]
     ) -> Callable[[], Awaitable[None]]:
         async def loop() -> None:
             failing_since: datetime | None = None
@@ -396,7 +399,7 @@ class Executor:
                     failing_since = None
                 except Exception as exc:
                     failing_since = failing_since or self.clock.now()
-                    log.warning("%s failed: %s", getattr(once, "__name__", once), exc)
+                    log.warning("%s failed: %s", name, exc)
                     self._lose_all_if_stale(failing_since)
                 await asyncio.sleep(seconds)
 
@@ -419,4 +422,5 @@ class Executor:
         except BaseException as exc:
             log.critical("executor %s loop died: %r; stopping the executor", name, exc)
             self.failure = exc
-            self._side.spawn("jobstore-stop", self.stop(wait_seconds=0))
+            if not self._stopping:  # a stop under way waits for side tasks: never add one
+                self._side.spawn("jobstore-stop", self.stop(wait_seconds=0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -60,7 +61,12 @@ def _connect(url: str) -> tuple[URL, Driver]:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
+        # SQLAlchemy's message repeats the URL: say it again ourselves, password hidden.
+        shown = re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+        raise ConfigError(
+            f"invalid database URL {shown!r}: expected sqlite:///path.db "
+            "or postgresql://user:password@host:port/database"
+        ) from exc
     backend = parsed.get_backend_name()
     make_driver = _DRIVERS.get(backend)
     if make_driver is None:

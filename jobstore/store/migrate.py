@@ -6,6 +6,7 @@ an existing jobstore database only (`users`, `tokens`, `db current`, `db downgra
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +19,8 @@ from jobstore.domain.errors import ConfigError, DatabaseUnusable
 from jobstore.store.database import Database
 from jobstore.store.diagnose import UPGRADE_FIRST, describe_connect_error
 from jobstore.store.driver import Driver
+
+log = logging.getLogger(__name__)
 
 
 def _migrations_dir() -> Path:
@@ -47,9 +50,14 @@ def head_revision() -> str:
 
 def _upgrade(conn: Connection, driver: Driver, revision: str) -> None:
     driver.migration_lock(conn)  # nodes starting together must not migrate at the same time
+    before = _current(conn)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, revision)
+    after = _current(conn)
+    if after != before:
+        # One line instead of Alembic's own (the CLI keeps those below warnings).
+        log.info("database schema migrated from %s to %s", before or "nothing", after)
 
 
 def _downgrade(conn: Connection, revision: str) -> None:

@@ -68,6 +68,9 @@ def test_bad_environment_value_is_a_clear_error(
         (["serve", "--concurrency", "0"], "concurrency"),
         (["serve", "--log-level", "loud"], "log level"),
         (["serve", "--ha-peers", "node-b:9191"], "http://"),
+        (["serve", "--wait-for-database", "nan"], "wait for database"),
+        (["worker", "--wait-for-database", "inf"], "wait for database"),
+        (["db", "upgrade", "--wait-for-database", "-1"], "wait for database"),
     ],
 )
 def test_invalid_settings(argv: list[str], words: str) -> None:

@@ -248,3 +248,20 @@ def test_admin_commands_create_nothing_and_name_their_database(tmp_path: Path) -
         "alice\tuser\ttokens only\n",
         [named],
     ), listed
+
+
+def test_no_migrate_on_a_database_without_schema(tmp_path: Path) -> None:
+    """--migrate false on a fresh database: one line and exit 3, not a traceback."""
+    (tmp_path / "empty.db").touch()
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    for command in (["worker"], ["serve", "--port", str(free_port())]):
+        done = jobstore([*command, "--database-url", url, "--migrate", "false"], tmp_path)
+        line = one_line(done, 3)
+        assert "no jobstore schema; run jobstore db upgrade first" in line, line
+
+
+def test_an_unparsable_url_hides_its_password(tmp_path: Path) -> None:
+    url = f"postgresql://bob:{PASSWORD}@db:notaport/jobs"
+    done = jobstore(["db", "upgrade", "--database-url", url], tmp_path)
+    line = one_line(done, 2)
+    assert "invalid database URL 'postgresql://bob:***@db:notaport/jobs'" in line, line

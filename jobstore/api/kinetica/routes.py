@@ -329,7 +329,8 @@ class _OtherMethods(Route):
 
 
 def kinetica_routes(service: JobService, config: KineticaConfig | None = None) -> list[BaseRoute]:
-    """The ping, then a POST catch-all: any path that ends in a known endpoint is served.
+    """The ping, each known path, then a POST catch-all for a known endpoint at the end of a
+    longer path (a client URL with a prefix).
 
     The same paths with another method are answered with an ERROR envelope (405).
     """

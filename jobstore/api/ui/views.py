@@ -138,7 +138,7 @@ def _trimmed(job: Job) -> tuple[Job, dict[str, int]]:
 
 
 def payload_view(doc: Mapping[str, Any] | None, cut_size: int | None) -> PayloadView | None:
-    """A request or response document (see jobjson.payload_document) as text to show."""
+    """A request or response document (see documents.payload_document) as text to show."""
     if doc is None:
         return None
     encoding = str(doc.get("encoding", ""))
