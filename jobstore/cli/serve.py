@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -68,6 +69,14 @@ def _listen_sockets(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+def _settle_memory() -> None:
+    """Move what start-up allocated (modules, schemas, the app) out of the garbage collector's
+    sight: a full collection then scans only what requests allocate, and no longer pauses a
+    busy node for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
+
+
 def _on_signal(sig: signal.Signals, stop: Callable[[], None]) -> None:
     """SIGINT/SIGTERM: say so, then begin the soft stop (a second signal changes nothing)."""
     log.info("%s received: stopping (running jobs may finish first)", sig.name)
@@ -81,6 +90,7 @@ async def serve(settings: Settings) -> int:
     try:
         sockets = _listen_sockets(settings.host, settings.port)
         await node.prepare()
+        _settle_memory()
         executor = node.executor
         json_logs = settings.log_format == "json"
         server = _Server(
@@ -136,6 +146,7 @@ async def worker(settings: Settings) -> int:
     node = build_node(settings, command="worker")
     try:
         await node.prepare()
+        _settle_memory()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
