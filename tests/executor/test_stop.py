@@ -20,8 +20,11 @@ async def test_a_loop_dying_during_a_soft_stop_does_not_hang_it(db: Database) ->
     # Let PostgreSQL's LISTEN connection finish opening: cancelled mid-connect, asyncpg
     # leaves its socket to the garbage collector (a warning, not what this test is about).
     await asyncio.sleep(0.2)
-    await node.jobs.create_job("/sleep", Payload(Encoding.JSON, text='{"seconds": 0.3}'))
-    await executor.claim_once()
+    await node.jobs.create_job("/sleep", Payload(Encoding.JSON, text='{"seconds": 1}'))
+    for _ in range(200):  # the executor's own loop claims it
+        if executor.running_job_ids:
+            break
+        await asyncio.sleep(0.05)
     assert executor.running_job_ids  # the soft stop has a job to wait for
     stopping = asyncio.create_task(executor.stop(wait_seconds=10))
     await asyncio.sleep(0)  # the stop is under way, waiting for the job
