@@ -19,7 +19,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from jobstore.codecs import decode_request
-from jobstore.codecs.jsontext import check_text
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
 from jobstore.domain.events import JobEvents
@@ -59,15 +58,19 @@ class CreateResult:
     created: bool  # False when an identical create with the same tag was answered before
 
 
-def request_digest(endpoint: str, payload: Payload) -> str:
+_UNPARSED: Any = object()
+
+
+def request_digest(endpoint: str, payload: Payload, parsed: Any = _UNPARSED) -> str:
     """What makes two creates "the same job": endpoint, encoding and payload.
 
     A JSON payload counts by its meaning, not its spelling: it is digested in a canonical form
-    (keys sorted, no spaces), so `{"seconds":5}` and `{"seconds": 5}` are the same job.
+    (keys sorted, no spaces), so `{"seconds":5}` and `{"seconds": 5}` are the same job. Pass
+    the payload's value as `parsed` when it is at hand, so the text is not parsed again.
     """
     text = payload.text
     if text is not None and payload.encoding is Encoding.JSON:
-        text = canonical_json(text)
+        text = canonical_json(text) if parsed is _UNPARSED else _canonical(parsed)
     return _digest(endpoint, payload, text)
 
 
@@ -92,10 +95,13 @@ def _digest(endpoint: str, payload: Payload, text: str | None) -> str:
 def canonical_json(text: str) -> str:
     """JSON text in one spelling: keys sorted, no spaces, non-ASCII as is; else `text`."""
     try:
-        value = json.loads(text)
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _canonical(json.loads(text))
     except (ValueError, RecursionError):  # not JSON: prepare_job refuses it anyway
         return text
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _what_differs(new: NewJob, holder: Inserted) -> str | None:
@@ -192,10 +198,9 @@ class JobService:
         """Validate a create and build the row to insert; raises the client's mistakes."""
         options = dict(options or {})
         ep = self.registry.get(endpoint)
-        if payload.text is not None:
-            check_text(payload.text, what="data_str")
-        # Refuse undecodable payloads now, not when the job runs.
-        decode_request(payload, ep.request_schema, raw=ep.raw)
+        # Refuse undecodable payloads now, not when the job runs. A raw endpoint's JSON is
+        # parsed too (its schema is not used): the value serves the digest below.
+        value = decode_request(payload, None if ep.raw else ep.request_schema)
         tag = options.get("job_tag") or ""
         given_tag = bool(tag)
         if given_tag and not is_valid_tag(tag):
@@ -210,7 +215,7 @@ class JobService:
             job_tag=tag,
             endpoint=endpoint,
             request=payload,
-            request_digest=request_digest(endpoint, payload),
+            request_digest=request_digest(endpoint, payload, value),
             options=options,
             remove_on_complete=remove,
             retryable=ep.retryable,
