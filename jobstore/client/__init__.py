@@ -16,7 +16,7 @@ its version, so applications and the `jobstore jobs` commands load only httpx wi
 from __future__ import annotations
 
 from jobstore.client._async import AsyncClient
-from jobstore.client._operations import DEFAULT_URL, JobRef, safe_url
+from jobstore.client._operations import DEFAULT_URL, JobFilters, JobRef, safe_url
 from jobstore.client._sync import Client
 from jobstore.client.errors import (
     ApiError,
@@ -54,6 +54,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "Job",
+    "JobFilters",
     "JobPage",
     "JobRef",
     "JobRemoved",

@@ -3,15 +3,22 @@ _operations.py that Client's runs, awaiting the I/O instead of blocking on it.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from jobstore.client import _operations as ops
-from jobstore.client._operations import DEFAULT_TIMEOUT, DEFAULT_URL, Flow, JobQuery, JobRef, T
+from jobstore.client._operations import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    Flow,
+    JobFilters,
+    JobQuery,
+    JobRef,
+    T,
+)
 from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
 
 
@@ -108,36 +115,14 @@ class AsyncClient:
         """Cancel a job; see Client.cancel."""
         return await self._run(ops.cancel(job))
 
-    async def list(
-        self,
-        *,
-        status: str | Iterable[str] = (),
-        endpoint: str | None = None,
-        tag: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int | None = None,
-        before: int | None = None,
-    ) -> JobPage:
+    async def list(self, **filters: Unpack[JobFilters]) -> JobPage:
         """One page of jobs, newest first; see Client.list."""
-        query = JobQuery.of(status, endpoint, tag, created_after, created_before, limit, before)
+        query = JobQuery.of(filters)
         return await self._run(ops.list_jobs(query))
 
-    async def iter_jobs(
-        self,
-        *,
-        status: str | Iterable[str] = (),
-        endpoint: str | None = None,
-        tag: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int | None = None,
-        before: int | None = None,
-    ) -> AsyncIterator[Job]:
+    async def iter_jobs(self, **filters: Unpack[JobFilters]) -> AsyncIterator[Job]:
         """Every job the filters match, newest first (`async for`); see Client.iter_jobs."""
-        query: JobQuery | None = JobQuery.of(
-            status, endpoint, tag, created_after, created_before, limit, before
-        )
+        query: JobQuery | None = JobQuery.of(filters)
         while query is not None:
             page = await self._run(ops.list_jobs(query))
             for job in page.items:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -197,6 +197,18 @@ def cancel(job: Job | JobRef) -> Flow[CancelResult]:
     return read(response, CancelResult.from_json)
 
 
+class JobFilters(TypedDict, total=False):
+    """What `list` and `iter_jobs` take, all optional; they combine."""
+
+    status: str | Iterable[str]  # one state or several: queued, running, done, error, cancelled
+    endpoint: str
+    tag: str
+    created_after: datetime  # with a time zone
+    created_before: datetime
+    limit: int  # jobs per page, 1-500 (default 50)
+    before: int  # only jobs older than this job id
+
+
 @dataclass(frozen=True, slots=True)
 class JobQuery:
     """The filters of a listing, and where its page starts."""
@@ -210,21 +222,24 @@ class JobQuery:
     before: int | None = None
 
     @classmethod
-    def of(
-        cls,
-        status: str | Iterable[str],
-        endpoint: str | None,
-        tag: str | None,
-        created_after: datetime | None,
-        created_before: datetime | None,
-        limit: int | None,
-        before: int | None,
-    ) -> JobQuery:
-        states = (status,) if isinstance(status, str) else tuple(status)
-        for name, when in (("created_after", created_after), ("created_before", created_before)):
+    def of(cls, filters: JobFilters) -> JobQuery:
+        unknown = set(filters) - set(JobFilters.__annotations__)
+        if unknown:  # keyword arguments are not checked at run time: say it as Python would
+            raise TypeError(f"unexpected keyword argument {', '.join(sorted(unknown))}")
+        status = filters.get("status", ())
+        after, before = filters.get("created_after"), filters.get("created_before")
+        for name, when in (("created_after", after), ("created_before", before)):
             if when is not None and when.utcoffset() is None:
                 raise ValueError(f"{name} needs a time zone, e.g. datetime.now(UTC)")
-        return cls(states, endpoint, tag, created_after, created_before, limit, before)
+        return cls(
+            (status,) if isinstance(status, str) else tuple(status),
+            filters.get("endpoint"),
+            filters.get("tag"),
+            after,
+            before,
+            filters.get("limit"),
+            filters.get("before"),
+        )
 
     def params(self) -> tuple[tuple[str, str], ...]:
         given: list[tuple[str, str]] = []

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from jobstore.client import _operations as ops
-from jobstore.client._operations import DEFAULT_TIMEOUT, DEFAULT_URL, Flow, JobQuery, JobRef, T
+from jobstore.client._operations import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    Flow,
+    JobFilters,
+    JobQuery,
+    JobRef,
+    T,
+)
 from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
 
 
@@ -108,36 +115,14 @@ class Client:
         """Cancel a queued job, or ask a running one to stop; Conflict if it has finished."""
         return self._run(ops.cancel(job))
 
-    def list(
-        self,
-        *,
-        status: str | Iterable[str] = (),
-        endpoint: str | None = None,
-        tag: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int | None = None,
-        before: int | None = None,
-    ) -> JobPage:
+    def list(self, **filters: Unpack[JobFilters]) -> JobPage:
         """One page of jobs, newest first (`limit` 1-500, default 50); filters combine."""
-        query = JobQuery.of(status, endpoint, tag, created_after, created_before, limit, before)
+        query = JobQuery.of(filters)
         return self._run(ops.list_jobs(query))
 
-    def iter_jobs(
-        self,
-        *,
-        status: str | Iterable[str] = (),
-        endpoint: str | None = None,
-        tag: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int | None = None,
-        before: int | None = None,
-    ) -> Iterator[Job]:
+    def iter_jobs(self, **filters: Unpack[JobFilters]) -> Iterator[Job]:
         """Every job the filters match, newest first, a page of `limit` at a time."""
-        query: JobQuery | None = JobQuery.of(
-            status, endpoint, tag, created_after, created_before, limit, before
-        )
+        query: JobQuery | None = JobQuery.of(filters)
         while query is not None:
             page = self._run(ops.list_jobs(query))
             yield from page.items
