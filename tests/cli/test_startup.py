@@ -1,8 +1,8 @@
 """Start-up failures are one line and a documented exit status; admin commands create nothing.
 
 Real `python -m jobstore` processes against a real PostgreSQL (JOBSTORE_TEST_POSTGRES_URL, an
-admin connection, default the local server) and SQLite files in temporary folders. The small
-helpers are written here, so that this file does not depend on where shared helpers live.
+admin connection, default the local server) and SQLite files in temporary folders. Processes are
+started with the helpers of tests/support/e2e.py.
 """
 
 from __future__ import annotations
@@ -16,52 +16,23 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from tests.support.e2e import clean_env, free_port, run_cli
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get(
     "JOBSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 PG = urlsplit(PG_ADMIN_URL)
 PG_HOST, PG_PORT, PG_USER = PG.hostname or "127.0.0.1", PG.port or 5432, PG.username
 PASSWORD = "secret-pw-4711"  # must never appear in any output
-
-
-def free_port() -> int:
-    """A port nobody listens on (free when asked)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env() -> dict[str, str]:
-    """No JOBSTORE_* setting leaks in; this checkout's jobstore is the one imported."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSTORE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def jobstore(
-    args: Sequence[str], cwd: Path, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobstore", *args],
-        cwd=cwd,
-        env=child_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def one_line(done: subprocess.CompletedProcess[str], status: int) -> str:
@@ -126,7 +97,7 @@ def new_db_name(pg: None) -> Iterator[str]:
 @pytest.mark.postgres
 def test_server_down(pg: None, tmp_path: Path) -> None:
     url = pg_url("jobs", port=free_port())
-    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    done = run_cli(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
     line = one_line(done, 3)
     assert shown(url) in line, line
     assert "connection refused" in line and "is PostgreSQL running there?" in line, line
@@ -135,7 +106,7 @@ def test_server_down(pg: None, tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_missing_database(new_db_name: str, tmp_path: Path) -> None:
     url = pg_url(new_db_name)
-    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    done = run_cli(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
     line = one_line(done, 3)
     assert shown(url) in line, line
     assert f'database "{new_db_name}" does not exist' in line, line
@@ -145,7 +116,7 @@ def test_missing_database(new_db_name: str, tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_wrong_role(pg: None, tmp_path: Path) -> None:
     url = pg_url("postgres", user=f"nobody_{uuid.uuid4().hex[:8]}")
-    done = jobstore(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    done = run_cli(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
     line = one_line(done, 3)
     assert shown(url) in line, line
     assert "check the user and password" in line, line
@@ -157,7 +128,7 @@ def test_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = jobstore(
+        done = run_cli(
             ["serve", "--database-url", f"sqlite:///{database}", "--port", str(port)], tmp_path
         )
     line = one_line(done, 4)
@@ -192,7 +163,7 @@ def test_wait_for_database_until_it_is_created(new_db_name: str, tmp_path: Path)
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            argv, cwd=tmp_path, env=child_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            argv, cwd=tmp_path, env=clean_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
     try:
         time.sleep(2)
@@ -219,30 +190,28 @@ def test_wait_for_database_until_it_is_created(new_db_name: str, tmp_path: Path)
 
 def test_admin_commands_create_nothing_and_name_their_database(tmp_path: Path) -> None:
     for args in (["users", "list"], ["tokens", "list"], ["db", "current"]):
-        line = one_line(jobstore(args, tmp_path), 3)
+        line = one_line(run_cli(args, tmp_path), 3)
         assert f"sqlite:///{tmp_path / 'jobstore.db'}" in line, line
         assert "run jobstore db upgrade first" in line, line
         assert list(tmp_path.iterdir()) == [], f"{args} created {list(tmp_path.iterdir())}"
 
     (tmp_path / "empty.db").touch()
-    line = one_line(
-        jobstore(["users", "list", "--database-url", "sqlite:///empty.db"], tmp_path), 3
-    )
+    line = one_line(run_cli(["users", "list", "--database-url", "sqlite:///empty.db"], tmp_path), 3)
     assert "no jobstore schema" in line and "run jobstore db upgrade first" in line, line
 
-    upgraded = jobstore(["db", "upgrade"], tmp_path)
+    upgraded = run_cli(["db", "upgrade"], tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "alembic" not in upgraded.stdout + upgraded.stderr, upgraded
     assert upgraded.stdout.startswith(f"database sqlite:///{tmp_path / 'jobstore.db'} is at")
 
     named = f"jobstore: database sqlite:///{tmp_path / 'jobstore.db'}"
-    added = jobstore(["users", "add", "alice", "--no-password"], tmp_path)
+    added = run_cli(["users", "add", "alice", "--no-password"], tmp_path)
     assert (added.returncode, added.stdout, added.stderr.splitlines()) == (
         0,
         "added user alice\n",
         [named],
     ), added
-    listed = jobstore(["users", "list"], tmp_path)
+    listed = run_cli(["users", "list"], tmp_path)
     assert (listed.returncode, listed.stdout, listed.stderr.splitlines()) == (
         0,
         "alice\tuser\ttokens only\n",
@@ -255,13 +224,13 @@ def test_no_migrate_on_a_database_without_schema(tmp_path: Path) -> None:
     (tmp_path / "empty.db").touch()
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     for command in (["worker"], ["serve", "--port", str(free_port())]):
-        done = jobstore([*command, "--database-url", url, "--migrate", "false"], tmp_path)
+        done = run_cli([*command, "--database-url", url, "--migrate", "false"], tmp_path)
         line = one_line(done, 3)
         assert "no jobstore schema; run jobstore db upgrade first" in line, line
 
 
 def test_an_unparsable_url_hides_its_password(tmp_path: Path) -> None:
     url = f"postgresql://bob:{PASSWORD}@db:notaport/jobs"
-    done = jobstore(["db", "upgrade", "--database-url", url], tmp_path)
+    done = run_cli(["db", "upgrade", "--database-url", url], tmp_path)
     line = one_line(done, 2)
     assert "invalid database URL 'postgresql://bob:***@db:notaport/jobs'" in line, line

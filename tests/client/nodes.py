@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,35 +17,9 @@ from typing import Any
 import httpx
 
 from jobstore.client import AsyncClient
+from tests.support.e2e import clean_env, free_port
 
 Connect = Callable[..., Any]  # (url, **Client arguments) -> Client, or Blocking(AsyncClient)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env() -> dict[str, str]:
-    """No JOBSTORE_* setting of the developer's reaches a child."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("JOBSTORE_")}
-
-
-def jobstore(workdir: Path, *args: str, stdin: str = "") -> str:
-    """Run `python -m jobstore ARGS` to completion; its standard output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "jobstore", *args],
-        cwd=workdir,
-        env=child_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"jobstore {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 @dataclass
@@ -70,7 +42,7 @@ class Node:
         argv += ["--port", str(port), "--log-level", "warning", "--poll-seconds", "0.2", *args]
         with log.open("wb") as out:
             process = subprocess.Popen(
-                argv, cwd=workdir, env=child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                argv, cwd=workdir, env=clean_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
         node = cls(f"http://127.0.0.1:{port}", database_url, log, process)
         try:

@@ -30,7 +30,8 @@ from jobstore.client import (
     Unreachable,
     WaitTimeout,
 )
-from tests.client.nodes import Connect, Node, StartNode, free_port, jobstore
+from tests.client.nodes import Connect, Node, StartNode
+from tests.support.e2e import free_port, run_cli_ok
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -228,10 +229,12 @@ def test_stats_and_prune(client: Any) -> None:
 def test_token_and_basic_auth(start_node: StartNode, connect: Connect, tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'auth.db'}"
     db = ("--database-url", database_url)
-    jobstore(tmp_path, "db", "upgrade", *db)
-    jobstore(tmp_path, "users", "add", "alice", "--no-password", *db)
-    token = jobstore(tmp_path, "tokens", "create", "--user", "alice", *db).strip().splitlines()[-1]
-    jobstore(tmp_path, "users", "add", "bob", "--admin", "--password-stdin", *db, stdin="s3cret\n")
+    run_cli_ok(["db", "upgrade", *db], tmp_path)
+    run_cli_ok(["users", "add", "alice", "--no-password", *db], tmp_path)
+    created = run_cli_ok(["tokens", "create", "--user", "alice", *db], tmp_path)
+    token = created.stdout.strip().splitlines()[-1]
+    bob = ["users", "add", "bob", "--admin", "--password-stdin", *db]
+    run_cli_ok(bob, tmp_path, stdin="s3cret\n")
     node = start_node("--auth", "required", database_url=database_url)
 
     with pytest.raises(Unauthorized) as anonymous:

@@ -57,18 +57,31 @@ def clean_env() -> dict[str, str]:
 
 
 def run_cli(
-    args: Sequence[str], cwd: Path, timeout: float = 60
+    args: Sequence[str], cwd: Path, timeout: float = 60, *, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m jobstore ARGS` to completion and capture its output."""
+    """Run `python -m jobstore ARGS` to completion, `stdin` fed in, and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "jobstore", *args],
         cwd=cwd,
         env=clean_env(),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def run_cli_ok(
+    args: Sequence[str], cwd: Path, timeout: float = 60, *, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli`, failing the test unless the command exits 0."""
+    done = run_cli(args, cwd, timeout, stdin=stdin)
+    assert done.returncode == 0, (
+        f"jobstore {' '.join(args)} exited {done.returncode}\n"
+        f"stdout: {done.stdout}\nstderr: {done.stderr}"
+    )
+    return done
 
 
 def wait_for(

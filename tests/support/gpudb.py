@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ import gpudb
 import snappy
 
 from tests.support.avro import avro_write
-from tests.support.e2e import clean_env, wait_for
+from tests.support.e2e import run_cli_ok, wait_for
 
 CLIENT_ENCODINGS = ("BINARY", "SNAPPY", "JSON")
 REQUEST_ENCODINGS = ("binary", "json", "snappy")
@@ -164,33 +162,14 @@ def client_noise(level: int = logging.WARNING) -> Iterator[Noise]:
 # -- users and tokens (the CLI, with a password on stdin) ---------------------------------------
 
 
-def cli(
-    args: list[str], cwd: Path, *, stdin: str = "", timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """`python -m jobstore ARGS` with `stdin` fed in; fails the test on a non-zero exit."""
-    done = subprocess.run(
-        [sys.executable, "-m", "jobstore", *args],
-        cwd=cwd,
-        env=clean_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, (
-        f"jobstore {' '.join(args)} exited {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    return done
-
-
 def add_user(database_url: str, cwd: Path, name: str, password: str, *, admin: bool = False) -> str:
     args = ["users", "add", name, "--password-stdin", "--database-url", database_url]
-    out = cli([*args, *(["--admin"] if admin else [])], cwd, stdin=password + "\n").stdout
+    out = run_cli_ok([*args, *(["--admin"] if admin else [])], cwd, stdin=password + "\n").stdout
     return out.strip()
 
 
 def create_token(database_url: str, cwd: Path, user: str) -> str:
-    out = cli(["tokens", "create", "--user", user, "--database-url", database_url], cwd).stdout
+    out = run_cli_ok(
+        ["tokens", "create", "--user", user, "--database-url", database_url], cwd
+    ).stdout
     return out.strip().splitlines()[-1].strip()

@@ -26,6 +26,7 @@ from tests.support.e2e import (
     free_port,
     job_row,
     query,
+    run_cli_ok,
     server_factory,
     wait_for,
 )
@@ -35,7 +36,6 @@ from tests.support.gpudb import (
     FAIL_REQUEST,
     REQUEST_ENCODINGS,
     add_user,
-    cli,
     client_noise,
     connect,
     create,
@@ -493,7 +493,7 @@ def test_auth_basic_bearer_rejections_and_visibility(
 
     # Refused at the call: the token of a connected client is revoked (tokens are not cached).
     assert ok(bearer.get_job(token_job, {})).job_status == "DONE"
-    cli(["tokens", "revoke", token, "--database-url", database_url], tmp_path)
+    run_cli_ok(["tokens", "revoke", token, "--database-url", database_url], tmp_path)
     with pytest.raises(gpudb.GPUdbUnauthorizedAccessException) as at_call:
         bearer.get_job(token_job, {})
     assert "Unauthorized access" in str(at_call.value)
