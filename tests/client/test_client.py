@@ -282,3 +282,8 @@ def test_both_clients_have_the_same_methods() -> None:
     for name, signature in sync.items():
         assert list(signature.parameters) == list(asynchronous[name].parameters), name
         assert inspect.iscoroutinefunction(getattr(AsyncClient, name)) or name == "iter_jobs"
+
+
+def test_a_misspelt_filter_is_refused(client: Any) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument stauts"):
+        client.list(stauts="done")
