@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from jobstore.domain.models import JobState
+from jobstore.domain.models import FINAL_STATES, AttemptOutcome, JobState
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -47,12 +47,30 @@ class Metrics:
             buckets=_FAST,
             registry=r,
         )
+        self.attempts = Counter(
+            "jobstore_job_attempts",
+            "Runs of jobs that ended, by how (done, error, timeout, cancelled, given_back; "
+            "lost: closed by this node's rescuer after another node died)",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "jobstore_job_retries",
+            "Failed or timed-out runs this node scheduled to run again (retry_errors)",
+            ["endpoint"],
+            registry=r,
+        )
         self.claimed = Counter("jobstore_jobs_claimed", "Jobs claimed by this node", registry=r)
         self.queue_depth = Gauge(
             "jobstore_queue_depth", "Queued jobs in the database (all nodes)", registry=r
         )
         self.running = Gauge(
             "jobstore_running_jobs", "Running jobs in the database (all nodes)", registry=r
+        )
+        self.scheduled = Gauge(
+            "jobstore_scheduled_jobs",
+            "Jobs waiting for their run_at (delayed, or backing off before a retry; all nodes)",
+            registry=r,
         )
         self.http_duration = Histogram(
             "jobstore_http_request_duration_seconds",
@@ -69,6 +87,15 @@ class Metrics:
         self.jobs_finished.labels(endpoint, status.value).inc()
         self.job_duration.labels(endpoint, status.value).observe(seconds)
 
+    def attempt_ended(self, endpoint: str, outcome: AttemptOutcome, state: JobState) -> None:
+        """A run on this node ended with `outcome`, leaving its job in `state`."""
+        self.attempts.labels(endpoint, outcome.value).inc()
+        if state not in FINAL_STATES:
+            self.retries.labels(endpoint).inc()
+
+    def attempts_lost(self, endpoint: str, count: int) -> None:
+        self.attempts.labels(endpoint, AttemptOutcome.LOST.value).inc(count)
+
     def claim_observed(self, seconds: float, claimed: int) -> None:
         self.claim_duration.observe(seconds)
         if claimed:
@@ -81,4 +108,5 @@ class Metrics:
         """The text exposition format, with the database gauges set from `active`."""
         self.queue_depth.set(active.get(JobState.QUEUED, 0))
         self.running.set(active.get(JobState.RUNNING, 0))
+        self.scheduled.set(active.get(JobState.SCHEDULED, 0))
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ from typing import Any
 
 from jobstore.codecs import Schema, jsontext, unwrap_bytes
 from jobstore.domain.errors import JobstoreError, UnknownEndpoint
-from jobstore.domain.models import FINAL_STATES, Encoding, Job, JobState, Payload
+from jobstore.domain.models import FINAL_STATES, Attempt, Encoding, Job, JobState, Payload
 from jobstore.endpoints.registry import EndpointRegistry
 
 
@@ -36,6 +36,12 @@ def job_summary(job: Job) -> dict[str, Any]:
         "error": job.status_map.get("error_message") if job.status is JobState.ERROR else None,
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "run_at": iso(job.run_at),
+        "retry_errors": job.retry_errors,
+        "backoff_seconds": job.backoff_seconds,
+        "timeout_seconds": job.timeout_seconds,
+        "last_error": job.status_map.get("last_error"),
         "cancel_requested": job.cancel_requested,
         "remove_on_complete": job.remove_on_complete,
         "request_encoding": job.request_encoding.value,
@@ -47,6 +53,22 @@ def job_summary(job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at),
         "duration_seconds": duration,
         "finished": job.status in FINAL_STATES,
+    }
+
+
+def attempt_document(attempt: Attempt) -> dict[str, Any]:
+    """One run of a job (a row of job_attempts)."""
+    duration = None
+    if attempt.finished_at is not None:
+        duration = (attempt.finished_at - attempt.started_at).total_seconds()
+    return {
+        "attempt": attempt.attempt,
+        "node": attempt.node,
+        "started_at": iso(attempt.started_at),
+        "finished_at": iso(attempt.finished_at),
+        "duration_seconds": duration,
+        "outcome": attempt.outcome.value if attempt.outcome else None,
+        "error": attempt.error_message,
     }
 
 

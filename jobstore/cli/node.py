@@ -4,7 +4,7 @@
 core services, the retention pass and the facades are wired the same way everywhere:
 
     settings -> Database -> endpoint registry -> events, metrics
-             -> Executor, Pruner (background services of the node)
+             -> DatabaseClock, Executor, Pruner (background services of the node)
              -> JobService, Authenticator, CdmService (the core and CDM's dialect over it)
              -> the ASGI app with every facade (serve only)
 """
@@ -23,13 +23,14 @@ from jobstore.api.ui import UiConfig
 from jobstore.cli.settings import Settings
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
-from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.clock import Clock
 from jobstore.domain.events import JobEvents
 from jobstore.endpoints.registry import EndpointRegistry, default_registry
 from jobstore.executor.pruner import Pruner
 from jobstore.executor.runner import Executor
 from jobstore.metrics import Metrics
 from jobstore.store import Database, migrate_to_head
+from jobstore.store.clock import DatabaseClock
 from jobstore.store.migrate import require_schema
 
 
@@ -48,6 +49,7 @@ class Node:
     jobs: JobService
     accounts: Authenticator
     cdm: CdmService
+    database_clock: DatabaseClock | None = None  # None when a test gave the node its clock
     _started: list[Any] = field(default_factory=list)
 
     @property
@@ -56,8 +58,10 @@ class Node:
 
     @property
     def background(self) -> list[Any]:
-        """The services that run beside the API, in start order."""
-        return [self.executor, self.pruner]
+        """The services that run beside the API, in start order (the clock first: the others
+        read it)."""
+        clock = [self.database_clock] if self.database_clock is not None else []
+        return [*clock, self.executor, self.pruner]
 
     def app(
         self,
@@ -123,12 +127,17 @@ def build_node(
     db: Database | None = None,
     registry: EndpointRegistry | None = None,
     clock: Clock | None = None,
+    local_clock: Clock | None = None,
 ) -> Node:
     """Wire a node. Raises ConfigError on bad settings or endpoint modules; connects nothing
     yet (the first transaction does)."""
     registry = registry or default_registry(settings.endpoints, entry_points=True)
     db = db or Database(settings.database_url, pool_size=settings.pool_size)
-    clock = clock or SystemClock()
+    # Nodes agree on time by keeping the database's (leases, due jobs); tests may pass a
+    # ManualClock instead, or skew the machine's clock under the database's with `local_clock`.
+    database_clock = None if clock is not None else DatabaseClock(db, local=local_clock)
+    clock = clock or database_clock
+    assert clock is not None
     events = JobEvents()
     metrics = Metrics() if settings.metrics else None
     executor = Executor(
@@ -150,6 +159,7 @@ def build_node(
         retention=pruner,
     )
     events.on_created(lambda _endpoint: executor.wake())
+    events.on_scheduled(executor.scheduler.note)
     events.on_cancel_requested(executor.request_cancel)
     events.on_finished(jobs.wake_waiters)
     return Node(
@@ -163,6 +173,7 @@ def build_node(
         jobs=jobs,
         accounts=Authenticator(db),
         cdm=CdmService(jobs, cluster_id=settings.cdm_cluster_id or None, clock=clock),
+        database_clock=database_clock,
     )
 
 
@@ -172,6 +183,7 @@ def node_for_tests(
     node_id: str = "test",
     registry: EndpointRegistry | None = None,
     clock: Clock | None = None,
+    local_clock: Clock | None = None,
     **settings: Any,
 ) -> Node:
     """A node on an existing (migrated) database, for tests: no entry-point endpoints, no
@@ -182,4 +194,5 @@ def node_for_tests(
         db=db,
         registry=registry or default_registry(),
         clock=clock,
+        local_clock=local_clock,
     )

@@ -122,6 +122,11 @@ OPTIONS: tuple[Option, ...] = (
         "how long a cancelled handler may take to stop before the job is recorded cancelled anyway",
     ),
     Option(
+        "--max-backoff-seconds",
+        float,
+        "longest wait between two attempts of a job with retry_errors (backoff doubles up to it)",
+    ),
+    Option(
         "--max-attempts",
         int,
         "runs of a retryable job whose node keeps dying, at most "
@@ -198,6 +203,7 @@ class Settings:
     poll_seconds: float = _default_of(ExecutorConfig, "poll_seconds")
     shutdown_seconds: float = _default_of(ExecutorConfig, "shutdown_seconds")
     cancel_grace_seconds: float = _default_of(ExecutorConfig, "cancel_grace_seconds")
+    max_backoff_seconds: float = _default_of(ExecutorConfig, "max_backoff_seconds")
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     endpoints: tuple[str, ...] = ()
     migrate: bool = True
@@ -237,6 +243,7 @@ class Settings:
             poll_seconds=self.poll_seconds,
             cancel_grace_seconds=self.cancel_grace_seconds,
             shutdown_seconds=self.shutdown_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
         )
 
     def effective_node_id(self, command: str) -> str:

@@ -140,7 +140,7 @@ class DefinitionService:
                 user=user,
                 now=now,
             )
-        self.jobs.announce_created(new.endpoint)
+        self.jobs.announce_created(new)
         return inserted.job_id
 
     async def active_submission(self, project: str, cluster_id: str, name: str) -> int | None:

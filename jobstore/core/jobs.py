@@ -14,17 +14,27 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from jobstore.codecs import decode_request
 from jobstore.domain.clock import Clock, SystemClock
-from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, TagConflict
+from jobstore.domain.errors import (
+    BadOption,
+    BadRequest,
+    JobNotFound,
+    JobNotRetryable,
+    JobRemoved,
+    TagConflict,
+)
 from jobstore.domain.events import JobEvents
 from jobstore.domain.models import (
+    ACTIVE_STATES,
     DEFAULT_MAX_ATTEMPTS,
     FINAL_STATES,
+    RETRYABLE_STATES,
+    Attempt,
     Encoding,
     Inserted,
     Job,
@@ -35,6 +45,7 @@ from jobstore.domain.models import (
     PruneResult,
     is_valid_tag,
 )
+from jobstore.domain.options import OPTION_NAMES, parse_run_options
 from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.metrics import Metrics
 from jobstore.store import Database
@@ -43,12 +54,25 @@ from jobstore.store.migrate import current_revision, head_revision
 
 # Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
 CANCEL_BATCH = 1000
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+# A bulk retry or cancel works through the matching jobs this many per transaction, and stops
+# after BULK_MAX_JOBS (the answer says when more match: call again).
+BULK_BATCH = 500
+BULK_MAX_JOBS = 10_000
 # Dashboards show per-state counts up to this many, then "10000+": bounded work per view.
 COUNT_CAP = 10_000
 COUNT_CACHE_SECONDS = 1.0
 # A long poll re-reads the job this often, for jobs that end on another node.
 WAIT_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk retry or cancel did: per outcome, how many jobs; `more` when it stopped at
+    BULK_MAX_JOBS with jobs still matching."""
+
+    matched: int
+    outcomes: dict[str, int]
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +204,7 @@ class JobService:
 
     async def create_in(self, conn: Any, new: NewJob) -> Inserted:
         """Write a prepared job inside the caller's transaction (and notify other nodes when
-        it commits). After the commit the caller calls `announce_created(new.endpoint)`."""
+        it commits). After the commit the caller calls `announce_created(new)`."""
         [inserted] = await self.store.job_create_many(conn, [new], self.clock.now())
         await self._notify(conn, [inserted])
         return inserted
@@ -189,7 +213,7 @@ class JobService:
         self,
         endpoint: str,
         payload: Payload,
-        options: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
         *,
         created_by: str | None = None,
         project: str | None = None,
@@ -211,6 +235,14 @@ class JobService:
         remove = parse_bool(
             options.get("remove_job_on_complete", "false"), name="remove_job_on_complete"
         )
+        run = parse_run_options(options).or_defaults(ep.defaults)
+        if run.retry_errors and not ep.retryable:
+            raise BadOption(
+                "retry_errors", f"cannot be true: {endpoint} is not retryable (it never runs twice)"
+            )
+        for name in OPTION_NAMES:  # stored as Kinetica's options are: text
+            if (given := options.get(name)) is not None and not isinstance(given, str):
+                options[name] = json.dumps(given)
         return NewJob(
             job_tag=tag,
             endpoint=endpoint,
@@ -219,18 +251,24 @@ class JobService:
             options=options,
             remove_on_complete=remove,
             retryable=ep.retryable,
-            max_attempts=ep.max_attempts or self.default_max_attempts,
+            max_attempts=run.max_attempts or ep.max_attempts or self.default_max_attempts,
             created_by=created_by,
             project=project,
             source_ip=source_ip,
             tag_given=given_tag,
+            priority=run.priority or 0,
+            run_at=run.run_at,
+            delay_seconds=run.delay_seconds,
+            retry_errors=bool(run.retry_errors),
+            backoff_seconds=run.backoff_seconds,
+            timeout_seconds=run.timeout_seconds,
         )
 
     async def create_job(
         self,
         endpoint: str,
         payload: Payload,
-        options: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
         *,
         created_by: str | None = None,
         project: str | None = None,
@@ -256,14 +294,21 @@ class JobService:
             ):
                 raise TagConflict(new.job_tag, inserted.job_id, _what_differs(new, inserted))
             return CreateResult(inserted.job_id, new.job_tag, created=False)
-        self.announce_created(endpoint)
+        self.announce_created(new)
         return CreateResult(inserted.job_id, new.job_tag, created=True)
 
-    def announce_created(self, endpoint: str) -> None:
-        """A create committed: count it and tell this node's executor that work is waiting."""
+    def announce_created(self, new: NewJob) -> None:
+        """A create committed: count it and tell this node's executor that work is waiting
+        (now, or at the job's run_at)."""
         if self.metrics is not None:
-            self.metrics.job_created(endpoint)
-        self.events.created(endpoint)
+            self.metrics.job_created(new.endpoint)
+        run_at = new.run_at
+        if new.delay_seconds is not None:
+            run_at = self.clock.now() + timedelta(seconds=new.delay_seconds)
+        if run_at is not None and run_at > self.clock.now():
+            self.events.scheduled(run_at)
+        else:
+            self.events.created(new.endpoint)
 
     def wake_waiters(self, job_id: int, state: JobState) -> None:
         """An executor on this node committed a job's outcome: wake whoever waits on it."""
@@ -407,6 +452,75 @@ class JobService:
         if requested:
             self.events.cancel_requested(requested)
         return result
+
+    async def retry_job(self, job_id: int, *, visible_to: str | None = None) -> Job:
+        """Run a finished `error` or `cancelled` job again, as a new attempt.
+
+        JobNotRetryable for a job in any other state, JobRemoved for a removed one.
+        """
+        async with self.db.transaction() as conn:
+            moved = await self.store.job_retry(
+                conn, [job_id], self.clock.now(), created_by=visible_to
+            )
+            if moved:
+                await self.store.job_notify_created(conn)
+        job = await self.get_job(job_id=job_id, visible_to=visible_to)
+        if not moved:
+            raise JobNotRetryable(job_id, job.status.value)
+        self.events.created(job.endpoint)
+        return job
+
+    async def bulk_action(
+        self, action: str, query: JobQuery, *, max_jobs: int = BULK_MAX_JOBS
+    ) -> BulkResult:
+        """Retry (`action="retry"`) or cancel (`"cancel"`) every job `query` selects.
+
+        Works newest first, BULK_BATCH jobs per transaction, up to `max_jobs`. Retry touches
+        only finished error/cancelled jobs, cancel only unfinished ones, whatever `query` says.
+        """
+        allowed = RETRYABLE_STATES if action == "retry" else frozenset(ACTIVE_STATES)
+        if action not in ("retry", "cancel"):
+            raise BadRequest(f"unknown bulk action {action!r}: use retry or cancel")
+        states = allowed if query.states is None else allowed & set(query.states)
+        query = replace(query, states=tuple(sorted(states)))
+        outcomes: dict[str, int] = {}
+        matched = 0
+        more = False
+        while states:
+            async with self.db.transaction() as conn:
+                limit = min(BULK_BATCH, max_jobs - matched)
+                ids = await self.store.job_ids_matching(conn, query, limit=limit + 1)
+                more = len(ids) > limit
+                ids = ids[:limit]
+                if not ids:
+                    break
+                now = self.clock.now()
+                if action == "retry":
+                    moved = await self.store.job_retry(conn, ids, now, created_by=query.created_by)
+                    outcomes["retried"] = outcomes.get("retried", 0) + len(moved)
+                    if moved:
+                        await self.store.job_notify_created(conn)
+                else:
+                    done = await self.store.job_cancel(conn, ids, now, created_by=query.created_by)
+                    for outcome in done.values():
+                        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            matched += len(ids)
+            query = replace(query, before_id=min(ids))
+            if action == "cancel":
+                self.events.cancel_requested(
+                    [i for i, o in done.items() if o == "cancel_requested"]
+                )
+            elif moved:
+                self.events.created("")
+            if not more or matched >= max_jobs:
+                break
+        return BulkResult(matched=matched, outcomes=outcomes, more=more)
+
+    async def attempts(self, job_id: int, *, visible_to: str | None = None) -> list[Attempt]:
+        """Every run of a job, first to last (`job_attempts`)."""
+        await self.get_job(job_id=job_id, visible_to=visible_to)  # not found, not yours, removed
+        async with self.db.reading() as conn:
+            return await self.store.job_attempts(conn, job_id)
 
     @property
     def can_prune(self) -> bool:

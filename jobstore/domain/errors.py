@@ -3,15 +3,17 @@
 JobstoreError
 ├── ClientError                 the caller's fault; facades answer it in their dialect
 │   ├── BadRequest              malformed or invalid input
+│   │   ├── BadOption           a job option (priority, run_at, ...) out of its range
 │   │   └── DecodeError         a body or payload that its encoding cannot decode
 │   ├── UnknownEndpoint         create names an endpoint nobody registered
 │   ├── TagConflict             the tag is taken by a different job
 │   ├── JobNotFound             no job with that id or tag
 │   ├── JobRemoved              the job finished and was removed (remove_job_on_complete)
+│   ├── JobNotRetryable         retry of a job that is not a finished error or cancel
 │   ├── DefinitionNotFound      no named job definition with that name
 │   ├── DefinitionExists        a definition of that name exists already
 │   └── DefinitionBusy          the definition's last submission has not finished
-├── JobFailed                   raised by a handler: the job ends `error` with this message
+├── JobFailed                   raised by a handler: the attempt ends `error` (retry=False: the job)
 ├── StoreUnavailable            the database is out of reach; facades answer 503
 ├── CannotListen                a node cannot bind its --host:--port
 ├── DatabaseUnusable            at start: the database is down, missing, refuses us or lacks
@@ -34,6 +36,26 @@ class ClientError(JobstoreError):
 
 class BadRequest(ClientError):
     pass
+
+
+class BadOption(BadRequest):
+    """A job option (priority, run_at, ...) has a value it cannot take; `option` names it."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"option {option!r} {message}")
+        self.option = option
+        self.reason = message
+
+
+class JobNotRetryable(ClientError):
+    """Only a finished `error` or `cancelled` job can be run again."""
+
+    def __init__(self, job_id: int, status: str) -> None:
+        super().__init__(
+            f"job {job_id} is {status}; only a job that ended error or cancelled can be retried"
+        )
+        self.job_id = job_id
+        self.status = status
 
 
 class DecodeError(BadRequest):
@@ -107,7 +129,15 @@ class DefinitionBusy(ClientError):
 
 
 class JobFailed(JobstoreError):
-    """Raise from a handler to end the job `error` with this message."""
+    """Raise from a handler to end the attempt `error` with this message.
+
+    A job whose `retry_errors` is on runs again while it has attempts left, unless the handler
+    says `retry=False`: then the job ends `error` at once.
+    """
+
+    def __init__(self, message: str = "", *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class CannotListen(JobstoreError):

@@ -8,10 +8,12 @@ wakes on a create and stops a job on a cancel, the core wakes long polls on a fi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from jobstore.domain.models import JobState
 
 Created = Callable[[str], None]
+Scheduled = Callable[[datetime], None]
 CancelRequested = Callable[[Sequence[int]], None]
 Finished = Callable[[int, JobState], None]
 
@@ -21,11 +23,15 @@ class JobEvents:
 
     def __init__(self) -> None:
         self._created: list[Created] = []
+        self._scheduled: list[Scheduled] = []
         self._cancel_requested: list[CancelRequested] = []
         self._finished: list[Finished] = []
 
     def on_created(self, listener: Created) -> None:
         self._created.append(listener)
+
+    def on_scheduled(self, listener: Scheduled) -> None:
+        self._scheduled.append(listener)
 
     def on_cancel_requested(self, listener: CancelRequested) -> None:
         self._cancel_requested.append(listener)
@@ -37,6 +43,11 @@ class JobEvents:
         """A job for `endpoint` was committed on this node."""
         for listener in self._created:
             listener(endpoint)
+
+    def scheduled(self, run_at: datetime) -> None:
+        """A job that waits until `run_at` was committed on this node."""
+        for listener in self._scheduled:
+            listener(run_at)
 
     def cancel_requested(self, job_ids: Sequence[int]) -> None:
         """Running jobs were asked to stop through this node."""

@@ -14,6 +14,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 
 class JobState(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its `run_at` (a delay, or a retry's backoff)
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -22,6 +23,21 @@ class JobState(enum.StrEnum):
 
 
 FINAL_STATES = frozenset({JobState.DONE, JobState.ERROR, JobState.CANCELLED})
+# Not finished: waiting for its time, waiting for a slot, or running.
+ACTIVE_STATES = (JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING)
+# Finished jobs a client may run again (POST /api/v1/jobs/{id}/retry).
+RETRYABLE_STATES = frozenset({JobState.ERROR, JobState.CANCELLED})
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one run of a job ended: the `outcome` column of `job_attempts`."""
+
+    DONE = "done"
+    ERROR = "error"
+    TIMEOUT = "timeout"  # ran longer than the job's timeout_seconds
+    LOST = "lost"  # its node died or restarted; closed by the rescuer
+    CANCELLED = "cancelled"
+    GIVEN_BACK = "given_back"  # its node stopped and put the job back in the queue
 
 
 class Encoding(enum.StrEnum):
@@ -75,6 +91,11 @@ class Job:
     retryable: bool = True
     cancel_requested: bool = False
     remove_on_complete: bool = False
+    priority: int = 0
+    run_at: datetime | None = None
+    retry_errors: bool = False
+    backoff_seconds: float | None = None
+    timeout_seconds: float | None = None
     request_data: bytes | None = None
     request_text: str | None = None
     response_encoding: Encoding | None = None
@@ -107,6 +128,11 @@ class Job:
             retryable=row.get("retryable", True),
             cancel_requested=row.get("cancel_requested", False),
             remove_on_complete=row.get("remove_on_complete", False),
+            priority=row.get("priority", 0),
+            run_at=row.get("run_at"),
+            retry_errors=row.get("retry_errors", False),
+            backoff_seconds=row.get("backoff_seconds"),
+            timeout_seconds=row.get("timeout_seconds"),
             request_data=row.get("request_data"),
             request_text=row.get("request_text"),
             response_encoding=Encoding(enc) if enc else None,
@@ -170,6 +196,12 @@ class NewJob:
     project: str | None = None
     source_ip: str | None = None
     tag_given: bool = True  # a generated tag cannot belong to a removed job
+    priority: int = 0
+    run_at: datetime | None = None  # scheduled until then; None: queued at once
+    delay_seconds: float | None = None  # or: scheduled this long after the insert
+    retry_errors: bool = False
+    backoff_seconds: float | None = None
+    timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,15 +239,62 @@ class Claimed:
     request: Payload
     attempt: int
     cancel_requested: bool
+    max_attempts: int = 1
+    retry_errors: bool = False
+    backoff_seconds: float | None = None
+    timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a run ended, as the executor reports it to the store."""
+    """How a run ended, as the executor reports it to the store.
+
+    `status` is the job's final state, unless `retry_at` is set: then the job waits in
+    `scheduled` (or `queued`, when the time has come) for its next attempt. `attempt` is what
+    `job_attempts` records for this run (by default, the state's own name).
+    """
 
     status: JobState
     response: Payload | None = None
     status_map: dict[str, str] = field(default_factory=dict)
+    attempt: AttemptOutcome | None = None
+    retry_at: datetime | None = None
+
+    @property
+    def attempt_outcome(self) -> AttemptOutcome:
+        return self.attempt or AttemptOutcome(self.status.value)
+
+    @property
+    def error_message(self) -> str | None:
+        if self.status is JobState.DONE and self.retry_at is None:
+            return None
+        return self.status_map.get("error_message")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job: a row of `job_attempts`. `outcome` is None while it runs."""
+
+    job_id: int
+    attempt: int
+    node: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: AttemptOutcome | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Attempt:
+        outcome = row["outcome"]
+        return cls(
+            job_id=row["job_id"],
+            attempt=row["attempt"],
+            node=row["node"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            outcome=AttemptOutcome(outcome) if outcome else None,
+            error_message=row["error_message"],
+        )
 
 
 @dataclass

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobstore.codecs import Schema
+from jobstore.domain.errors import BadOption, ConfigError
+from jobstore.domain.options import RunOptions, parse_run_options
 from jobstore.endpoints.context import JobContext
 
 __all__ = ["MARK", "Endpoint", "Handler", "endpoint"]
@@ -24,7 +26,8 @@ class Endpoint:
 
     `raw` handlers get the payload as sent (text for JSON, bytes otherwise) and return the
     same kind. `retryable=False` means the handler is never run twice: if its node dies mid-run,
-    the job ends `error`.
+    the job ends `error`, and its jobs cannot ask for `retry_errors`. `defaults` are the engine
+    options (priority, retries, timeout) of jobs that do not give their own.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Endpoint:
     raw: bool = False
     max_attempts: int | None = None
     description: str = ""
+    defaults: RunOptions = field(default_factory=RunOptions)
 
     @property
     def is_async(self) -> bool:
@@ -55,8 +59,29 @@ def endpoint(
     retryable: bool = True,
     raw: bool = False,
     max_attempts: int | None = None,
+    priority: int | None = None,
+    retry_errors: bool | None = None,
+    backoff_seconds: float | None = None,
+    timeout_seconds: float | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image")."""
+    """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image").
+
+    `max_attempts`, `priority`, `retry_errors`, `backoff_seconds` and `timeout_seconds` are
+    defaults for its jobs; a job's own options win.
+    """
+    given = {
+        "max_attempts": max_attempts,
+        "priority": priority,
+        "retry_errors": retry_errors,
+        "backoff_seconds": backoff_seconds,
+        "timeout_seconds": timeout_seconds,
+    }
+    try:
+        defaults = parse_run_options({k: v for k, v in given.items() if v is not None})
+    except BadOption as exc:
+        raise ConfigError(f"endpoint {name}: {exc}") from None
+    if defaults.retry_errors and not retryable:
+        raise ConfigError(f"endpoint {name}: retry_errors needs a retryable endpoint")
 
     def mark(fn: Handler) -> Handler:
         ep = Endpoint(
@@ -68,6 +93,7 @@ def endpoint(
             raw=raw,
             max_attempts=max_attempts,
             description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
+            defaults=defaults,
         )
         setattr(fn, MARK, ep)
         return fn

@@ -25,6 +25,7 @@ class ExecutorConfig:
     rescue_seconds: float = 0.0  # 0: half the lease
     cancel_grace_seconds: float = 5.0
     shutdown_seconds: float = 10.0
+    max_backoff_seconds: float = 3600.0  # the cap of a retry's exponential backoff
 
     def __post_init__(self) -> None:
         if not self.node_id or len(self.node_id) > 128:
@@ -32,7 +33,8 @@ class ExecutorConfig:
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         for name in ("lease_seconds", "heartbeat_seconds", "poll_seconds", "tick_seconds",
-                     "rescue_seconds", "cancel_grace_seconds", "shutdown_seconds"):  # fmt: skip
+                     "rescue_seconds", "cancel_grace_seconds", "shutdown_seconds",
+                     "max_backoff_seconds"):  # fmt: skip
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name.replace('_', ' ')} must be a finite number")
         if self.lease_seconds < 1:
@@ -40,7 +42,7 @@ class ExecutorConfig:
         for name in ("poll_seconds", "tick_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must be more than 0")
-        for name in ("cancel_grace_seconds", "shutdown_seconds"):
+        for name in ("cancel_grace_seconds", "shutdown_seconds", "max_backoff_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
         if self.heartbeat_seconds == 0:

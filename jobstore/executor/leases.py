@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from jobstore.domain.clock import Clock
 from jobstore.domain.models import Outcome
-from jobstore.executor.running import Run, RunningJobs, cancelled_outcome
+from jobstore.executor.running import Run, RunningJobs, stopped_outcome
 from jobstore.store import Database
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,6 @@ class ProgressSync:
             # Whatever it returns later is not recorded. It stays running until its task
             # ends: a blocked handler still holds a thread of the pool.
             run.lost = True
-            await self._finish(run, cancelled_outcome(run.ctx))
-            log.warning("job %d ignored its cancel for the grace period", run.claimed.job_id)
+            await self._finish(run, stopped_outcome(run))
+            log.warning("job %d ignored its stop for the grace period", run.claimed.job_id)
         return [r.claimed.job_id for r in overdue]

@@ -28,13 +28,15 @@ from jobstore.codecs import decode_request, encode_response
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import JobFailed, JobstoreError
 from jobstore.domain.events import JobEvents
-from jobstore.domain.models import Claimed, JobState, Outcome
+from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.executor.config import ExecutorConfig
 from jobstore.executor.leases import LeaseKeeper, ProgressSync, TickResult
 from jobstore.executor.rescuer import Rescuer
-from jobstore.executor.running import Run, RunningJobs, cancelled_outcome
+from jobstore.executor.retries import with_retry
+from jobstore.executor.running import Run, RunningJobs, cancelled_outcome, stopped_outcome
+from jobstore.executor.scheduler import Scheduler
 from jobstore.executor.tasks import Tasks
 from jobstore.metrics import Metrics
 from jobstore.store import Database, RescueResult
@@ -73,7 +75,10 @@ class Executor:
             lease_seconds=config.lease_seconds,
         )
         self.progress = ProgressSync(db, self._running, self.clock, finish=self._finish)
-        self.rescuer = Rescuer(db, self.clock, on_requeued=self.wake)
+        self.rescuer = Rescuer(db, self.clock, on_requeued=self.wake, metrics=metrics)
+        self.scheduler = Scheduler(
+            db, self.clock, on_promoted=self.wake, max_wait_seconds=config.poll_seconds
+        )
         self._side = Tasks()  # finishes and stops started from callbacks
         self._wake = asyncio.Event()
         # False once a claim found fewer jobs than it asked for: then a freed slot is no reason
@@ -84,7 +89,7 @@ class Executor:
         )
         self._tasks: list[asyncio.Task[None]] = []
         # Outcomes of jobs that end together are recorded in one transaction.
-        self._finishes: GroupCommit[tuple[Claimed, Outcome], bool] = GroupCommit(
+        self._finishes: GroupCommit[tuple[Claimed, Outcome], JobState | None] = GroupCommit(
             db, self._write_finish
         )
         self._stopping = False
@@ -130,6 +135,7 @@ class Executor:
             ),
             ("ticker", self._every("ticker", self.config.tick_seconds, self.tick_once)),
             ("rescuer", self._every("rescuer", self.config.rescue_seconds, self.rescue_once)),
+            ("scheduler", self.scheduler.run),
         ]
         if self.db.can_listen:
             loops.append(("listener", lambda: self.db.listen_for_new_jobs(self.wake)))
@@ -202,6 +208,10 @@ class Executor:
             run.task = asyncio.create_task(self._run(run), name=f"jobstore-job-{job.job_id}")
             # Also when the task is cancelled before its first step, so its `finally` never ran.
             run.task.add_done_callback(functools.partial(self._forget_task, run))
+            if job.timeout_seconds is not None:
+                run.timer = asyncio.get_running_loop().call_later(
+                    job.timeout_seconds, self._running.time_out, run
+                )
         return claimed
 
     async def run_once(self) -> list[int]:
@@ -219,7 +229,7 @@ class Executor:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, run: Run) -> None:
-        job, ctx = run.claimed, run.ctx
+        job = run.claimed
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "job %d started: %s, attempt %d",
@@ -230,11 +240,13 @@ class Executor:
             )
         try:
             try:
-                outcome = await self._execute(job, ctx)
+                outcome = await self._execute(run)
             except asyncio.CancelledError:
                 if self._hard_stop or run.lost:
                     return  # hard stop requeues it; a lost job belongs to another node now
-                outcome = cancelled_outcome(ctx)
+                outcome = stopped_outcome(run)
+            if run.timed_out and outcome.status is JobState.CANCELLED:
+                outcome = stopped_outcome(run)  # the handler stopped because time ran out
             if not run.lost:
                 run.finishing = True
                 # Shielded: a cancel arriving now must not cut the write in half.
@@ -247,7 +259,7 @@ class Executor:
             # Cancelled before its first step: `_run` never ran, so record the cancel here.
             run.finishing = True
             name = f"jobstore-cancel-{run.claimed.job_id}"
-            finish = self._side.spawn(name, self._finish(run, cancelled_outcome(run.ctx)))
+            finish = self._side.spawn(name, self._finish(run, stopped_outcome(run)))
             finish.add_done_callback(lambda _f: self._forget(run))
             return
         self._forget(run)
@@ -257,7 +269,8 @@ class Executor:
         if self._queue_may_have_more:
             self._wake.set()  # a slot is free and the queue may hold more
 
-    async def _execute(self, job: Claimed, ctx: JobContext) -> Outcome:
+    async def _execute(self, run: Run) -> Outcome:
+        job, ctx = run.claimed, run.ctx
         try:
             ep = self.registry.get(job.endpoint)
             request = decode_request(job.request, ep.request_schema, raw=ep.raw)
@@ -274,6 +287,7 @@ class Executor:
         except JobCancelled:
             return cancelled_outcome(ctx)
         except (JobFailed, JobstoreError) as exc:
+            run.no_retry = isinstance(exc, JobFailed) and not exc.retry
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": str(exc)})
         except asyncio.CancelledError:
             raise
@@ -283,17 +297,26 @@ class Executor:
             message = f"{type(exc).__name__}: {exc}".rstrip(": ")
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
 
-    async def _write_finish(self, conn: Any, items: list[tuple[Claimed, Outcome]]) -> list[bool]:
+    async def _write_finish(
+        self, conn: Any, items: list[tuple[Claimed, Outcome]]
+    ) -> list[JobState | None]:
         outcomes = [(job.job_id, job.attempt, outcome) for job, outcome in items]
-        return await self.store.job_finish_many(conn, outcomes, self.clock.now())
+        return await self.store.job_end_attempts(conn, outcomes, self.clock.now())
 
     async def _finish(self, run: Run, outcome: Outcome) -> None:
         job = run.claimed
+        outcome = with_retry(
+            job,
+            outcome,
+            now=self.clock.now(),
+            cap=self.config.max_backoff_seconds,
+            retry=not run.no_retry,
+        )
         for attempt_no in range(5):
             try:
-                ok = await self._finishes.submit((job, outcome))
-                if ok:
-                    self._finished(run, outcome)
+                state = await self._finishes.submit((job, outcome))
+                if state is not None:
+                    self._finished(run, outcome, state)
                 else:
                     log.warning(
                         "job %d attempt %d no longer holds the job; result discarded",
@@ -309,14 +332,26 @@ class Executor:
             "could not record job %d; its lease will expire and it will be rescued", job.job_id
         )
 
-    def _finished(self, run: Run, outcome: Outcome) -> None:
-        # The store records a cancel requested meanwhile as `cancelled`, whatever ran.
-        state = JobState.CANCELLED if run.ctx.cancelled else outcome.status
+    def _finished(self, run: Run, outcome: Outcome, state: JobState) -> None:
         seconds = time.monotonic() - run.started
+        job = run.claimed
+        if self.metrics is not None:
+            self.metrics.attempt_ended(job.endpoint, outcome.attempt_outcome, state)
+        if state not in FINAL_STATES:  # failed, and will run again
+            if outcome.retry_at is not None:
+                self.scheduler.note(outcome.retry_at)
+            log.warning(
+                "job %d attempt %d failed (%s); next attempt at %s",
+                job.job_id,
+                job.attempt,
+                outcome.error_message,
+                outcome.retry_at.isoformat() if outcome.retry_at else "once due",
+                extra={"job_id": job.job_id, "endpoint": job.endpoint, "attempt": job.attempt},
+            )
+            return
         if self.metrics is not None:
             self.metrics.job_finished(run.claimed.endpoint, state, seconds)
         if log.isEnabledFor(logging.INFO):
-            job = run.claimed
             log.info(
                 "job %d %s in %.3f s: %s, attempt %d",
                 job.job_id,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from jobstore.domain.clock import Clock
-from jobstore.domain.models import Claimed, JobState, Outcome
+from jobstore.domain.models import AttemptOutcome, Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.registry import EndpointRegistry
 
@@ -34,6 +34,9 @@ class Run:
     cancel_deadline: datetime | None = None
     lost: bool = False
     finishing: bool = False  # the outcome is being written; cancelling now would lose it
+    timed_out: bool = False  # ran past its job's timeout_seconds: stopped like a cancel
+    no_retry: bool = False  # the handler raised JobFailed(..., retry=False)
+    timer: asyncio.TimerHandle | None = None  # fires the timeout
     started: float = field(default_factory=time.monotonic)
 
 
@@ -68,6 +71,8 @@ class RunningJobs:
 
     def forget(self, run: Run) -> None:
         """Remove `run`, unless a newer attempt at the same job took its place."""
+        if run.timer is not None:
+            run.timer.cancel()
         if self._runs.get(run.claimed.job_id) is run:
             del self._runs[run.claimed.job_id]
 
@@ -83,6 +88,20 @@ class RunningJobs:
         if run.task is not None and self._registry.get(run.claimed.endpoint).is_async:
             run.task.cancel()
 
+    def time_out(self, run: Run) -> None:
+        """The run took longer than its job's timeout: stop it as a cancel stops it; its
+        attempt ends `timeout`."""
+        if run.finishing or run.lost or run.timed_out:
+            return
+        run.timed_out = True
+        log.warning(
+            "job %d attempt %d timed out after %g s",
+            run.claimed.job_id,
+            run.claimed.attempt,
+            run.claimed.timeout_seconds,
+        )
+        self.begin_cancel(run)
+
     @staticmethod
     def drop(run: Run, why: str) -> None:
         """Stop a run whose job no longer belongs to it; nothing it returns is recorded."""
@@ -96,4 +115,16 @@ class RunningJobs:
 def cancelled_outcome(ctx: JobContext) -> Outcome:
     return Outcome(
         JobState.CANCELLED, status_map={**ctx.status_map, "error_message": "cancelled on request"}
+    )
+
+
+def stopped_outcome(run: Run) -> Outcome:
+    """How a run stopped from outside ends: `timeout` when its time ran out, else cancelled."""
+    if not run.timed_out:
+        return cancelled_outcome(run.ctx)
+    message = f"timed out after {run.claimed.timeout_seconds:g} s"
+    return Outcome(
+        JobState.ERROR,
+        status_map={**run.ctx.status_map, "error_message": message},
+        attempt=AttemptOutcome.TIMEOUT,
     )

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -174,6 +175,11 @@ class Database:
                 log.warning("database unavailable: %s", _brief(exc))
                 raise StoreUnavailable("database unavailable") from exc
             raise
+
+    async def clock_now(self) -> datetime:
+        """The database's time: the clock every node agrees on."""
+        async with self.reading() as conn:
+            return await self.driver.clock_now(conn)
 
     async def ping(self) -> bool:
         """True when the database answers and has jobstore's schema."""

@@ -28,6 +28,11 @@ class Driver(Protocol):
         """Whether `new_jobs_listen` can hear creates made on other nodes."""
         ...
 
+    @property
+    def claim_opens_attempts(self) -> bool:
+        """Whether `job_claim_statement` also inserts the claimed attempts into job_attempts."""
+        ...
+
     # -- connections ---------------------------------------------------------------------------
 
     def url_normalize(self, url: URL) -> URL:
@@ -60,15 +65,19 @@ class Driver(Protocol):
         limit: int,
         now: datetime,
         lease_until: datetime,
-    ) -> tuple[sa.Update, dict[str, Any]]:
-        """UPDATE the oldest `limit` queued jobs to running ... RETURNING the claimed rows, and
-        its parameters."""
+    ) -> tuple[sa.Executable, dict[str, Any]]:
+        """UPDATE the first `limit` queued jobs (priority, then age) to running ... RETURNING the
+        claimed rows, and its parameters."""
         ...
 
     def job_finish_statement(
         self, rows: Sequence[FinishRow]
     ) -> tuple[sa.TextClause, dict[str, Any]]:
         """One UPDATE recording `rows`, and its parameters except :now and :cancel_map."""
+        ...
+
+    async def clock_now(self, conn: AsyncConnection) -> datetime:
+        """The database's own time (aware, UTC): every node's common clock."""
         ...
 
     # -- locks and notifications ---------------------------------------------------------------

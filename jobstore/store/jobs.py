@@ -7,7 +7,7 @@ both. Methods take a connection; the caller owns the transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.domain.models import (
     FINAL_STATES,
+    RETRYABLE_STATES,
+    Attempt,
     Inserted,
     Job,
     JobQuery,
@@ -24,8 +26,15 @@ from jobstore.domain.models import (
 )
 from jobstore.store.driver import Driver
 from jobstore.store.runs import RunStore
-from jobstore.store.statements import IS_QUEUED, IS_RUNNING, QUEUED, cancel_map
-from jobstore.store.tables import job_tombstones, jobs
+from jobstore.store.statements import (
+    IS_QUEUED,
+    IS_RUNNING,
+    IS_SCHEDULED,
+    QUEUED,
+    SCHEDULED,
+    cancel_map,
+)
+from jobstore.store.tables import job_attempts, job_tombstones, jobs
 
 # The job holding a tag: job_id, request digest, created_by, endpoint, request encoding.
 Holder = tuple[int, str, str | None, str, str | None]
@@ -133,6 +142,15 @@ class JobStore(RunStore):
         row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
         return Job.from_row(row._mapping) if row else None
 
+    async def job_attempts(self, conn: AsyncConnection, job_id: int) -> list[Attempt]:
+        """Every run of a job, first to last."""
+        stmt = (
+            sa.select(job_attempts)
+            .where(job_attempts.c.job_id == job_id)
+            .order_by(job_attempts.c.attempt)
+        )
+        return [Attempt.from_row(r._mapping) for r in await conn.execute(stmt)]
+
     async def job_get_by_tag(self, conn: AsyncConnection, tag: str) -> Job | None:
         row = (await conn.execute(sa.select(jobs).where(jobs.c.job_tag == tag))).first()
         return Job.from_row(row._mapping) if row else None
@@ -164,21 +182,7 @@ class JobStore(RunStore):
     async def job_search(self, conn: AsyncConnection, query: JobQuery, *, limit: int) -> list[Job]:
         """Jobs matching `query`, without payloads, newest first (keyset on job_id)."""
         stmt = sa.select(*_SUMMARY_COLUMNS).order_by(jobs.c.job_id.desc()).limit(limit)
-        if query.states is not None:
-            stmt = stmt.where(jobs.c.status.in_([s.value for s in query.states]))
-        if query.endpoint is not None:
-            stmt = stmt.where(jobs.c.endpoint == query.endpoint)
-        if query.tag is not None:
-            stmt = stmt.where(jobs.c.job_tag == query.tag)
-        if query.created_after is not None:
-            stmt = stmt.where(jobs.c.created_at >= query.created_after)
-        if query.created_before is not None:
-            stmt = stmt.where(jobs.c.created_at < query.created_before)
-        if query.created_by is not None:
-            stmt = stmt.where(jobs.c.created_by == query.created_by)
-        if query.before_id is not None:
-            stmt = stmt.where(jobs.c.job_id < query.before_id)
-        return [Job.from_row(r._mapping) for r in await conn.execute(stmt)]
+        return [Job.from_row(r._mapping) for r in await conn.execute(_filtered(stmt, query))]
 
     async def job_status_counts(
         self, conn: AsyncConnection, *, cap: int, created_by: str | None = None
@@ -205,12 +209,16 @@ class JobStore(RunStore):
         return {JobState(status): int(n) for status, n in rows.all()}
 
     async def job_active_counts(self, conn: AsyncConnection) -> dict[JobState, int]:
-        """Exact numbers of queued and running jobs (read through their partial indexes)."""
-        queued = sa.select(sa.func.count()).select_from(jobs).where(IS_QUEUED)
-        running = sa.select(sa.func.count()).select_from(jobs).where(IS_RUNNING)
-        q = (await conn.execute(queued)).scalar_one()
-        r = (await conn.execute(running)).scalar_one()
-        return {JobState.QUEUED: int(q), JobState.RUNNING: int(r)}
+        """Exact numbers of scheduled, queued and running jobs (through their partial indexes)."""
+        counts = {}
+        for state, where in (
+            (JobState.SCHEDULED, IS_SCHEDULED),
+            (JobState.QUEUED, IS_QUEUED),
+            (JobState.RUNNING, IS_RUNNING),
+        ):
+            stmt = sa.select(sa.func.count()).select_from(jobs).where(where)
+            counts[state] = int((await conn.execute(stmt)).scalar_one())
+        return counts
 
     async def job_notify_created(self, conn: AsyncConnection) -> None:
         """Wake idle executors on other nodes when this transaction commits (where they listen)."""
@@ -226,7 +234,7 @@ class JobStore(RunStore):
         *,
         created_by: str | None = None,
     ) -> dict[int, str]:
-        """Cancel jobs: queued ones at once, running ones by request.
+        """Cancel jobs: scheduled and queued ones at once, running ones by request.
 
         With `created_by`, other users' jobs are left alone and reported "not_found".
         Returns per id: "cancelled", "cancel_requested", "already_done" or "not_found".
@@ -238,7 +246,7 @@ class JobStore(RunStore):
             mine.append(jobs.c.created_by == created_by)
         queued = (
             sa.update(jobs)
-            .where(*mine, IS_QUEUED)
+            .where(*mine, sa.or_(IS_QUEUED, IS_SCHEDULED))
             .values(
                 status=JobState.CANCELLED.value,
                 status_map=cancel_map(),
@@ -267,6 +275,64 @@ class JobStore(RunStore):
             done = await conn.execute(sa.union_all(finished, removed))
             result.update(dict.fromkeys(done.scalars(), "already_done"))
         return {i: result.get(i, "not_found") for i in job_ids}
+
+    # -- retry ------------------------------------------------------------------------------
+
+    async def job_retry(
+        self,
+        conn: AsyncConnection,
+        job_ids: Sequence[int],
+        now: datetime,
+        *,
+        created_by: str | None = None,
+    ) -> list[int]:
+        """Put finished `error` and `cancelled` jobs back in the queue for one more attempt.
+
+        The job starts over (no owner, progress 0, no response, no cancel request) and keeps
+        its attempt count, so its next run is a new row in `job_attempts`; max_attempts grows
+        if needed so that run is allowed. Answers the ids moved; the others were not finished
+        that way, belong to another user (`created_by`), or do not exist.
+        """
+        if not job_ids:
+            return []
+        where: list[sa.ColumnElement[bool]] = [
+            jobs.c.job_id.in_(job_ids),
+            jobs.c.status.in_([s.value for s in RETRYABLE_STATES]),
+        ]
+        if created_by is not None:
+            where.append(jobs.c.created_by == created_by)
+        stmt = (
+            sa.update(jobs)
+            .where(*where)
+            .values(
+                status=QUEUED,
+                owner=None,
+                lease_expires_at=None,
+                cancel_requested=False,
+                progress=0,
+                status_map={},
+                response_encoding=None,
+                response_data=None,
+                response_text=None,
+                run_at=None,
+                started_at=None,
+                finished_at=None,
+                updated_at=now,
+                max_attempts=sa.case(
+                    (jobs.c.max_attempts <= jobs.c.attempt, jobs.c.attempt + 1),
+                    else_=jobs.c.max_attempts,
+                ),
+            )
+            .returning(jobs.c.job_id)
+        )
+        return sorted((await conn.execute(stmt)).scalars())
+
+    async def job_ids_matching(
+        self, conn: AsyncConnection, query: JobQuery, *, limit: int
+    ) -> list[int]:
+        """Ids of the jobs `query` selects, newest first, at most `limit` (bulk actions)."""
+        stmt = _filtered(sa.select(jobs.c.job_id), query).order_by(jobs.c.job_id.desc())
+        return list((await conn.execute(stmt.limit(limit))).scalars())
 
     # -- retention --------------------------------------------------------------------------
 
@@ -324,7 +390,29 @@ class JobStore(RunStore):
         return await self.driver.maintenance_lock(conn, name)
 
 
+def _filtered(stmt: sa.Select[Any], query: JobQuery) -> sa.Select[Any]:
+    """`stmt` narrowed to the jobs `query` selects."""
+    if query.states is not None:
+        stmt = stmt.where(jobs.c.status.in_([s.value for s in query.states]))
+    if query.endpoint is not None:
+        stmt = stmt.where(jobs.c.endpoint == query.endpoint)
+    if query.tag is not None:
+        stmt = stmt.where(jobs.c.job_tag == query.tag)
+    if query.created_after is not None:
+        stmt = stmt.where(jobs.c.created_at >= query.created_after)
+    if query.created_before is not None:
+        stmt = stmt.where(jobs.c.created_at < query.created_before)
+    if query.created_by is not None:
+        stmt = stmt.where(jobs.c.created_by == query.created_by)
+    if query.before_id is not None:
+        stmt = stmt.where(jobs.c.job_id < query.before_id)
+    return stmt
+
+
 def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
+    run_at = new.run_at
+    if new.delay_seconds is not None:
+        run_at = now + timedelta(seconds=new.delay_seconds)
     return {
         "job_tag": new.job_tag,
         "endpoint": new.endpoint,
@@ -333,7 +421,12 @@ def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
         "request_text": new.request.text,
         "request_digest": new.request_digest,
         "options": new.options,
-        "status": QUEUED,
+        "status": SCHEDULED if run_at is not None and run_at > now else QUEUED,
+        "run_at": run_at,
+        "priority": new.priority,
+        "retry_errors": new.retry_errors,
+        "backoff_seconds": new.backoff_seconds,
+        "timeout_seconds": new.timeout_seconds,
         "progress": 0,
         "status_map": {},
         "remove_on_complete": new.remove_on_complete,

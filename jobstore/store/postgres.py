@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from jobstore.store.driver import SelectT
 from jobstore.store.statements import (
+    CLAIM_ORDER,
     FINISH_COLUMNS,
     FINISH_SET,
     FINISH_WHERE,
@@ -28,7 +29,7 @@ from jobstore.store.statements import (
     FinishRow,
     claim_update,
 )
-from jobstore.store.tables import UTCDateTime, jobs
+from jobstore.store.tables import UTCDateTime, job_attempts, jobs
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ _FINISH = sa.text(
 
 class PostgresDriver:
     can_listen = True
+    claim_opens_attempts = True  # the claim statement writes job_attempts itself
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -98,26 +100,37 @@ class PostgresDriver:
         limit: int,
         now: datetime,
         lease_until: datetime,
-    ) -> tuple[sa.Update, dict[str, Any]]:
+    ) -> tuple[sa.Executable, dict[str, Any]]:
         # Rows other nodes are claiming are skipped (FOR UPDATE SKIP LOCKED). A MATERIALIZED
         # CTE runs once. As an IN (subquery), PostgreSQL may rescan it in a nested loop, and
         # each rescan skips the rows it just locked: more than `limit`.
         picked = (
             sa.select(jobs.c.job_id)
             .where(IS_QUEUED, jobs.c.endpoint.in_(endpoints))
-            .order_by(jobs.c.job_id)
+            .order_by(*CLAIM_ORDER)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .cte("picked")
             .prefix_with("MATERIALIZED")
         )
-        stmt = claim_update(
+        claimed = claim_update(
             jobs.c.job_id == picked.c.job_id,
             IS_QUEUED,
             node=node,
             now=now,
             lease_until=lease_until,
+        ).cte("claimed")
+        # The attempts open in the same statement: one round trip per claim.
+        opened = sa.insert(job_attempts).from_select(
+            ["job_id", "attempt", "node", "started_at"],
+            sa.select(
+                claimed.c.job_id,
+                claimed.c.attempt,
+                sa.bindparam("attempt_node", node, type_=sa.String()),
+                sa.bindparam("attempt_started", now, type_=UTCDateTime()),
+            ),
         )
+        stmt = sa.select(claimed).add_cte(opened.cte("opened"))
         return stmt, {}
 
     def job_finish_statement(
@@ -127,6 +140,11 @@ class PostgresDriver:
         columns = zip(*rows, strict=True)
         params = {name: list(c) for name, c in zip(FINISH_COLUMNS, columns, strict=True)}
         return _FINISH, params
+
+    async def clock_now(self, conn: AsyncConnection) -> datetime:
+        # clock_timestamp(), not now(): now() is the time the transaction began.
+        value: datetime = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+        return value.astimezone(UTC)
 
     # -- locks and notifications ---------------------------------------------------------------
 

@@ -15,10 +15,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobstore.domain.models import Claimed, Encoding, JobState, Outcome, Payload
+from jobstore.domain.models import AttemptOutcome, Claimed, Encoding, JobState, Outcome, Payload
 from jobstore.store.driver import Driver
-from jobstore.store.statements import IS_RUNNING, QUEUED, FinishRow, cancel_map
-from jobstore.store.tables import job_tombstones, jobs
+from jobstore.store.statements import (
+    IS_RUNNING,
+    IS_SCHEDULED,
+    QUEUED,
+    SCHEDULED,
+    FinishRow,
+    cancel_map,
+)
+from jobstore.store.tables import job_attempts, job_tombstones, jobs
+
+CANCEL_MESSAGE = cancel_map()["error_message"]
+# Scheduled jobs moved to the queue per statement.
+PROMOTE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,7 @@ class RescueResult:
 
     requeued: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
+    endpoints: dict[str, int] = field(default_factory=dict)  # attempts closed, per endpoint
 
     @property
     def total(self) -> int:
@@ -56,9 +68,10 @@ class RunStore:
         now: datetime,
         lease_until: datetime,
     ) -> list[Claimed]:
-        """Move up to `limit` of the oldest queued jobs to running, owned by `node`.
+        """Move up to `limit` queued jobs to running, owned by `node`: the highest priority
+        first, and the oldest first among equals. Each claim opens a row in `job_attempts`.
 
-        One statement. On PostgreSQL it skips rows other nodes are claiming; on SQLite the
+        One UPDATE. On PostgreSQL it skips rows other nodes are claiming; on SQLite the
         caller's BEGIN IMMEDIATE holds the database write lock, so no other node claims.
         """
         if limit <= 0 or not endpoints:
@@ -74,11 +87,84 @@ class RunStore:
                 request=Payload(Encoding(r.request_encoding), r.request_data, r.request_text),
                 attempt=r.attempt,
                 cancel_requested=r.cancel_requested,
+                max_attempts=r.max_attempts,
+                retry_errors=r.retry_errors,
+                backoff_seconds=r.backoff_seconds,
+                timeout_seconds=r.timeout_seconds,
             )
             for r in await conn.execute(stmt, params)
         ]
+        if claimed and not self.driver.claim_opens_attempts:
+            await conn.execute(
+                sa.insert(job_attempts),
+                [
+                    {"job_id": c.job_id, "attempt": c.attempt, "node": node, "started_at": now}
+                    for c in claimed
+                ],
+            )
         claimed.sort(key=lambda c: c.job_id)
         return claimed
+
+    async def job_promote_due(self, conn: AsyncConnection, *, now: datetime) -> int:
+        """Move scheduled jobs whose run_at has come to the queue; how many moved."""
+        due = self.driver.select_for_update(
+            sa.select(jobs.c.job_id)
+            .where(IS_SCHEDULED, jobs.c.run_at <= now)
+            .order_by(jobs.c.run_at)
+            .limit(PROMOTE_BATCH),
+            skip_locked=True,
+        )
+        ids = list((await conn.execute(due)).scalars())
+        if not ids:
+            return 0
+        moved = await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id.in_(ids), IS_SCHEDULED)
+            .values(status=QUEUED, updated_at=now)
+        )
+        return int(moved.rowcount)
+
+    async def job_next_due(self, conn: AsyncConnection) -> datetime | None:
+        """When the earliest scheduled job becomes due (None: nothing is scheduled)."""
+        first = sa.select(sa.func.min(jobs.c.run_at)).where(IS_SCHEDULED)
+        value: datetime | None = (await conn.execute(first)).scalar()
+        return value
+
+    async def job_reschedule(
+        self,
+        conn: AsyncConnection,
+        *,
+        job_id: int,
+        attempt: int,
+        outcome: Outcome,
+        run_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Put a job whose attempt failed back for another attempt at `run_at` (fenced).
+
+        False when the attempt no longer holds the job, or a cancel was requested: then the
+        caller records `outcome` as final instead (and the cancel wins).
+        """
+        stmt = (
+            sa.update(jobs)
+            .where(*_fence(job_id, attempt), sa.not_(jobs.c.cancel_requested))
+            .values(
+                status=SCHEDULED if run_at > now else QUEUED,
+                run_at=run_at,
+                owner=None,
+                lease_expires_at=None,
+                progress=0,
+                started_at=None,
+                status_map={"last_error": outcome.error_message or ""},
+                updated_at=now,
+            )
+        )
+        if (await conn.execute(stmt)).rowcount != 1:
+            return False
+        await self._close_attempts(
+            conn, [(job_id, attempt, outcome.attempt_outcome, outcome.error_message)], now
+        )
+        return True
 
     async def job_lease_renew(
         self,
@@ -146,8 +232,44 @@ class RunStore:
         left out (False). A job whose cancel was requested ends `cancelled` whatever its
         handler returned, so a client told "cancelled" is never contradicted later.
         """
+        states = await self._finish(conn, outcomes, now)
+        return [job_id in states for job_id, _, _ in outcomes]
+
+    async def job_end_attempts(
+        self,
+        conn: AsyncConnection,
+        outcomes: Sequence[tuple[int, int, Outcome]],
+        now: datetime,
+    ) -> list[JobState | None]:
+        """The executor's write when attempts end: each job's new state, None where the
+        attempt no longer held its job.
+
+        An outcome with `retry_at` puts its job back (scheduled, or queued when due) unless a
+        cancel was requested meanwhile; every other outcome ends its job, as job_finish_many.
+        """
+        states: dict[int, JobState] = {}
+        final = []
+        for job_id, attempt, outcome in outcomes:
+            if outcome.retry_at is not None and await self.job_reschedule(
+                conn, job_id=job_id, attempt=attempt, outcome=outcome, run_at=outcome.retry_at,
+                now=now,
+            ):  # fmt: skip
+                states[job_id] = JobState.SCHEDULED if outcome.retry_at > now else JobState.QUEUED
+            else:
+                final.append((job_id, attempt, outcome))
+        states.update(await self._finish(conn, final, now))
+        return [states.get(job_id) for job_id, _, _ in outcomes]
+
+    async def _finish(
+        self,
+        conn: AsyncConnection,
+        outcomes: Sequence[tuple[int, int, Outcome]],
+        now: datetime,
+    ) -> dict[int, JobState]:
+        """End jobs with their attempts' outcomes in one UPDATE: the final state of each job
+        whose attempt still held it, and close those attempts."""
         if not outcomes:
-            return []
+            return {}
         rows: list[FinishRow] = [
             (
                 job_id,
@@ -163,17 +285,33 @@ class RunStore:
         ]
         stmt, params = self.driver.job_finish_statement(rows)
         params.update(now=now, cancel_map=json.dumps(cancel_map()))
-        held = (await conn.execute(stmt, params)).all()
-        await self._remove_completed([r.job_id for r in held if r.remove_on_complete], conn)
-        ids = {r.job_id for r in held}
-        return [job_id in ids for job_id, _, _ in outcomes]
+        held = {r.job_id: r for r in (await conn.execute(stmt, params)).all()}
+        closed: list[tuple[int, int, AttemptOutcome, str | None]] = []
+        for job_id, attempt, o in outcomes:
+            if (row := held.get(job_id)) is None:
+                continue
+            if row.status == JobState.CANCELLED.value and o.status is not JobState.CANCELLED:
+                # The cancel requested meanwhile wins over what the handler returned.
+                closed.append((job_id, attempt, AttemptOutcome.CANCELLED, CANCEL_MESSAGE))
+            else:
+                closed.append((job_id, attempt, o.attempt_outcome, o.error_message))
+        await self._close_attempts(conn, closed, now)
+        await self._remove_completed(
+            [r.job_id for r in held.values() if r.remove_on_complete], conn
+        )
+        return {job_id: JobState(r.status) for job_id, r in held.items()}
 
     async def job_requeue(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, now: datetime, reason: str
     ) -> bool:
         """Give back a job this node is still running (soft stop ran out of time)."""
         result = await self._rescue(
-            conn, _fence(job_id, attempt), now, reason, honour_max_attempts=False
+            conn,
+            _fence(job_id, attempt),
+            now,
+            reason,
+            honour_max_attempts=False,
+            outcome=AttemptOutcome.GIVEN_BACK,
         )
         return result.total == 1
 
@@ -214,10 +352,12 @@ class RunStore:
         reason: str,
         *,
         honour_max_attempts: bool = True,
+        outcome: AttemptOutcome = AttemptOutcome.LOST,
     ) -> RescueResult:
         """Requeue the retryable jobs matched by `where`; end the others `error`.
 
         A job with a pending cancel ends `cancelled`; a non-retryable job is never run twice.
+        Either way the attempt that was running is closed with `outcome`.
         """
         may_retry = sa.and_(jobs.c.retryable, sa.not_(jobs.c.cancel_requested))
         if honour_max_attempts:
@@ -233,9 +373,10 @@ class RunStore:
                 started_at=None,
                 updated_at=now,
             )
-            .returning(jobs.c.job_id)
+            .returning(jobs.c.job_id, jobs.c.attempt, jobs.c.endpoint)
         )
-        requeued = sorted((await conn.execute(requeue)).scalars())
+        requeued_rows = (await conn.execute(requeue)).all()
+        requeued = sorted(r.job_id for r in requeued_rows)
         exhausted = reason
         if honour_max_attempts:
             exhausted = f"{reason}; no attempts left or the endpoint is not retryable"
@@ -255,11 +396,49 @@ class RunStore:
                 finished_at=now,
                 updated_at=now,
             )
-            .returning(jobs.c.job_id, jobs.c.remove_on_complete)
+            .returning(jobs.c.job_id, jobs.c.attempt, jobs.c.endpoint, jobs.c.remove_on_complete)
         )
         rows = (await conn.execute(end)).all()
+        endpoints: dict[str, int] = {}
+        for r in [*requeued_rows, *rows]:
+            endpoints[r.endpoint] = endpoints.get(r.endpoint, 0) + 1
+        await self._close_attempts(
+            conn, [(r.job_id, r.attempt, outcome, reason) for r in [*requeued_rows, *rows]], now
+        )
         await self._remove_completed([r.job_id for r in rows if r.remove_on_complete], conn)
-        return RescueResult(requeued=requeued, ended=sorted(r.job_id for r in rows))
+        return RescueResult(
+            requeued=requeued, ended=sorted(r.job_id for r in rows), endpoints=endpoints
+        )
+
+    async def _close_attempts(
+        self,
+        conn: AsyncConnection,
+        closed: Sequence[tuple[int, int, AttemptOutcome, str | None]],
+        now: datetime,
+    ) -> None:
+        """Record how attempts ended, given as (job_id, attempt, outcome, error message)."""
+        if not closed:
+            return
+        stmt = (
+            sa.update(job_attempts)
+            .where(
+                job_attempts.c.job_id == sa.bindparam("b_job_id"),
+                job_attempts.c.attempt == sa.bindparam("b_attempt"),
+                job_attempts.c.outcome.is_(None),
+            )
+            .values(
+                finished_at=now,
+                outcome=sa.bindparam("b_outcome"),
+                error_message=sa.bindparam("b_error"),
+            )
+        )
+        await conn.execute(
+            stmt,
+            [
+                {"b_job_id": j, "b_attempt": a, "b_outcome": o.value, "b_error": e}
+                for j, a, o, e in closed
+            ],
+        )
 
     async def _remove_completed(self, job_ids: list[int], conn: AsyncConnection) -> None:
         """Delete finished jobs that asked for it, leaving a tombstone behind."""

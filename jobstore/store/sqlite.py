@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +45,18 @@ _UNAVAILABLE = (
 )
 
 # SQLite's planner has chosen an index over every state plus a sort; name the partial
-# index of queued rows so a claim never sorts the queue. SQLAlchemy cannot render this hint.
+# index of queued rows (priority DESC, job_id) so a claim never sorts the queue. SQLAlchemy
+# cannot render this hint.
 _PICK = sa.text(
     "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
     " WHERE status = 'queued' AND endpoint IN :endpoints"
-    " ORDER BY job_id LIMIT :limit"
+    " ORDER BY priority DESC, job_id LIMIT :limit"
 ).bindparams(sa.bindparam("endpoints", expanding=True), sa.bindparam("limit"))
 
 
 class SqliteDriver:
     can_listen = False
+    claim_opens_attempts = False  # no INSERT inside a WITH: the store opens them after
 
     def __init__(self) -> None:
         # Built once, all parameters bound: an idle node claims (and finds nothing) every poll.
@@ -104,7 +106,7 @@ class SqliteDriver:
         limit: int,
         now: datetime,
         lease_until: datetime,
-    ) -> tuple[sa.Update, dict[str, Any]]:
+    ) -> tuple[sa.Executable, dict[str, Any]]:
         params = {
             "node": node,
             "endpoints": list(endpoints),
@@ -123,6 +125,14 @@ class SqliteDriver:
             for name, value in zip(FINISH_COLUMNS, row, strict=True)
         }
         return _finish(len(rows)), params
+
+    async def clock_now(self, conn: AsyncConnection) -> datetime:
+        # An embedded database keeps no time of its own: this is the machine's clock, which
+        # every process using the file shares. ('%f': seconds with milliseconds.)
+        text = (
+            await conn.execute(sa.select(sa.func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        ).scalar_one()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
     # -- locks and notifications ---------------------------------------------------------------
 

@@ -10,10 +10,14 @@ from jobstore.domain.models import JobState
 from jobstore.store.tables import jobs
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
+SCHEDULED = JobState.SCHEDULED.value
 # Literal, not bound: PostgreSQL can only prove a partial index (WHERE status = 'queued')
 # applies under a generic prepared plan when the predicate is a constant.
 IS_QUEUED = jobs.c.status == sa.literal_column("'queued'")
 IS_RUNNING = jobs.c.status == sa.literal_column("'running'")
+IS_SCHEDULED = jobs.c.status == sa.literal_column("'scheduled'")
+# The claim's order, which ix_jobs_queued holds: highest priority first, then oldest.
+CLAIM_ORDER = (jobs.c.priority.desc(), jobs.c.job_id)
 
 
 def claim_update(
@@ -40,6 +44,10 @@ def claim_update(
             jobs.c.request_text,
             jobs.c.attempt,
             jobs.c.cancel_requested,
+            jobs.c.max_attempts,
+            jobs.c.retry_errors,
+            jobs.c.backoff_seconds,
+            jobs.c.timeout_seconds,
         )
     )
 
@@ -65,7 +73,7 @@ FINISH_SET = """
 """
 FINISH_WHERE = """
 WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'running'
-RETURNING jobs.job_id, jobs.remove_on_complete
+RETURNING jobs.job_id, jobs.status, jobs.remove_on_complete
 """
 
 

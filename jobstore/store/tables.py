@@ -47,7 +47,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # SQLite only guarantees never-reused ids with INTEGER PRIMARY KEY AUTOINCREMENT.
 JobId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-STATES = ("queued", "running", "done", "error", "cancelled")
+STATES = ("scheduled", "queued", "running", "done", "error", "cancelled")
+OUTCOMES = ("done", "error", "timeout", "lost", "cancelled", "given_back")
+_outcomes_sql = ", ".join(f"'{s}'" for s in OUTCOMES)
 _states_sql = ", ".join(f"'{s}'" for s in STATES)
 
 jobs = sa.Table(
@@ -72,6 +74,13 @@ jobs = sa.Table(
     sa.Column("max_attempts", sa.Integer(), nullable=False, server_default="3"),
     sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The engine's options: higher priority starts first; a `scheduled` job waits for run_at;
+    # retry_errors re-runs a failed handler after backoff_seconds (doubling, with jitter).
+    sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="0"),
+    sa.Column("run_at", UTCDateTime(), nullable=True),
+    sa.Column("retry_errors", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("backoff_seconds", sa.Float(), nullable=True),
+    sa.Column("timeout_seconds", sa.Float(), nullable=True),
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -87,12 +96,21 @@ jobs = sa.Table(
     sqlite_autoincrement=True,
 )
 
-# Claim: the oldest queued jobs, read through a partial index that holds only queued rows.
+# Claim: the highest priority first, then the oldest, read through a partial index that holds
+# only queued rows, in exactly that order.
 sa.Index(
     "ix_jobs_queued",
+    jobs.c.priority.desc(),
     jobs.c.job_id,
     postgresql_where=jobs.c.status == "queued",
     sqlite_where=jobs.c.status == "queued",
+)
+# Due jobs: scheduled rows only, by the time they may start.
+sa.Index(
+    "ix_jobs_scheduled",
+    jobs.c.run_at,
+    postgresql_where=jobs.c.status == "scheduled",
+    sqlite_where=jobs.c.status == "scheduled",
 )
 # Heartbeat and rescue: running rows only, by owner and lease.
 sa.Index(
@@ -123,6 +141,23 @@ sa.Index(
     postgresql_where=jobs.c.finished_at.is_not(None),
     sqlite_where=jobs.c.finished_at.is_not(None),
 )
+
+# One row per run of a job, written in the transactions that start and end the run; deleted
+# with its job (remove_job_on_complete, retention).
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    sa.Column("job_id", JobId, sa.ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("node", sa.String(128), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),  # NULL while the attempt runs
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.CheckConstraint(f"outcome IN ({_outcomes_sql})", name="outcome"),
+)
+# Time windows over attempts (error rate per hour, time lost to dead nodes).
+sa.Index("ix_job_attempts_started_at", job_attempts.c.started_at)
 
 job_tombstones = sa.Table(
     "job_tombstones",

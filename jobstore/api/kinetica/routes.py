@@ -25,9 +25,9 @@ from jobstore.api.kinetica import wire
 from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding
 from jobstore.core.accounts import Authenticator, Principal
-from jobstore.core.jobs import ACTIVE_STATES, JobService, parse_bool
+from jobstore.core.jobs import JobService, parse_bool
 from jobstore.domain.errors import BadRequest, StoreUnavailable
-from jobstore.domain.models import Encoding, Job, Payload
+from jobstore.domain.models import ACTIVE_STATES, Encoding, Job, Payload
 
 PING_TEXT = "Kinetica is running!"
 # The official client needs four numeric parts; 7.2 keeps it from warning about versions.

@@ -1,0 +1,49 @@
+"""When a failed attempt runs again: exponential backoff with jitter, capped.
+
+The n-th retry waits `backoff_seconds * 2**(n-1)`, times a random factor from 0.8 to 1.2 so
+that jobs failing together do not all come back together, and never more than the node's
+`--max-backoff-seconds`. With that factor each wait is longer than the one before it (until the
+cap): 0.8 * 2 > 1.2.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from jobstore.domain.models import AttemptOutcome, Claimed, JobState, Outcome
+
+DEFAULT_BACKOFF_SECONDS = 1.0
+JITTER = (0.8, 1.2)
+
+
+def backoff_seconds(
+    base: float | None,
+    attempt: int,
+    *,
+    cap: float,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """How long to wait after the `attempt`-th run failed before the next one starts."""
+    first = DEFAULT_BACKOFF_SECONDS if base is None else base
+    # Exponent bounded: 2**1000 is fine as an int, but not as a float.
+    grown = first * 2.0 ** min(max(attempt - 1, 0), 60)
+    return min(cap, grown * uniform(*JITTER))
+
+
+def with_retry(
+    job: Claimed, outcome: Outcome, *, now: datetime, cap: float, retry: bool = True
+) -> Outcome:
+    """`outcome`, set to run the job again after a backoff when its rules allow it.
+
+    Only a failed or timed-out attempt of a job with `retry_errors` and attempts left runs
+    again; `retry=False` (JobFailed(..., retry=False)) ends the job now whatever is left.
+    """
+    failed = outcome.attempt_outcome in (AttemptOutcome.ERROR, AttemptOutcome.TIMEOUT)
+    if not (failed and retry and job.retry_errors and job.attempt < job.max_attempts):
+        return outcome
+    wait = backoff_seconds(job.backoff_seconds, job.attempt, cap=cap)
+    assert outcome.status is JobState.ERROR
+    return replace(outcome, retry_at=now + timedelta(seconds=wait))

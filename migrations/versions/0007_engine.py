@@ -1,0 +1,135 @@
+"""The job engine: priorities, delayed jobs (`scheduled`), retries, timeouts, attempt history.
+
+jobs gains priority, run_at, retry_errors, backoff_seconds and timeout_seconds; its status
+check admits `scheduled`; the claim index orders by priority, then job id; a partial index holds
+the scheduled rows by run_at. job_attempts records every run.
+
+SQLite cannot alter a CHECK constraint, so the jobs table is rebuilt there (rows, ids and the
+AUTOINCREMENT counter kept). On PostgreSQL every step is an ALTER.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-06
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from jobstore.store.tables import UTCDateTime
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_OLD_STATES = "status IN ('queued', 'running', 'done', 'error', 'cancelled')"
+_NEW_STATES = "status IN ('scheduled', 'queued', 'running', 'done', 'error', 'cancelled')"
+_OUTCOMES = "outcome IN ('done', 'error', 'timeout', 'lost', 'cancelled', 'given_back')"
+_QUEUED = sa.text("status = 'queued'")
+_SCHEDULED = sa.text("status = 'scheduled'")
+
+
+def _is_sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+def _jobs_counter() -> int | None:
+    """SQLite's AUTOINCREMENT counter of jobs: a rebuilt table must not hand out old ids."""
+    return (
+        op.get_bind()
+        .execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"))
+        .scalar()
+    )
+
+
+def _restore_counter(seq: int | None) -> None:
+    if seq is not None:
+        op.get_bind().execute(
+            sa.text("UPDATE sqlite_sequence SET seq = MAX(seq, :seq) WHERE name = 'jobs'"),
+            {"seq": seq},
+        )
+
+
+def _set_status_check(check: str) -> None:
+    if _is_sqlite():
+        seq = _jobs_counter()
+        with op.batch_alter_table(
+            "jobs", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ) as batch:
+            batch.drop_constraint(op.f("ck_jobs_status"), type_="check")
+            batch.create_check_constraint("status", check)
+        _restore_counter(seq)
+    else:
+        op.drop_constraint(op.f("ck_jobs_status"), "jobs", type_="check")
+        op.create_check_constraint("status", "jobs", check)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(
+            sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("run_at", UTCDateTime(), nullable=True))
+        batch.add_column(
+            sa.Column("retry_errors", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(sa.Column("backoff_seconds", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("timeout_seconds", sa.Float(), nullable=True))
+    _set_status_check(_NEW_STATES)
+    # The rebuild on SQLite recreates indexes from the reflected table; replace the claim
+    # index by name either way.
+    op.drop_index("ix_jobs_queued", table_name="jobs")
+    op.create_index(
+        "ix_jobs_queued",
+        "jobs",
+        [sa.text("priority DESC"), "job_id"],
+        postgresql_where=_QUEUED,
+        sqlite_where=_QUEUED,
+    )
+    op.create_index(
+        "ix_jobs_scheduled",
+        "jobs",
+        ["run_at"],
+        postgresql_where=_SCHEDULED,
+        sqlite_where=_SCHEDULED,
+    )
+    op.create_table(
+        "job_attempts",
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("node", sa.String(128), nullable=False),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("finished_at", UTCDateTime(), nullable=True),
+        sa.Column("outcome", sa.String(16), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.CheckConstraint(_OUTCOMES, name=op.f("ck_job_attempts_outcome")),
+        sa.ForeignKeyConstraint(
+            ["job_id"],
+            ["jobs.job_id"],
+            name=op.f("fk_job_attempts_job_id_jobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("job_id", "attempt", name=op.f("pk_job_attempts")),
+    )
+    op.create_index("ix_job_attempts_started_at", "job_attempts", ["started_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_job_attempts_started_at", table_name="job_attempts")
+    op.drop_table("job_attempts")
+    op.drop_index("ix_jobs_scheduled", table_name="jobs")
+    op.drop_index("ix_jobs_queued", table_name="jobs")
+    # Scheduled jobs become queued: an older jobstore runs them now rather than never.
+    op.execute("UPDATE jobs SET status = 'queued' WHERE status = 'scheduled'")
+    _set_status_check(_OLD_STATES)
+    op.create_index(
+        "ix_jobs_queued", "jobs", ["job_id"], postgresql_where=_QUEUED, sqlite_where=_QUEUED
+    )
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("timeout_seconds")
+        batch.drop_column("backoff_seconds")
+        batch.drop_column("retry_errors")
+        batch.drop_column("run_at")
+        batch.drop_column("priority")
