@@ -12,7 +12,8 @@ Revises: 0006
 Create Date: 2026-12-06
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -52,22 +53,28 @@ def _restore_counter(seq: int | None) -> None:
         )
 
 
-def _set_status_check(check: str) -> None:
-    if _is_sqlite():
-        seq = _jobs_counter()
-        with op.batch_alter_table(
-            "jobs", recreate="always", table_kwargs={"sqlite_autoincrement": True}
-        ) as batch:
-            batch.drop_constraint(op.f("ck_jobs_status"), type_="check")
-            batch.create_check_constraint("status", check)
-        _restore_counter(seq)
-    else:
-        op.drop_constraint(op.f("ck_jobs_status"), "jobs", type_="check")
-        op.create_check_constraint("status", "jobs", check)
+def _rebuild_jobs(change: Callable[[Any], None]) -> None:
+    """Apply `change` to jobs in one batch: a rebuilt table on SQLite that keeps AUTOINCREMENT
+    and its counter (ids of deleted jobs are never handed out again), ALTERs on PostgreSQL."""
+    seq = _jobs_counter() if _is_sqlite() else None
+    with op.batch_alter_table(
+        "jobs", recreate="always" if _is_sqlite() else "auto",
+        table_kwargs={"sqlite_autoincrement": True},
+    ) as batch:  # fmt: skip
+        change(batch)
+    _restore_counter(seq)
+
+
+def _status_check(check: str) -> Callable[[Any], None]:
+    def change(batch: Any) -> None:
+        batch.drop_constraint(op.f("ck_jobs_status"), type_="check")
+        batch.create_check_constraint("status", check)
+
+    return change
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
+    def change(batch: Any) -> None:
         batch.add_column(
             sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="0")
         )
@@ -77,7 +84,9 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("backoff_seconds", sa.Float(), nullable=True))
         batch.add_column(sa.Column("timeout_seconds", sa.Float(), nullable=True))
-    _set_status_check(_NEW_STATES)
+        _status_check(_NEW_STATES)(batch)
+
+    _rebuild_jobs(change)
     # The rebuild on SQLite recreates indexes from the reflected table; replace the claim
     # index by name either way.
     op.drop_index("ix_jobs_queued", table_name="jobs")
@@ -123,13 +132,13 @@ def downgrade() -> None:
     op.drop_index("ix_jobs_queued", table_name="jobs")
     # Scheduled jobs become queued: an older jobstore runs them now rather than never.
     op.execute("UPDATE jobs SET status = 'queued' WHERE status = 'scheduled'")
-    _set_status_check(_OLD_STATES)
+
+    def change(batch: Any) -> None:
+        _status_check(_OLD_STATES)(batch)
+        for column in ("timeout_seconds", "backoff_seconds", "retry_errors", "run_at", "priority"):
+            batch.drop_column(column)
+
+    _rebuild_jobs(change)
     op.create_index(
         "ix_jobs_queued", "jobs", ["job_id"], postgresql_where=_QUEUED, sqlite_where=_QUEUED
     )
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("timeout_seconds")
-        batch.drop_column("backoff_seconds")
-        batch.drop_column("retry_errors")
-        batch.drop_column("run_at")
-        batch.drop_column("priority")

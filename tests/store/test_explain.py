@@ -1,11 +1,12 @@
 """The hot queries stay on their indexes (PostgreSQL).
 
-The claim and the two lookups are taken from JobStore as the driver receives them (captured on
-their way to the cursor, with their parameters), then EXPLAINed against a table of 20,000 jobs
-that JobStore itself created, claimed and finished, with a few hundred left in the queue. The
-claim is explained twice: with its parameters (the custom plan) and as a prepared statement
-forced to the generic plan, which is what a connection's statement cache runs after a few
-executions. A plan that drops the index (a sequential scan, or a sort of the queue) fails.
+The claim, the scheduler's two reads and the two lookups are taken from JobStore as the driver
+receives them (captured on their way to the cursor, with their parameters), then EXPLAINed
+against a table of 20,000 jobs that JobStore itself created, claimed and finished, with a few
+hundred left in the queue and a few hundred scheduled for later. The claim is explained twice:
+with its parameters (the custom plan) and as a prepared statement forced to the generic plan,
+which is what a connection's statement cache runs after a few executions. A plan that drops the
+index (a sequential scan, or a sort of the queue) fails.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.postgres
 
 JOBS = 20_000
 QUEUED = 300
+SCHEDULED = 200
 BATCH = 1_000
 ENDPOINTS = ("/echo", "/sleep", "/fail")
 
@@ -42,7 +45,7 @@ async def _fill(db: Database) -> None:
             await store.job_create_many(
                 conn,
                 [
-                    new_job(f"explain-{n:06d}", text=json.dumps({"n": n}))
+                    replace(new_job(f"explain-{n:06d}", text=json.dumps({"n": n})), priority=n % 3)
                     for n in range(start, start + BATCH)
                 ],
                 now,
@@ -57,6 +60,12 @@ async def _fill(db: Database) -> None:
                 conn, node="n1", endpoints=ENDPOINTS, limit=limit, now=now, lease_until=now + LEASE
             )
             await store.job_finish_many(conn, [(c.job_id, c.attempt, done) for c in claimed], now)
+    async with db.transaction() as conn:  # and some waiting for their time
+        await store.job_create_many(
+            conn,
+            [replace(new_job(f"later-{n}"), delay_seconds=3600 + n) for n in range(SCHEDULED)],
+            now,
+        )
     async with db.engine.connect() as conn:
         await conn.execute(sa.text("ANALYZE jobs"))
         await conn.commit()
@@ -194,6 +203,21 @@ async def test_claim_reads_the_queue_through_its_partial_index(
 
     statement, plan = await _explain(filled, claim, generic=generic)
     _assert_uses(plan, "ix_jobs_queued", statement)
+
+
+async def test_due_jobs_are_found_through_the_scheduled_index(filled: Database) -> None:
+    store = filled.jobs
+    now = SystemClock().now()
+
+    async def next_due(conn: Any) -> object:
+        return await store.job_next_due(conn)
+
+    async def due(conn: Any) -> object:  # nothing is due: only the SELECT is sent
+        return await store.job_promote_due(conn, now=now)
+
+    for call in (next_due, due):
+        statement, plan = await _explain(filled, call)
+        _assert_uses(plan, "ix_jobs_scheduled", statement)
 
 
 async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None:

@@ -71,6 +71,7 @@ async def test_status_counts_are_capped(db: Database, store: JobStore, clock: Ma
         mine = await store.job_status_counts(conn, cap=100, created_by="u")
         active = await store.job_active_counts(conn)
     assert exact == {
+        JobState.SCHEDULED: 0,
         JobState.QUEUED: 2,
         JobState.RUNNING: 0,
         JobState.DONE: 4,
@@ -80,7 +81,7 @@ async def test_status_counts_are_capped(db: Database, store: JobStore, clock: Ma
     assert capped[JobState.DONE] == 3  # cap + 1: "more than 2"
     assert capped[JobState.QUEUED] == 2
     assert mine[JobState.QUEUED] == 1 and sum(mine.values()) == 1
-    assert active == {JobState.QUEUED: 2, JobState.RUNNING: 0}
+    assert active == {JobState.SCHEDULED: 0, JobState.QUEUED: 2, JobState.RUNNING: 0}
 
 
 # -- retention -------------------------------------------------------------------------------
