@@ -167,6 +167,20 @@ def test_killed_node_jobs_finish_on_other_node(database_url: str, servers: MakeS
     # Node B answers for every job, including those created on (and lost by) node A.
     for job_id in created:
         assert node_b.get_job(job_id)["job_status"] == "DONE"
+    # The killed node's runs are in SQL: closed `lost` by node B's rescuer.
+    attempts = query(
+        database_url,
+        "SELECT job_id, attempt, node, outcome, finished_at IS NOT NULL AS closed"
+        " FROM job_attempts ORDER BY job_id, attempt",
+    )
+    runs = {(a["job_id"], a["attempt"]): (a["node"], a["outcome"], a["closed"]) for a in attempts}
+    for job_id in created:
+        if job_id in lost:
+            assert runs.pop((job_id, 1)) == ("node-a", "lost", True)
+            assert runs.pop((job_id, 2)) == ("node-b", "done", True)
+        else:
+            assert runs.pop((job_id, 1))[1:] == ("done", True)
+    assert runs == {}, "no other attempt"
 
 
 # -- 3. no job completed twice --------------------------------------------------------------
