@@ -25,6 +25,7 @@ from jobstore.domain.models import AttemptOutcome, Encoding, Job, JobQuery, JobS
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.registry import Endpoint, EndpointRegistry, default_registry
 from jobstore.executor.runner import Executor, ExecutorConfig
+from jobstore.metrics import Metrics
 from jobstore.store import Database
 from jobstore.store.tables import job_attempts, jobs
 
@@ -413,3 +414,51 @@ async def test_attempts_go_with_their_job(
     async with db.transaction() as conn:
         await conn.execute(sa.delete(jobs).where(jobs.c.job_id == kept))  # as retention does
     assert await attempts_in_sql(db, kept) == []
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+async def test_retries_timeouts_and_lost_attempts_are_counted_per_endpoint(
+    db: Database, service: JobService, registry: EndpointRegistry, clock: ManualClock
+) -> None:
+    metrics = Metrics()
+    ex = Executor(
+        db, registry, ExecutorConfig(node_id="n1", concurrency=1), clock=clock, metrics=metrics
+    )
+    try:
+        flaky_id = await create(service, "/flaky", retry_errors=True, max_attempts=3)
+        for _ in range(3):
+            waiting = await job(service, flaky_id)
+            if waiting.run_at is not None:
+                clock.advance((waiting.run_at - clock.now()).total_seconds())
+                await ex.scheduler.run_once()
+            await ex.run_once()
+        await create(service, "/forever", timeout_seconds=0.1)
+        await asyncio.wait_for(ex.run_once(), 10)
+        await create(service, "/echo")
+        async with db.transaction() as conn:  # a node that dies holding it
+            await db.jobs.job_claim(
+                conn, node="dead", endpoints=["/echo"], limit=1, now=clock.now(),
+                lease_until=clock.now() + timedelta(seconds=1),
+            )  # fmt: skip
+        clock.advance(2)
+        await ex.rescue_once()
+        await create(service, "/echo", delay_seconds=60)
+        async with db.reading() as conn:
+            text = metrics.render(await db.jobs.job_active_counts(conn)).decode()
+    finally:
+        await ex.stop(wait_seconds=0)
+
+    def value(sample: str) -> float:
+        lines = [line for line in text.splitlines() if line.startswith(sample + " ")]
+        assert len(lines) == 1, (sample, text)
+        return float(lines[0].rsplit(" ", 1)[1])
+
+    assert value('jobstore_job_attempts_total{endpoint="/flaky",outcome="error"}') == 2
+    assert value('jobstore_job_attempts_total{endpoint="/flaky",outcome="done"}') == 1
+    assert value('jobstore_job_retries_total{endpoint="/flaky"}') == 2
+    assert value('jobstore_job_attempts_total{endpoint="/forever",outcome="timeout"}') == 1
+    assert value('jobstore_job_attempts_total{endpoint="/echo",outcome="lost"}') == 1
+    assert value("jobstore_scheduled_jobs") == 1
+    assert value('jobstore_jobs_finished_total{endpoint="/flaky",status="done"}') == 1
