@@ -338,6 +338,22 @@ async def test_a_delayed_job_starts_within_a_second_of_its_time(
     assert 0 <= late < 1.0, late
 
 
+async def test_a_job_delayed_through_another_node_starts_within_a_second_of_its_time(
+    db: Database, registry: EndpointRegistry, nodes: list[Node]
+) -> None:
+    """The node that runs it was not told: it finds the job by its scheduler's poll."""
+    runner = node_for_tests(db, node_id="runner", registry=registry)
+    await runner.start()
+    nodes.append(runner)
+    api_only = node_for_tests(db, node_id="api", registry=registry)  # never started
+    job_id = await create(api_only.jobs, "/echo", delay_seconds=2.5)
+    ended = await runner.jobs.wait_for_job(job_id=job_id, wait_seconds=10)
+    assert ended.status is JobState.DONE and ended.owner == "runner"
+    assert ended.run_at is not None and ended.started_at is not None
+    late = (ended.started_at - ended.run_at).total_seconds()
+    assert 0 <= late < 1.0, late
+
+
 async def test_a_node_with_a_wrong_clock_neither_steals_live_jobs_nor_starts_jobs_early(
     db: Database, registry: EndpointRegistry, nodes: list[Node]
 ) -> None:
