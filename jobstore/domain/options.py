@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jobstore.domain.errors import BadOption
@@ -139,4 +139,7 @@ def _time(value: Any) -> datetime | None:
         raise BadOption("run_at", f"{rule}, got {value!r}") from None
     if when.tzinfo is None:
         raise BadOption("run_at", f"{rule}, got {value!r} (no time zone)")
-    return when
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise BadOption("run_at", f"{rule}, got {value!r} (out of range)") from None

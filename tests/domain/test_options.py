@@ -38,7 +38,10 @@ def test_run_at_needs_a_zone() -> None:
     assert parse_run_options({"run_at": "2026-12-06T19:00:00+01:00"}).run_at == datetime(
         2026, 12, 6, 18, tzinfo=UTC
     )
-    for bad in ("2026-12-06T18:00:00", "2026-12-06", "tomorrow", 1733508000):
+    for bad in (
+        "2026-12-06T18:00:00", "2026-12-06", "tomorrow", 1733508000,
+        "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+    ):  # fmt: skip
         with pytest.raises(BadOption) as refused:
             parse_run_options({"run_at": bad})
         assert refused.value.option == "run_at"
