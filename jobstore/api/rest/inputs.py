@@ -11,21 +11,64 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobstore.api.documents import iso
 from jobstore.api.rest.problems import FieldError, Problem, invalid
 from jobstore.codecs import jsontext
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError, DecodeError
-from jobstore.domain.models import FINAL_STATES, Encoding, JobQuery, JobState, Payload, is_valid_tag
+from jobstore.domain.models import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    RETRYABLE_STATES,
+    Encoding,
+    JobQuery,
+    JobState,
+    Payload,
+    is_valid_tag,
+)
 
 MAX_JOB_ID = 2**63 - 1  # ids are BIGINT: a larger number can name no job
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-CREATE_FIELDS = ("endpoint", "payload", "payload_base64", "encoding", "tag", "remove_on_complete")
+# The engine's options a create may give, with the JSON type each must have ("time": an RFC 3339
+# string, read as the listing reads its times); their ranges (and which combinations are
+# allowed) are the core's to check (domain/options.py).
+OPTION_TYPES = {
+    "run_at": "time",
+    "delay_seconds": "number",
+    "priority": "integer",
+    "max_attempts": "integer",
+    "retry_errors": "boolean",
+    "backoff_seconds": "number",
+    "timeout_seconds": "number",
+}
+_TYPE_RULES = {
+    "time": "must be an RFC 3339 time with a time zone, e.g. 2026-12-06T18:00:00Z",
+    "number": "must be a number of seconds",
+    "integer": "must be an integer",
+    "boolean": "must be true or false",
+}
+CREATE_FIELDS = (
+    "endpoint",
+    "payload",
+    "payload_base64",
+    "encoding",
+    "tag",
+    "remove_on_complete",
+    *OPTION_TYPES,
+)
+# What a bulk retry or cancel may filter on; it must give at least one.
+BULK_FIELDS = ("status", "endpoint", "created_after", "created_before")
+# The states each bulk action can touch: asking for another one is a mistake, not "no jobs".
+BULK_STATES = {
+    "retry": tuple(s for s in JobState if s in RETRYABLE_STATES),
+    "cancel": ACTIVE_STATES,
+}
 TAG_RULE = "1 to 128 letters, digits, '_' or '-'"
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:(?P<second>\d{2})(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"
@@ -42,13 +85,14 @@ class CreateRequest:
     payload_field: str  # "payload" or "payload_base64": where a payload error points
     tag: str | None
     remove_on_complete: bool
+    run_options: dict[str, Any]  # the engine's options given (typed JSON values), by name
 
-    def options(self) -> dict[str, str]:
-        """The job options the core takes (Kinetica's names)."""
-        options = {"job_tag": self.tag} if self.tag else {}
+    def options(self) -> dict[str, Any]:
+        """The job options the core takes (Kinetica's names; the engine's as JSON values)."""
+        options: dict[str, Any] = {"job_tag": self.tag} if self.tag else {}
         if self.remove_on_complete:
             options["remove_job_on_complete"] = "true"
-        return options
+        return {**options, **self.run_options}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +166,50 @@ def parse_create(body: Any, idempotency_key: str | None) -> CreateRequest:
     if not isinstance(remove, bool):
         errors.append(FieldError("body", "remove_on_complete", "must be true or false"))
 
+    run_options = _run_options(body, errors)
     payload, payload_field = _payload(body, errors)
     if errors or payload is None:
         raise invalid(errors)
     assert isinstance(endpoint, str)
-    return CreateRequest(endpoint, payload, payload_field, tag, remove is True)
+    return CreateRequest(endpoint, payload, payload_field, tag, remove is True, run_options)
+
+
+def _run_options(body: dict[str, Any], errors: list[FieldError]) -> dict[str, Any]:
+    """The engine's options in `body`, each of its JSON type; null means not given."""
+    options: dict[str, Any] = {}
+    for name, kind in OPTION_TYPES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        typed = _typed(kind, value)
+        if typed is None:
+            errors.append(FieldError("body", name, f"{_TYPE_RULES[kind]}, got {_shown(value)}"))
+        else:
+            options[name] = typed
+    return options
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """`value` if it is of type `kind` (an integral number as an int, a time in UTC), else
+    None."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "integer":
+        # 3.0 is the integer 3, as JSON Schema has it; 1e400 (inf) and 2.5 are not integers.
+        return int(value) if number and float(value).is_integer() else None
+    if kind == "number":
+        return value if number else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    # parse_time also refuses a time that leaves the years a datetime holds once in UTC
+    # ("0001-01-01T00:00:00+01:00"), which the store could not write.
+    when = parse_time(value) if isinstance(value, str) else None
+    return iso(when) if when is not None else None
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as the client wrote it, shortened: for messages."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _payload(body: dict[str, Any], errors: list[FieldError]) -> tuple[Payload | None, str]:
@@ -182,33 +265,24 @@ def _payload(body: dict[str, Any], errors: list[FieldError]) -> tuple[Payload | 
 def parse_list(params: Sequence[tuple[str, str]], *, created_by: str | None) -> ListRequest:
     """The filters of GET /api/v1/jobs; unknown parameters are ignored."""
     errors: list[FieldError] = []
-    states: list[JobState] = []
+    parts: list[str] = []
     values: dict[str, str] = {}
     for name, value in params:
         if name == "status":
-            for part in value.split(","):
-                part = part.strip().lower()
-                if not part:
-                    continue
-                try:
-                    states.append(JobState(part))
-                except ValueError:
-                    allowed = ", ".join(s.value for s in JobState)
-                    errors.append(
-                        FieldError("query", "status", f"{part!r} is not one of {allowed}")
-                    )
+            parts += (p for p in value.split(",") if p.strip())
         else:
             values[name] = value  # the last one wins
-    endpoint = _text(values, "endpoint", errors)
-    tag = _text(values, "tag", errors)
-    after = _time(values, "created_after", errors)
-    before_time = _time(values, "created_before", errors)
+    states = _states("query", parts, tuple(JobState), errors)
+    endpoint = _text("query", "endpoint", values.get("endpoint") or None, errors)
+    tag = _text("query", "tag", values.get("tag") or None, errors)
+    after = _time("query", "created_after", values.get("created_after") or None, errors)
+    before_time = _time("query", "created_before", values.get("created_before") or None, errors)
     before_id = _integer(values, "before", 1, MAX_JOB_ID, None, errors)
     limit = _integer(values, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, errors)
     if errors:
         raise invalid(errors)
     query = JobQuery(
-        states=tuple(dict.fromkeys(states)) or None,
+        states=states or None,
         endpoint=endpoint,
         tag=tag,
         created_after=after,
@@ -220,10 +294,81 @@ def parse_list(params: Sequence[tuple[str, str]], *, created_by: str | None) -> 
     return ListRequest(query, limit)
 
 
-def _text(values: dict[str, str], name: str, errors: list[FieldError]) -> str | None:
-    value = values.get(name) or None
-    if value is not None and "\x00" in value:
-        errors.append(FieldError("query", name, "must not contain NUL characters"))
+def parse_bulk(action: str, body: Any, *, created_by: str | None) -> JobQuery:
+    """The filters of POST /api/v1/jobs/retry or /cancel (`action`). At least one is required,
+    so that an empty body cannot touch every job, and null is refused rather than read as "any"
+    (a filter a client meant to set must not widen the action)."""
+    if not isinstance(body, dict):
+        what = "required" if body is None else "must be"
+        raise invalid(
+            [FieldError("body", "body", f"{what} a JSON object with {_one_of_bulk_fields()}")]
+        )
+    errors = [
+        FieldError("body", name, f"unknown field; known fields are {', '.join(BULK_FIELDS)}")
+        for name in body
+        if name not in BULK_FIELDS
+    ]
+    errors += [
+        FieldError("body", name, "must not be null (leave the field out not to filter on it)")
+        for name in BULK_FIELDS
+        if name in body and body[name] is None
+    ]
+    if not any(name in body for name in BULK_FIELDS):
+        errors.append(FieldError("body", "body", f"give {_one_of_bulk_fields()}"))
+    states = None
+    if (given := body.get("status")) is not None:
+        parts = [given] if isinstance(given, str) else given
+        allowed = BULK_STATES[action]
+        if isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts):
+            states = _states("body", parts, allowed, errors)
+        else:
+            names = ", ".join(s.value for s in allowed)
+            errors.append(
+                FieldError("body", "status", f"must be one of {names}, or a list of them")
+            )
+    endpoint = body.get("endpoint")
+    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint):
+        errors.append(FieldError("body", "endpoint", "must be a non-empty string"))
+    endpoint = _text("body", "endpoint", endpoint, errors)
+    after = _time("body", "created_after", body.get("created_after"), errors)
+    before = _time("body", "created_before", body.get("created_before"), errors)
+    if errors:
+        raise invalid(errors)
+    return JobQuery(
+        states=states,
+        endpoint=endpoint,
+        created_after=after,
+        created_before=before,
+        created_by=created_by,
+    )
+
+
+def _one_of_bulk_fields() -> str:
+    return f"at least one of {', '.join(BULK_FIELDS)} (an empty filter would match every job)"
+
+
+def _states(
+    location: str, parts: Iterable[str], allowed: Sequence[JobState], errors: list[FieldError]
+) -> tuple[JobState, ...]:
+    """Job states by name (case and spaces aside), each once; names outside `allowed` are
+    errors."""
+    states: list[JobState] = []
+    for part in parts:
+        name = part.strip().lower()
+        if name not in {s.value for s in allowed}:
+            names = ", ".join(s.value for s in allowed)
+            errors.append(FieldError(location, "status", f"{part!r} is not one of {names}"))
+        else:
+            states.append(JobState(name))
+    return tuple(dict.fromkeys(states))
+
+
+def _text(location: str, name: str, value: Any, errors: list[FieldError]) -> str | None:
+    """A text filter; None when absent or already refused (not a string)."""
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        errors.append(FieldError(location, name, "must not contain NUL characters"))
         return None
     return value
 
@@ -247,14 +392,14 @@ def _integer(
     return int(stripped)
 
 
-def _time(values: dict[str, str], name: str, errors: list[FieldError]) -> datetime | None:
-    text = values.get(name)
-    if not text:
+def _time(location: str, name: str, value: Any, errors: list[FieldError]) -> datetime | None:
+    """A time filter, None when not given; anything but an RFC 3339 string is an error."""
+    if value is None:
         return None
-    when = parse_time(text)
+    when = parse_time(value) if isinstance(value, str) else None
     if when is None:
         errors.append(
-            FieldError("query", name, "must be an RFC 3339 time like 2025-01-31T12:00:00Z")
+            FieldError(location, name, "must be an RFC 3339 time like 2025-01-31T12:00:00Z")
         )
     return when
 

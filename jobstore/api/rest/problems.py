@@ -21,6 +21,7 @@ from jobstore.api.documents import iso
 from jobstore.core.accounts import Principal
 from jobstore.domain.errors import (
     JobNotFound,
+    JobNotRetryable,
     JobRemoved,
     StoreUnavailable,
     TagConflict,
@@ -44,6 +45,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "tag-conflict": (409, "Tag already in use"),
     "job-not-finished": (409, "Job not finished"),
     "job-finished": (409, "Job already finished"),
+    "job-not-retryable": (409, "Job cannot be retried"),
     "pruning-disabled": (409, "Pruning is not available on this node"),
     "job-removed": (410, "Job removed"),
     "payload-too-large": (413, "Request body too large"),
@@ -143,6 +145,10 @@ def from_client_error(exc: Exception) -> Problem:
                 "job_status": exc.status,
                 "finished_at": iso(exc.finished_at),
             },
+        )
+    if isinstance(exc, JobNotRetryable):
+        return Problem(
+            "job-not-retryable", str(exc), {"job_id": exc.job_id, "job_status": exc.status}
         )
     if isinstance(exc, JobNotFound):
         found: dict[str, Any] = {"job_id": exc.job_id} if exc.tag is None else {"tag": exc.tag}

@@ -1,4 +1,5 @@
-"""The native JSON REST API under /api/v1: jobs, results, cancel, listing, stats and pruning.
+"""The native JSON REST API under /api/v1: jobs, results, cancel and retry (one job or many),
+attempts, listing, stats and pruning.
 
 Every answer is JSON; every error an RFC 9457 problem (see problems.py). The OpenAPI document
 (openapi.json) describes exactly these routes, and docs/rest.md explains them to people.
@@ -17,13 +18,14 @@ from starlette.routing import BaseRoute, Match, Route
 
 from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.credentials import authenticate, owner_filter
-from jobstore.api.documents import job_detail, job_result, job_summary
+from jobstore.api.documents import attempt_document, job_detail, job_result, job_summary
 from jobstore.api.errors import guard
 from jobstore.api.rest.docs_page import docs_routes
 from jobstore.api.rest.inputs import (
     MAX_JOB_ID,
     CreateRequest,
     check_json_media_type,
+    parse_bulk,
     parse_create,
     parse_json,
     parse_list,
@@ -35,7 +37,7 @@ from jobstore.api.rest.problems import PROBLEM_ERRORS, FieldError, JsonResponse,
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import COUNT_CAP, CreateResult, JobService
 from jobstore.domain.durations import format_duration
-from jobstore.domain.errors import DecodeError, JobNotFound, JobRemoved
+from jobstore.domain.errors import BadOption, DecodeError, JobNotFound, JobRemoved
 from jobstore.domain.models import FINAL_STATES, Job, JobState
 
 PREFIX = "/api/v1"
@@ -70,6 +72,8 @@ class RestApi:
             *docs_routes(PREFIX),
             Route(f"{PREFIX}/jobs", self._guard(self.create_job), methods=["POST"]),
             Route(f"{PREFIX}/jobs", self._guard(self.list_jobs), methods=["GET"]),
+            Route(f"{PREFIX}/jobs/retry", self._guard(self.retry_jobs), methods=["POST"]),
+            Route(f"{PREFIX}/jobs/cancel", self._guard(self.cancel_jobs), methods=["POST"]),
             Route(f"{PREFIX}/jobs/tag/{{tag}}", self._guard(self.get_job_by_tag), methods=["GET"]),
             Route(f"{PREFIX}/jobs/{{job_id:int}}", self._guard(self.get_job), methods=["GET"]),
             Route(
@@ -81,6 +85,16 @@ class RestApi:
                 f"{PREFIX}/jobs/{{job_id:int}}/cancel",
                 self._guard(self.cancel_job),
                 methods=["POST"],
+            ),
+            Route(
+                f"{PREFIX}/jobs/{{job_id:int}}/retry",
+                self._guard(self.retry_job),
+                methods=["POST"],
+            ),
+            Route(
+                f"{PREFIX}/jobs/{{job_id:int}}/attempts",
+                self._guard(self.get_attempts),
+                methods=["GET"],
             ),
             Route(f"{PREFIX}/stats", self._guard(self.stats), methods=["GET"]),
             Route(f"{PREFIX}/endpoints", self._guard(self.endpoints), methods=["GET"]),
@@ -161,6 +175,8 @@ class RestApi:
             )
         except DecodeError as exc:  # the payload does not fit the endpoint's schema
             raise invalid([FieldError("body", create.payload_field, str(exc))]) from None
+        except BadOption as exc:  # out of range, or not allowed here; the field has its name
+            raise invalid([FieldError("body", exc.option, exc.reason)]) from None
         summary = await self._created_summary(result, create, principal)
         return JsonResponse(
             summary,
@@ -244,6 +260,40 @@ class RestApi:
                 {"job_id": job_id, "outcome": outcome, "job_status": status},
             )
         return JsonResponse({"id": job_id, "outcome": outcome}, 202)
+
+    async def retry_job(self, request: Request, principal: Principal | None) -> Response:
+        """POST /jobs/{id}/retry: run a job that ended error or cancelled again; 200 with the
+        job (queued); 409 for a job in any other state."""
+        job_id = self._job_id(request)
+        job = await self.service.retry_job(job_id, visible_to=owner_filter(principal))
+        return JsonResponse(job_detail(job, self.service.registry))
+
+    async def get_attempts(self, request: Request, principal: Principal | None) -> Response:
+        """GET /jobs/{id}/attempts: every run of the job, first to last."""
+        job_id = self._job_id(request)
+        attempts = await self.service.attempts(job_id, visible_to=owner_filter(principal))
+        return JsonResponse({"id": job_id, "attempts": [attempt_document(a) for a in attempts]})
+
+    async def retry_jobs(self, request: Request, principal: Principal | None) -> Response:
+        """POST /jobs/retry: retry every error/cancelled job the body's filters select."""
+        return await self._bulk("retry", request, principal)
+
+    async def cancel_jobs(self, request: Request, principal: Principal | None) -> Response:
+        """POST /jobs/cancel: cancel every unfinished job the body's filters select."""
+        return await self._bulk("cancel", request, principal)
+
+    async def _bulk(self, action: str, request: Request, principal: Principal | None) -> Response:
+        body = await self._json_body(request)
+        query = parse_bulk(action, body, created_by=owner_filter(principal))
+        result = await self.service.bulk_action(action, query)
+        return JsonResponse(
+            {
+                "action": action,
+                "matched": result.matched,
+                "outcomes": result.outcomes,
+                "more": result.more,
+            }
+        )
 
     async def list_jobs(self, request: Request, principal: Principal | None) -> Response:
         """GET /jobs: newest first, one page; `next` fetches the page after it."""

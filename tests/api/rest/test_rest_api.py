@@ -552,16 +552,17 @@ async def test_list_validation(env: Env) -> None:
 async def test_stats(db: Database) -> None:
     clock = ManualClock()
     async for env in make_env(db, clock=clock):
-        nothing = {"queued": 0, "running": 0, "done": 0, "error": 0, "cancelled": 0}
+        nothing = {"scheduled": 0, "queued": 0, "running": 0, "done": 0, "error": 0, "cancelled": 0}
         assert (await env.get("/api/v1/stats")) == {"counts": nothing, "capped_at": 10000}
         await env.echo()
         await env.create({"endpoint": "/fail", "payload": {}})
         await env.executor.run_once()
         await env.echo()
+        await env.echo(delay_seconds=60)
         assert (await env.get("/api/v1/stats"))["counts"] == nothing  # cached for a second
         clock.advance(1.1)
         stats = await env.get("/api/v1/stats")
-        assert stats["counts"] == {"queued": 1, "running": 0, "done": 1, "error": 1, "cancelled": 0}
+        assert stats["counts"] == {**nothing, "scheduled": 1, "queued": 1, "done": 1, "error": 1}
 
 
 async def test_endpoints(env: Env) -> None:
@@ -775,6 +776,10 @@ async def test_the_document_describes_every_route(env: Env) -> None:
         "GET /api/v1/jobs/tag/{tag}",
         "GET /api/v1/jobs/{job_id}/result",
         "POST /api/v1/jobs/{job_id}/cancel",
+        "POST /api/v1/jobs/{job_id}/retry",
+        "GET /api/v1/jobs/{job_id}/attempts",
+        "POST /api/v1/jobs/retry",
+        "POST /api/v1/jobs/cancel",
         "GET /api/v1/stats",
         "GET /api/v1/endpoints",
         "POST /api/v1/prune",

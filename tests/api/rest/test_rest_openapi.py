@@ -8,13 +8,22 @@ it.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import pytest
 
 from jobstore import __version__
-from jobstore.api.rest.inputs import DEFAULT_LIMIT, MAX_JOB_ID, MAX_LIMIT
+from jobstore.api.documents import attempt_document, job_summary
+from jobstore.api.rest.inputs import (
+    BULK_FIELDS,
+    BULK_STATES,
+    DEFAULT_LIMIT,
+    MAX_JOB_ID,
+    MAX_LIMIT,
+    OPTION_TYPES,
+)
 from jobstore.api.rest.openapi import DOCUMENT_FILE, openapi_document
 from jobstore.api.rest.problems import (
     AUTH_CHALLENGE,
@@ -22,8 +31,16 @@ from jobstore.api.rest.problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_TYPES,
 )
-from jobstore.core.jobs import COUNT_CAP
-from jobstore.domain.models import FINAL_STATES, Encoding, JobState
+from jobstore.core.jobs import BULK_MAX_JOBS, COUNT_CAP
+from jobstore.domain.models import (
+    FINAL_STATES,
+    Attempt,
+    AttemptOutcome,
+    Encoding,
+    Job,
+    JobState,
+)
+from jobstore.domain.options import MAX_ATTEMPTS_LIMIT, MAX_PRIORITY, MAX_SECONDS, MIN_PRIORITY
 
 STATES = [s.value for s in JobState]
 FINALS = sorted(s.value for s in FINAL_STATES)
@@ -99,6 +116,39 @@ def test_the_file_agrees_with_the_code() -> None:
     assert listing["status"]["items"]["enum"] == STATES
     assert listing["before"]["maximum"] == MAX_JOB_ID
     assert (listing["limit"]["maximum"], listing["limit"]["default"]) == (MAX_LIMIT, DEFAULT_LIMIT)
+
+
+def test_the_engine_in_the_file_agrees_with_the_code() -> None:
+    """Create options, job and attempt fields, and the bulk bodies, as the code has them."""
+    doc = _document()
+    schemas = doc["components"]["schemas"]
+    create = schemas["CreateJob"]["properties"]
+    for name, kind in OPTION_TYPES.items():
+        assert create[name]["type"] == ["string" if kind == "time" else kind, "null"], name
+    assert create["run_at"]["format"] == "date-time"
+    job = schemas["Job"]["properties"]
+    for priority in (create["priority"], job["priority"]):
+        assert (priority["minimum"], priority["maximum"]) == (MIN_PRIORITY, MAX_PRIORITY)
+    assert create["max_attempts"]["maximum"] == MAX_ATTEMPTS_LIMIT
+    for name in ("delay_seconds", "backoff_seconds", "timeout_seconds"):
+        assert create[name]["maximum"] == MAX_SECONDS
+
+    now = datetime.now(UTC)
+    summary = job_summary(Job(1, "t", "/e", Encoding.JSON, JobState.QUEUED, 0, {}, now, now))
+    assert schemas["Job"]["required"] == list(summary) == list(job)
+    attempt = attempt_document(Attempt(job_id=1, attempt=1, node="n", started_at=now))
+    assert schemas["Attempt"]["required"] == list(attempt) == list(schemas["Attempt"]["properties"])
+    outcomes = schemas["Attempt"]["properties"]["outcome"]["enum"]
+    assert outcomes == [*(o.value for o in AttemptOutcome), None]
+
+    for action, name in (("retry", "BulkRetry"), ("cancel", "BulkCancel")):
+        properties = schemas[name]["properties"]
+        assert list(properties) == list(BULK_FIELDS)
+        one, many = properties["status"]["anyOf"]
+        assert one["enum"] == many["items"]["enum"] == [s.value for s in BULK_STATES[action]]
+        operation = doc["paths"][f"/api/v1/jobs/{action}"]["post"]
+        assert f"{BULK_MAX_JOBS}" in operation["description"]
+    assert f"{BULK_MAX_JOBS}" in schemas["BulkResult"]["properties"]["more"]["description"]
 
 
 def test_every_problem_answer_has_the_status_of_its_types() -> None:

@@ -60,7 +60,8 @@ def _avro_sleep(seconds: float) -> str:
     return base64.b64encode(avro_write(SLEEP_REQUEST, {"seconds": seconds})).decode()
 
 
-# Jobs in every state the API can show: queued, done (JSON and Avro), error, cancelled, removed.
+# Jobs in every state the API can show: scheduled, queued, done (JSON and Avro), error, cancelled,
+# removed.
 SEED = [
     {"endpoint": "/echo", "payload": {"hello": "world"}, "tag": "echo-1"},
     {"endpoint": "/fail", "payload": {"message": "boom"}, "tag": "fail-1"},
@@ -70,6 +71,7 @@ SEED = [
 ]
 LATER = [
     {"endpoint": "/echo", "payload": "still queued", "tag": "queued-1"},
+    {"endpoint": "/echo", "payload": "later", "tag": "later-1", "delay_seconds": 3600},
     {"endpoint": "/echo", "payload": None, "tag": "cancel-1"},
 ]
 
@@ -209,6 +211,9 @@ def test_the_api_matches_its_openapi_document(database_url: str) -> None:
     assert {201, 400} <= seen["POST /api/v1/jobs"]
     assert {200, 400} <= seen["GET /api/v1/jobs"]
     assert 200 in seen["POST /api/v1/prune"]
+    assert {200, 404, 409, 410} <= seen["POST /api/v1/jobs/{job_id}/retry"]
+    assert {200, 404, 410} <= seen["GET /api/v1/jobs/{job_id}/attempts"]
+    assert {200, 400} <= seen["POST /api/v1/jobs/retry"] & seen["POST /api/v1/jobs/cancel"]
 
 
 def test_the_api_with_authentication_matches_its_openapi_document(database_url: str) -> None:
