@@ -120,7 +120,7 @@ class DefinitionService:
         """Create the submission's job and its row in one transaction; the job's id.
 
         DefinitionNotFound when it was deleted meanwhile, DefinitionBusy while an earlier
-        submission is queued or running.
+        submission is not finished (scheduled, queued or running).
         """
         project, cluster_id, name = definition.project, definition.cluster_id, definition.name
         async with self.db.transaction() as conn:
@@ -144,7 +144,7 @@ class DefinitionService:
         return inserted.job_id
 
     async def active_submission(self, project: str, cluster_id: str, name: str) -> int | None:
-        """The job id of the definition's queued or running submission, if any."""
+        """The job id of the definition's unfinished submission, if any."""
         async with self.db.reading() as conn:
             return await self.store.submission_active(conn, project, cluster_id, name)
 

@@ -8,6 +8,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ OPTION_NAMES = (
 )
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 MAX_ATTEMPTS_LIMIT = 1000
+# Plain ASCII numbers: int() and float() also take "1_0", Arabic-Indic digits, "nan" and "1e999".
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 # Ten years: far enough for any real schedule, near enough that times stay valid datetimes.
 MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
@@ -83,10 +87,9 @@ def _integer(options: Mapping[str, Any], name: str, low: int, high: int) -> int 
     rule = f"must be an integer from {low} to {high}"
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise BadOption(name, f"{rule}, got {value!r}")
-    try:
-        number = int(value.strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise BadOption(name, f"{rule}, got {value!r}") from None
+    if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+        raise BadOption(name, f"{rule}, got {value!r}")
+    number = int(value)
     if not low <= number <= high:
         raise BadOption(name, f"{rule}, got {number}")
     return number
@@ -100,10 +103,12 @@ def _seconds(options: Mapping[str, Any], name: str, *, allow_zero: bool) -> floa
     rule += f"{MAX_SECONDS:.0f}"
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BadOption(name, f"{rule}, got {value!r}")
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
+        raise BadOption(name, f"{rule}, got {value!r}")
     try:
-        number = float(value) if not isinstance(value, str) else float(value.strip())
-    except (ValueError, OverflowError):
-        raise BadOption(name, f"{rule}, got {value!r}") from None
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise BadOption(name, f"{rule}, got a number too large") from None
     if not math.isfinite(number) or number < 0 or number > MAX_SECONDS:
         raise BadOption(name, f"{rule}, got {value!r}")
     if number == 0 and not allow_zero:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.domain.definitions import Definition, SubmissionRow
-from jobstore.domain.models import FINAL_STATES
+from jobstore.domain.models import ACTIVE_STATES, FINAL_STATES
 from jobstore.store.driver import Driver
 from jobstore.store.tables import cdm_jobs, cdm_submissions, job_tombstones, jobs
 
@@ -240,7 +240,8 @@ class CdmStore:
     async def submission_active(
         self, conn: AsyncConnection, project: str, cluster_id: str, name: str
     ) -> int | None:
-        """The job id of a queued or running submission of this definition, if any."""
+        """The job id of an unfinished (scheduled, queued or running) submission of this
+        definition, if any."""
         stmt = (
             sa.select(cdm_submissions.c.job_id)
             .join(jobs, jobs.c.job_id == cdm_submissions.c.job_id)
@@ -248,7 +249,7 @@ class CdmStore:
                 cdm_submissions.c.project == project,
                 cdm_submissions.c.cluster_id == cluster_id,
                 cdm_submissions.c.job_name == name,
-                jobs.c.status.in_(["queued", "running"]),
+                jobs.c.status.in_([s.value for s in ACTIVE_STATES]),
             )
             .limit(1)
         )

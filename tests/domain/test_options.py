@@ -55,6 +55,8 @@ def test_run_at_needs_a_zone() -> None:
         ("retry_errors", "maybe"), ("retry_errors", 1), ("backoff_seconds", -1),
         ("backoff_seconds", "nan"), ("timeout_seconds", 0), ("timeout_seconds", "inf"),
         ("delay_seconds", 10 * 366 * 24 * 3600), ("delay_seconds", False), ("delay_seconds", [1]),
+        ("priority", "\u0665"), ("delay_seconds", "1_0"), ("max_attempts", "1_0"),
+        ("timeout_seconds", "1e999"), ("backoff_seconds", "0x10"), ("delay_seconds", 10**400),
     ],
 )  # fmt: skip
 def test_each_bad_value_is_refused_by_name(name: str, value: Any) -> None:
