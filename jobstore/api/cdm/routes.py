@@ -47,7 +47,9 @@ COUNTER_NAMES = (
     "TOTAL_SIZE",
 )
 # jobstore state -> CDM submission status. A stopped run is FAILED: CDM's API has no STOPPED.
+# A scheduled run (delayed, or waiting to retry after a failed attempt) has not started yet.
 STATUS = {
+    "scheduled": "BOOTING",
     "queued": "BOOTING",
     "running": "RUNNING",
     "done": "SUCCEEDED",

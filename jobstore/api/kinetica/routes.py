@@ -1,7 +1,8 @@
 """Kinetica job API routes. Every answer is a `gpudb_response` envelope.
 
-API errors are ERROR envelopes with HTTP 400 (never 404 or 5xx: the official client treats those
-as "this node is down" and fails over, or loops when it has nowhere to go).
+API errors are ERROR envelopes with HTTP 400 (never 404 or 500: the official client treats those
+as "this node is down" and fails over, or loops when it has nowhere to go). The one 5xx is 503,
+for a database out of reach: there, failing over is what the client should do.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class KineticaConfig:
 
 
 def kinetica_status(job: Job) -> str:
-    """Kinetica's view of a state: queued and running are RUNNING.
+    """Kinetica's view of a state: every unfinished one (scheduled, queued, running) is RUNNING.
 
-    A running job with a cancel request reads CANCELLED: it will be recorded cancelled
-    whatever its handler does (see JobStore.job_finish).
+    Kinetica has no word for a job waiting for its time (a delay, or a retry's backoff): it
+    has not finished, so it is RUNNING. A running job with a cancel request reads CANCELLED:
+    it will be recorded cancelled whatever its handler does (see JobStore.job_finish).
     """
     if job.status in ACTIVE_STATES:
         return "CANCELLED" if job.cancel_requested else "RUNNING"

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.support.e2e import (
     Server,
     free_port,
     job_row,
+    job_rows,
     query,
     run_cli_ok,
     server_factory,
@@ -632,3 +634,76 @@ def test_failover_to_second_node_finishes_the_job(database_url: str, servers: Ma
         f"\nfailover: first get_job answered by B {first_after:.2f}s after SIGKILL of A; "
         f"client saw DONE {done_after:.2f}s after the kill (lease 2 s, job 3 s)"
     )
+
+
+# -- 9. the engine's options: a delayed job, a cancelled one, a refused one ----------------------
+
+
+def _moment(value: Any) -> datetime:
+    """A time column as an aware datetime (SQLite keeps naive UTC text)."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(when, datetime), value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def test_delayed_job_reads_running_until_due_cancel_and_bad_options(
+    database_url: str, servers: MakeServer
+) -> None:
+    srv = servers(node_id="node-engine").start()
+    clients = {encoding: connect(srv.url, encoding) for encoding in CLIENT_ENCODINGS}
+
+    # delay_seconds 1, priority 5: RUNNING (not finished) while it waits, listed as scheduled.
+    ids: dict[str, int] = {}
+    for encoding, db in clients.items():
+        data, data_str = job_payload(encoding, "binary", SLEEP_REQUEST, {"seconds": 0.1})
+        options = {"job_tag": f"delayed-{encoding}", "delay_seconds": "1", "priority": "5"}
+        job_id = int(ok(db.create_job("/sleep", "binary", data, data_str, options)).job_id)
+        ids[encoding] = job_id
+        early = ok(db.get_job(job_id, {}))
+        listed = _listing(ok(db.admin_show_jobs({})))[job_id]
+        # Still scheduled after both calls, so both saw it scheduled.
+        sql = "SELECT status, priority FROM jobs WHERE job_id = $1"
+        assert query(database_url, sql, job_id) == [{"status": "scheduled", "priority": 5}]
+        assert (early.job_status, early.running, early.successful) == ("RUNNING", True, False)
+        assert (early.progress, early.status_map) == (0, {})
+        assert (listed["status"], listed["flags"]) == ("RUNNING", "scheduled")
+    for encoding, db in clients.items():
+        done = wait_job(db, ids[encoding], logs=srv.logs)
+        assert (done.job_status, done.running, done.successful) == ("DONE", False, True)
+        raw = response_bytes(encoding, done.job_response)
+        assert avro_read(SLEEP_RESPONSE, raw) == {"slept": 0.1}
+        [row] = query(
+            database_url,
+            "SELECT created_at, run_at, started_at, attempt FROM jobs WHERE job_id = $1",
+            ids[encoding],
+        )
+        created, run_at, started = (_moment(row[k]) for k in ("created_at", "run_at", "started_at"))
+        assert run_at - created == timedelta(seconds=1)
+        assert started >= run_at, row  # not started before it was due
+        assert row["attempt"] == 1
+
+    # Cancel a scheduled job: at once, and it never runs.
+    db = clients["BINARY"]
+    data, data_str = job_payload("BINARY", "binary", SLEEP_REQUEST, {"seconds": 0.1})
+    options = {"job_tag": "delayed-cancel", "delay_seconds": "60"}
+    waiting = int(ok(db.create_job("/sleep", "binary", data, data_str, options)).job_id)
+    assert ok(db.get_job(waiting, {})).job_status == "RUNNING"
+    resp = ok(db.admin_alter_jobs(waiting, "cancel", {}))
+    assert (resp.job_ids, resp.status) == ([waiting], ["cancelled"])
+    got = ok(db.get_job(waiting, {}))
+    assert (got.job_status, got.running, got.successful) == ("CANCELLED", False, False)
+    assert got.status_map == {"error_message": CANCEL_MESSAGE}
+    row = job_row(database_url, waiting)
+    assert (row["status"], row["attempt"], row["owner"]) == ("cancelled", 0, None)
+
+    # A bad option is an API error naming it: returned, not raised, and no failover.
+    for encoding, db in clients.items():
+        empty = "" if encoding == "JSON" else b""
+        bad = db.create_job("/sleep", "json", empty, '{"seconds": 0}', {"priority": "x"})
+        assert not bad.is_ok()
+        assert bad.get_error_msg() == (
+            "option 'priority' must be an integer from -1000 to 1000, got 'x'"
+        )
+        assert bad.status_info["data_type"] == "none"
+        assert db.get_url() == srv.url and db.get_num_cluster_switches() == 0
+    assert len(job_rows(database_url)) == len(ids) + 1
