@@ -2,9 +2,13 @@
 
     GET  /ui                       job list: counts per state, filters, search, newest jobs
     GET  /ui/live                  the list's live part (counts, rows), for the refresh script
-    GET  /ui/jobs/{id}             one job: state, progress, timings, status map, payloads
+    GET  /ui/jobs/{id}             one job: state, progress, timings, run settings, attempts,
+                                   status map, payloads
     GET  /ui/jobs/{id}/live        the job page's live part
     POST /ui/jobs/{id}/cancel      cancel, then 303 back to the job page (same-origin only)
+    POST /ui/jobs/{id}/retry       run a job that ended error or cancelled again, then 303 back
+    POST /ui/bulk/{action}?<filter>  cancel or retry every job the list's filter selects, then
+                                   303 back to that list, which says how many (same-origin)
     GET  /ui/static/{name}         the stylesheet and the script, from the package
 
 With an authenticator every page but the static files needs credentials (401 with a Basic
@@ -30,9 +34,15 @@ from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filte
 from jobstore.api.errors import guard
 from jobstore.api.ui import views
 from jobstore.core.accounts import Authenticator, Principal
-from jobstore.core.jobs import COUNT_CAP, JobService
-from jobstore.domain.errors import BadRequest, JobNotFound, JobRemoved, StoreUnavailable
-from jobstore.domain.models import Job, JobQuery, JobState, is_valid_tag
+from jobstore.core.jobs import BULK_MAX_JOBS, COUNT_CAP, JobService
+from jobstore.domain.errors import (
+    BadRequest,
+    JobNotFound,
+    JobNotRetryable,
+    JobRemoved,
+    StoreUnavailable,
+)
+from jobstore.domain.models import Attempt, Job, JobQuery, JobState, is_valid_tag
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,7 @@ class UiConfig:
     authenticator: Authenticator | None = None  # None: authentication is off
     refresh_seconds: float = 1.0  # how often open pages re-read counts, rows and progress
     page_size: int = 50  # jobs per list page
+    bulk_limit: int = BULK_MAX_JOBS  # jobs one press of a bulk button acts on, at most
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,16 @@ class ListFilter:
     @property
     def filtered(self) -> bool:
         return bool(self.status or self.endpoint or self.q or self.before)
+
+    def query(self, owner: str | None) -> JobQuery:
+        """The jobs this filter selects (the search term aside): the list shows them, and the
+        bulk buttons act on them, so the two cannot disagree."""
+        return JobQuery(
+            states=views.parse_states(self.status),
+            endpoint=self.endpoint or None,
+            created_by=owner,
+            before_id=self.before,
+        )
 
 
 def job_id_in(text: str) -> int | None:
@@ -198,6 +219,8 @@ class Dashboard:
             Route("/ui/jobs/{job_id:int}", self._guard(self.job_page), methods=["GET"]),
             Route("/ui/jobs/{job_id:int}/live", self._guard(self.job_live), methods=["GET"]),
             Route("/ui/jobs/{job_id:int}/cancel", self._guard(self.cancel), methods=["POST"]),
+            Route("/ui/jobs/{job_id:int}/retry", self._guard(self.retry), methods=["POST"]),
+            Route("/ui/bulk/{action}", self._guard(self.bulk), methods=["POST"]),
             Route("/ui/static/{name}", self.static_file, methods=["GET"]),
             Route("/ui/{rest:path}", self._guard(self.not_found), methods=["GET"]),
         ]
@@ -247,12 +270,7 @@ class Dashboard:
     async def _list_context(self, request: Request, principal: Principal | None) -> dict[str, Any]:
         f = ListFilter.parse(request.query_params)
         owner = owner_filter(principal)
-        query = JobQuery(
-            states=views.parse_states(f.status),
-            endpoint=f.endpoint or None,
-            created_by=owner,
-            before_id=f.before,
-        )
+        query = f.query(owner)
         notice = None
         older_url = None
         if f.q:
@@ -279,7 +297,40 @@ class Dashboard:
             "newest_url": "/ui" + f.query_string(before=None) if f.before else None,
             "live_url": "/ui/live" + f.query_string(),
             "scope": "All jobs" if owner is None else "Your jobs",
+            "bulk": self._bulk_buttons(f),
+            "bulk_words": views.filter_words(f.status, f.endpoint),
+            "bulk_limit": self.config.bulk_limit,
+            "bulk_notice": views.bulk_notice(request.query_params),
         }
+
+    def _bulk_buttons(self, f: ListFilter) -> list[dict[str, str]]:
+        """The bulk buttons the list's filter allows: none without a status or endpoint (or
+        with a search), and only those whose action can touch the states it shows."""
+        if f.q or not (f.status or f.endpoint):
+            return []
+        states = views.parse_states(f.status)
+        words = views.filter_words(f.status, f.endpoint)
+        target = f.query_string(before=None)
+        buttons = []
+        if views.bulk_applies("cancel", states):
+            buttons.append(
+                {
+                    "action": "cancel",
+                    "url": "/ui/bulk/cancel" + target,
+                    "label": "Cancel matching jobs",
+                    "confirm": f"Cancel every scheduled, queued or running job with {words}?",
+                }
+            )
+        if views.bulk_applies("retry", states):
+            buttons.append(
+                {
+                    "action": "retry",
+                    "url": "/ui/bulk/retry" + target,
+                    "label": "Retry matching jobs",
+                    "confirm": f"Retry every error or cancelled job with {words}?",
+                }
+            )
+        return buttons
 
     async def _newest(self, query: JobQuery, limit: int) -> list[Job]:
         """The newest `limit` jobs matching `query`.
@@ -364,44 +415,116 @@ class Dashboard:
             raise JobNotFound(job_id=job_id)
         return await self.service.get_job(job_id=job_id, visible_to=owner_filter(principal))
 
+    async def _job_and_attempts(
+        self, request: Request, principal: Principal | None
+    ) -> tuple[Job, list[Attempt]]:
+        job = await self._job(request, principal)
+        attempts = await self.service.attempts(job.job_id, visible_to=owner_filter(principal))
+        return job, attempts
+
+    def _removed(self, exc: JobRemoved, principal: Principal | None) -> Response:
+        return self.error_page(410, f"Job {exc.job_id} was removed", str(exc), principal)
+
     async def job_page(self, request: Request, principal: Principal | None) -> Response:
         try:
-            job = await self._job(request, principal)
+            job, attempts = await self._job_and_attempts(request, principal)
         except JobRemoved as exc:
-            return self.error_page(410, f"Job {exc.job_id} was removed", str(exc), principal)
+            return self._removed(exc, principal)
         now = self.service.clock.now()
+        params = request.query_params
         context = {
             "j": views.detail_view(job, self.service.registry, now),
-            "flash": views.CANCEL_OUTCOMES.get(request.query_params.get("cancel", "")),
+            "attempts": views.attempt_views(attempts, now),
+            "flash": views.CANCEL_OUTCOMES.get(params.get("cancel", ""))
+            or views.RETRY_OUTCOMES.get(params.get("retry", "")),
         }
         return self.render("job.html", context, principal)
 
     async def job_live(self, request: Request, principal: Principal | None) -> Response:
         try:
-            job = await self._job(request, principal)
+            job, attempts = await self._job_and_attempts(request, principal)
         except JobRemoved as exc:
-            return self.error_page(410, f"Job {exc.job_id} was removed", str(exc), principal)
-        context = {"j": views.status_view(job, self.service.clock.now())}
+            return self._removed(exc, principal)
+        now = self.service.clock.now()
+        context = {"j": views.status_view(job, now), "attempts": views.attempt_views(attempts, now)}
         return self.render("_job_live.html", context, principal)
 
-    async def cancel(self, request: Request, principal: Principal | None) -> Response:
-        if not _same_origin(request):
-            return self.error_page(
-                403,
-                "Refused",
-                "Cancel only from the dashboard's own page (this request came from another "
-                "site, or without Origin and Sec-Fetch-Site headers). Scripts: use the API.",
-                principal,
-            )
+    def _cross_site(self, principal: Principal | None, what: str) -> Response:
+        return self.error_page(
+            403,
+            "Refused",
+            f"{what} only from the dashboard's own page (this request came from another "
+            "site, or without Origin and Sec-Fetch-Site headers). Scripts: use the API.",
+            principal,
+        )
+
+    def _posted_job_id(self, request: Request) -> int:
         job_id = int(request.path_params["job_id"])
         if not 0 < job_id <= MAX_JOB_ID:
             raise JobNotFound(job_id=job_id)
+        return job_id
+
+    async def cancel(self, request: Request, principal: Principal | None) -> Response:
+        if not _same_origin(request):
+            return self._cross_site(principal, "Cancel")
+        job_id = self._posted_job_id(request)
         outcomes = await self.service.cancel_jobs([job_id], created_by=owner_filter(principal))
         outcome = outcomes.get(job_id, "not_found")
         if outcome == "not_found":
             raise JobNotFound(job_id=job_id)
         log.info("job %d: cancel from the dashboard: %s", job_id, outcome)
         return RedirectResponse(f"/ui/jobs/{job_id}?cancel={outcome}", status_code=303)
+
+    async def retry(self, request: Request, principal: Principal | None) -> Response:
+        if not _same_origin(request):
+            return self._cross_site(principal, "Retry")
+        job_id = self._posted_job_id(request)
+        try:
+            await self.service.retry_job(job_id, visible_to=owner_filter(principal))
+        except JobRemoved as exc:
+            return self._removed(exc, principal)
+        except JobNotRetryable as exc:
+            outcome = "not_retryable"
+            log.info("job %d: retry from the dashboard refused: %s", job_id, exc)
+        else:
+            outcome = "retried"
+            log.info("job %d: retried from the dashboard", job_id)
+        return RedirectResponse(f"/ui/jobs/{job_id}?retry={outcome}", status_code=303)
+
+    async def bulk(self, request: Request, principal: Principal | None) -> Response:
+        """Cancel or retry every job the list's filter selects, on all its pages (`before`
+        is a page of the list, not a filter: it is dropped)."""
+        action = request.path_params["action"]
+        if action not in views.BULK_STATES:
+            return self.error_page(404, "Not found", "The dashboard has no such page.", principal)
+        if not _same_origin(request):
+            return self._cross_site(principal, "Bulk actions")
+        f = replace(ListFilter.parse(request.query_params), before=None)
+        if f.q:
+            message = (
+                "Bulk actions take a status or endpoint filter, not a search: "
+                "open the job and use its own button."
+            )
+            return self.error_page(400, "Choose a filter first", message, principal)
+        if not (f.status or f.endpoint):
+            message = (
+                f"A bulk {action} needs a filter: choose a status or an endpoint first, so "
+                f"that one click cannot {action} every job."
+            )
+            return self.error_page(400, "Choose a filter first", message, principal)
+        result = await self.service.bulk_action(
+            action, f.query(owner_filter(principal)), max_jobs=self.config.bulk_limit
+        )
+        log.info(
+            "bulk %s from the dashboard (%r): %d matched, %s%s",
+            action,
+            views.filter_words(f.status, f.endpoint),
+            result.matched,
+            result.outcomes,
+            ", more match" if result.more else "",
+        )
+        params = views.bulk_params(action, result.outcomes, result.matched, result.more)
+        return RedirectResponse("/ui" + f.query_string(**params), status_code=303)
 
     # -- the rest ---------------------------------------------------------------------------
 

@@ -13,8 +13,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from jobstore.api.documents import job_detail, job_summary
-from jobstore.domain.models import FINAL_STATES, Job, JobState
+from jobstore.api.documents import attempt_document, job_detail, job_summary
+from jobstore.domain.models import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    RETRYABLE_STATES,
+    Attempt,
+    Job,
+    JobState,
+)
 from jobstore.endpoints.registry import EndpointRegistry
 
 # A payload larger than this is not decoded at all: only its first characters are shown.
@@ -25,7 +32,7 @@ DISPLAY_LIMIT = 20_000
 LIST_ERROR_CHARS = 120
 # The status filter's choices beyond the single states.
 STATE_GROUPS: dict[str, tuple[JobState, ...]] = {
-    "active": (JobState.QUEUED, JobState.RUNNING),
+    "active": ACTIVE_STATES,
     "finished": (JobState.DONE, JobState.ERROR, JobState.CANCELLED),
 }
 CANCEL_OUTCOMES = {
@@ -33,6 +40,17 @@ CANCEL_OUTCOMES = {
     "cancel_requested": "Cancel requested: the job stops within a few seconds.",
     "already_done": "The job had already finished; nothing was cancelled.",
     "not_found": "No such job.",
+}
+RETRY_OUTCOMES = {
+    "retried": "Retried: the job is queued again; its next run is a new attempt.",
+    "not_retryable": (
+        "Only a job that ended error or cancelled can be retried; nothing was changed."
+    ),
+}
+# What each bulk action can touch, whatever the status filter says (as JobService.bulk_action).
+BULK_STATES: dict[str, frozenset[JobState]] = {
+    "cancel": frozenset(ACTIVE_STATES),
+    "retry": RETRYABLE_STATES,
 }
 
 
@@ -106,15 +124,27 @@ def running_for(job: Job, now: datetime) -> float | None:
     return max(0.0, (now - job.started_at).total_seconds())
 
 
+def _cut(text: str | None) -> str | None:
+    if text and len(text) > LIST_ERROR_CHARS:
+        return text[: LIST_ERROR_CHARS - 1] + "…"
+    return text
+
+
+def _last_error(job: Job, summary: Mapping[str, Any]) -> str | None:
+    """Why the previous attempt of an unfinished job failed (it waits for, or runs, a retry)."""
+    if job.status in FINAL_STATES:
+        return None
+    return summary["last_error"] or None
+
+
 def row_view(job: Job) -> dict[str, Any]:
     """One row of the job list."""
     row = job_summary(job)
-    error = row["error"]
-    if error and len(error) > LIST_ERROR_CHARS:
-        error = error[: LIST_ERROR_CHARS - 1] + "…"
     return {
         **row,
-        "error": error,
+        "error": _cut(row["error"]),
+        "last_error": _cut(_last_error(job, row)),
+        "starts": short_time(row["run_at"]) if job.status is JobState.SCHEDULED else "",
         "created": short_time(row["created_at"]),
         "duration": format_duration(row["duration_seconds"]),
         "active": job.status not in FINAL_STATES,
@@ -163,9 +193,31 @@ def payload_view(doc: Mapping[str, Any] | None, cut_size: int | None) -> Payload
     return PayloadView(encoding, text, None, note)
 
 
+def seconds_setting(seconds: float | None) -> str:
+    """A job's backoff or timeout as set: 30.0 -> '30 s', 0.25 -> '0.25 s',
+    7200 -> '7,200 s (2 h 0 min)'."""
+    if seconds is None:
+        return ""
+    text = f"{seconds:,.0f} s" if seconds == int(seconds) else f"{seconds:,g} s"
+    return f"{text} ({format_duration(seconds)})" if seconds >= 60 else text
+
+
+def retry_setting(job: Job) -> str:
+    """What happens when an attempt fails: the job's retry_errors and backoff_seconds."""
+    if not job.retry_errors:
+        return "no: a failed attempt ends the job"
+    first = seconds_setting(job.backoff_seconds) if job.backoff_seconds is not None else None
+    wait = f"after {first}" if first else "after the default backoff"
+    return f"yes: the next attempt starts {wait}, doubling each time"
+
+
 def status_view(job: Job, now: datetime) -> dict[str, Any]:
-    """The live part of the job page: state, progress, timings, status map (no payloads)."""
+    """The live part of the job page: state, progress, timings, run settings, status map
+    (no payloads)."""
     summary = job_summary(job)
+    starts_in = None  # seconds until a scheduled job's run_at
+    if job.status is JobState.SCHEDULED and job.run_at is not None:
+        starts_in = (job.run_at - now).total_seconds()
     return {
         **summary,
         "created": short_time(summary["created_at"]),
@@ -174,8 +226,37 @@ def status_view(job: Job, now: datetime) -> dict[str, Any]:
         "finished_time": short_time(summary["finished_at"]),
         "duration": format_duration(summary["duration_seconds"]),
         "running_for": format_duration(running_for(job, now)),
+        "run_at_time": short_time(summary["run_at"]),
+        "starts": short_time(summary["run_at"]) if starts_in is not None else "",
+        # Nothing once due: the scheduler moves it to the queue within a moment.
+        "starts_in": format_duration(starts_in) if starts_in and starts_in > 0 else "",
+        "last_error": _last_error(job, summary),
+        "retry_text": retry_setting(job),
+        "timeout_text": seconds_setting(job.timeout_seconds) or "none",
         "active": job.status not in FINAL_STATES,
+        "retryable_now": job.status in RETRYABLE_STATES,
     }
+
+
+def attempt_views(attempts: list[Attempt], now: datetime) -> list[dict[str, Any]]:
+    """The job page's attempts table: one row per run, first to last."""
+    rows = []
+    for attempt in attempts:
+        doc = attempt_document(attempt)
+        so_far = None
+        if attempt.finished_at is None:
+            so_far = max(0.0, (now - attempt.started_at).total_seconds())
+        rows.append(
+            {
+                **doc,
+                "started": short_time(doc["started_at"]),
+                "finished": short_time(doc["finished_at"]),
+                "duration": format_duration(doc["duration_seconds"]),
+                "so_far": format_duration(so_far),
+                "outcome": doc["outcome"] or "running",
+            }
+        )
+    return rows
 
 
 def detail_view(job: Job, registry: EndpointRegistry, now: datetime) -> dict[str, Any]:
@@ -188,3 +269,72 @@ def detail_view(job: Job, registry: EndpointRegistry, now: datetime) -> dict[str
         "response_view": payload_view(detail["response"], cut.get("response")),
         "options_text": json.dumps(detail["options"], indent=2, ensure_ascii=False),
     }
+
+
+# -- bulk actions ----------------------------------------------------------------------------
+
+
+def bulk_applies(action: str, states: tuple[JobState, ...] | None) -> bool:
+    """Whether `action` can touch any job the status filter `states` selects."""
+    return states is None or bool(BULK_STATES[action] & set(states))
+
+
+def filter_words(status: str, endpoint: str) -> str:
+    """The list's filter in words, for a confirmation: "status error, endpoint /fail"."""
+    words = [f"status {status}" if status else "", f"endpoint {endpoint}" if endpoint else ""]
+    return ", ".join(w for w in words if w)
+
+
+def bulk_params(
+    action: str, outcomes: Mapping[str, int], matched: int, more: bool
+) -> dict[str, Any]:
+    """What a bulk action did, as query parameters for the list it redirects to (zeros left
+    out): {"bulk": "cancel", "cancelled": 3, "requested": 1, "more": 1}."""
+    if action == "cancel":
+        done = {
+            "cancelled": outcomes.get("cancelled", 0),
+            "requested": outcomes.get("cancel_requested", 0),
+        }
+    else:
+        done = {"retried": outcomes.get("retried", 0)}
+    numbers = {**done, "skipped": max(0, matched - sum(done.values())), "more": int(more)}
+    return {"bulk": action, **{name: n for name, n in numbers.items() if n}}
+
+
+def _jobs(n: int) -> str:
+    return f"{n:,} job" if n == 1 else f"{n:,} jobs"
+
+
+def bulk_notice(params: Mapping[str, str]) -> str | None:
+    """The sentence that says what a bulk action did (see bulk_params); None without one."""
+    action = params.get("bulk", "")
+    if action not in BULK_STATES:
+        return None
+    names = ("cancelled", "requested") if action == "cancel" else ("retried",)
+    numbers = {}
+    for name in (*names, "skipped"):
+        value = params.get(name, "0")
+        if not (value.isascii() and value.isdigit() and len(value) <= 12):
+            return None
+        numbers[name] = int(value)
+    parts = []
+    if action == "cancel":
+        if numbers["cancelled"]:
+            parts.append(f"Cancelled {_jobs(numbers['cancelled'])}.")
+        if numbers["requested"]:
+            n = numbers["requested"]
+            running = "running job" if n == 1 else "running jobs"
+            parts.append(f"Asked {n:,} {running} to stop (within a few seconds).")
+        if not parts:
+            parts.append("No scheduled, queued or running job matched: nothing was cancelled.")
+    elif numbers["retried"]:
+        parts.append(f"Retried {_jobs(numbers['retried'])}: queued again, as new attempts.")
+    else:
+        parts.append("No error or cancelled job matched: nothing was retried.")
+    if skipped := numbers["skipped"]:
+        were = "was" if skipped == 1 else "were"
+        parts.append(f"{_jobs(skipped)} changed state meanwhile and {were} left alone.")
+    if params.get("more") == "1":
+        button = "Cancel" if action == "cancel" else "Retry"
+        parts.append(f"More jobs match than one press handles: press {button} again for the rest.")
+    return " ".join(parts)

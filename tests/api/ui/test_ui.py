@@ -7,112 +7,27 @@ data-count) so these tests do not depend on the layout.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 
-from jobstore.api.ui import UiConfig
 from jobstore.api.ui.views import DISPLAY_LIMIT, format_count
-from jobstore.cli.node import node_for_tests
-from jobstore.core.accounts import Authenticator
-from jobstore.core.jobs import COUNT_CAP, JobService
-from jobstore.domain.errors import JobRemoved
-from jobstore.domain.models import Encoding, JobState, Payload
+from jobstore.core.jobs import COUNT_CAP
+from jobstore.domain.models import JobState
 from jobstore.store import Database
+from tests.api.ui.pages import (
+    SAME_ORIGIN,
+    Env,
+    Secured,
+    counts,
+    dashboard,
+    page_status,
+    row_ids,
+)
 from tests.support.http import basic
 
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 HOSTILE = "<script>alert('x')</script>&\"'"
-
-
-@dataclass
-class Env:
-    client: httpx.AsyncClient
-    service: JobService
-
-    async def create(
-        self,
-        endpoint: str,
-        request: Any,
-        *,
-        tag: str | None = None,
-        user: str | None = None,
-        remove: bool = False,
-    ) -> int:
-        options = {"job_tag": tag} if tag else {}
-        if remove:
-            options["remove_job_on_complete"] = "true"
-        text = json.dumps(request)
-        result = await self.service.create_job(
-            endpoint, Payload(Encoding.JSON, text=text), options, created_by=user
-        )
-        return result.job_id
-
-    async def finish(self, job_id: int) -> JobState:
-        """Wait until the job ends; its final state (a removed job's from its tombstone)."""
-        try:
-            job = await self.service.wait_for_job(job_id=job_id, wait_seconds=20)
-        except JobRemoved as exc:
-            return JobState(exc.status)
-        assert job.status in (JobState.DONE, JobState.ERROR, JobState.CANCELLED), job
-        return job.status
-
-    async def page(self, path: str, status: int = 200, **kwargs: Any) -> str:
-        response = await self.client.get(path, **kwargs)
-        assert response.status_code == status, (path, response.status_code, response.text)
-        return response.text
-
-
-@asynccontextmanager
-async def _env(db: Database, *, run_jobs: bool = True, **ui: Any) -> AsyncIterator[Env]:
-    """The app; with run_jobs=False no executor runs, so jobs stay queued."""
-    node = node_for_tests(db, node_id="ui-node", lease_seconds=30)
-    service = node.jobs
-    app = node.app(run_background=run_jobs, ui=UiConfig(**ui))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://dash.test") as client,
-    ):
-        yield Env(client, service)
-
-
-@pytest.fixture
-async def env(db: Database) -> AsyncIterator[Env]:
-    async with _env(db) as e:
-        yield e
-
-
-@pytest.fixture
-async def idle(db: Database) -> AsyncIterator[Env]:
-    """No executor: every job stays queued until cancelled."""
-    async with _env(db, run_jobs=False) as e:
-        yield e
-
-
-def row_ids(html: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<tr data-job-id="(\d+)"', html)]
-
-
-def counts(html: str) -> dict[str, int]:
-    found = re.findall(r'data-state="(\w+)" data-count="(\d+)"', html)
-    return {state: int(n) for state, n in found}
-
-
-def page_status(html: str) -> str:
-    match = re.search(
-        r'<div class="job-head" data-active="\w+">\s*<span class="endpoint">'
-        r'[^<]*</span>\s*<span class="badge badge-(\w+)"',
-        html,
-    )
-    assert match, html
-    return match.group(1)
 
 
 # -- the job list ----------------------------------------------------------------------------
@@ -129,7 +44,14 @@ async def test_list_shows_newest_jobs_and_counts(env: Env) -> None:
     assert 'data-status="done"' in html and 'data-status="error"' in html
     assert "greeting" in html and "/echo" in html and "ui-node" in html
     assert '<div class="error-text">boom</div>' in html
-    assert counts(html) == {"queued": 0, "running": 0, "done": 1, "error": 1, "cancelled": 0}
+    assert counts(html) == {
+        "scheduled": 0,
+        "queued": 0,
+        "running": 0,
+        "done": 1,
+        "error": 1,
+        "cancelled": 0,
+    }
     assert 'href="/ui?status=error"' in html  # each count links to its filter
     assert f'href="/ui/jobs/{echo}"' in html
     assert 'data-live="/ui/live"' in html
@@ -188,7 +110,7 @@ async def test_list_filters(env: Env) -> None:
 
 
 async def test_keyset_pages(db: Database) -> None:
-    async with _env(db, run_jobs=False, page_size=2) as env:
+    async with dashboard(db, run_jobs=False, page_size=2) as env:
         ids = [await env.create("/echo", {"n": n}) for n in range(5)]
         html = await env.page("/ui")
         assert row_ids(html) == [ids[4], ids[3]]
@@ -372,20 +294,7 @@ async def test_cancel_refuses_cross_site_requests(idle: Env, headers: dict[str, 
 # -- authentication --------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def secured(db: Database) -> AsyncIterator[tuple[Env, Callable[[str], dict[str, str]]]]:
-    auth = Authenticator(db)
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
-        await auth.add_user(name, f"pw-{name}", admin=admin)
-
-    def creds(user: str) -> dict[str, str]:
-        return basic(user, f"pw-{user}")
-
-    async with _env(db, run_jobs=False, authenticator=auth) as env:
-        yield env, creds
-
-
-async def test_auth_is_required(secured: tuple[Env, Callable[[str], dict[str, str]]]) -> None:
+async def test_auth_is_required(secured: Secured) -> None:
     env, _ = secured
     job_id = await env.create("/echo", {}, user="alice")
     for path in ("/ui", "/ui/live", f"/ui/jobs/{job_id}", f"/ui/jobs/{job_id}/live", "/ui/x"):
@@ -401,7 +310,7 @@ async def test_auth_is_required(secured: tuple[Env, Callable[[str], dict[str, st
 
 
 async def test_users_see_only_their_own_jobs(
-    secured: tuple[Env, Callable[[str], dict[str, str]]],
+    secured: Secured,
 ) -> None:
     env, creds = secured
     mine = await env.create("/echo", {}, user="alice", tag="alices")

@@ -173,5 +173,18 @@ def test_watch_and_cancel_a_job(server: Server, browser: Any, dialect: str) -> N
     page.wait_for_url(re.compile(r"/ui\?status=cancelled$"))
     assert page.locator("tbody tr[data-job-id]").count() == 1
 
+    # Retry: the cancelled job runs again, as attempt 2, which the live table shows.
+    page.goto(f"{server.url}/ui/jobs/{job_id}")
+    assert page.locator('#live tr[data-attempt="1"]').get_attribute("data-outcome") == "cancelled"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Retry job").click()
+    page.wait_for_url(re.compile(rf"/ui/jobs/{job_id}\?retry=retried$"))
+    page.wait_for_selector('#live tr[data-attempt="2"][data-outcome="running"]')
+    assert page.get_by_role("button", name="Retry job").count() == 0
+    _shot(page, f"job-retried-{dialect}.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel job").click()  # no need to wait for it to end
+    page.wait_for_selector('#live tr[data-attempt="2"][data-outcome="cancelled"]')
+
     context.close()
     assert not problems, problems

@@ -1,5 +1,5 @@
 // jobstore dashboard: re-fetch the page's #live fragment now and then and swap it in.
-// The server renders everything; this script only refreshes it (and asks before a cancel).
+// The server renders everything; this script only refreshes it (and asks before a cancel or retry).
 "use strict";
 (() => {
   document.addEventListener("submit", (event) => {
