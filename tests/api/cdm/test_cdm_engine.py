@@ -85,9 +85,9 @@ def test_every_jobstore_state_has_a_cdm_status() -> None:
     assert STATUS["scheduled"] == "BOOTING"
 
 
-async def test_submission_waiting_to_retry_reads_booting(cdm: CdmNode, clock: ManualClock) -> None:
-    job = {
-        "name": "retrying",
+def _definition(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
         "driver-config-values": {
             "configs": [
                 {
@@ -97,6 +97,10 @@ async def test_submission_waiting_to_retry_reads_booting(cdm: CdmNode, clock: Ma
             ]
         },
     }
+
+
+async def test_submission_waiting_to_retry_reads_booting(cdm: CdmNode, clock: ManualClock) -> None:
+    job = _definition("retrying")
     assert (await cdm.client.post(f"{BASE}/job", json={"jobs": [job]})).status_code == 200
     started = await cdm.client.put(f"{BASE}/job/retrying/start")
     assert started.status_code == 200, started.text
@@ -126,3 +130,24 @@ async def test_submission_waiting_to_retry_reads_booting(cdm: CdmNode, clock: Ma
         100,
     )
     assert await cdm.job_status(job_id) == "done"
+
+
+async def test_a_submission_waiting_to_retry_can_be_stopped_and_is_not_started_twice(
+    cdm: CdmNode,
+) -> None:
+    """Waiting to retry is not finished: start refuses a second run, stop cancels it."""
+    created = await cdm.client.post(f"{BASE}/job", json={"jobs": [_definition("waiting")]})
+    assert created.status_code == 200
+    started = await cdm.client.put(f"{BASE}/job/waiting/start")
+    [submission] = started.json()["submissions"]
+    job_id = submission["submission-id"]
+    assert await cdm.node.executor.run_once() == [job_id]
+    assert await cdm.job_status(job_id) == "scheduled"
+
+    again = await cdm.client.put(f"{BASE}/job/waiting/start")
+    assert again.status_code == 400, again.text
+    assert [s["submission-id"] for s in await cdm.history("waiting")] == [job_id]
+
+    stopped = await cdm.client.put(f"{BASE}/job/waiting/stop")
+    assert stopped.status_code == 200, stopped.text
+    assert await cdm.job_status(job_id) == "cancelled"
