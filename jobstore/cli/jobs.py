@@ -26,17 +26,22 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from jobstore.cli.jobs_args import STATES
-from jobstore.client import ApiError, Client, JobRef, Unreachable, safe_url
+from jobstore.cli.jobs_args import FILTER_FLAGS, STATES
+from jobstore.client import ApiError, BulkResult, Client, JobRef, Unreachable, safe_url
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
 STYLES = {
+    "scheduled": "blue",
     "queued": "cyan",
     "running": "yellow",
     "done": "green",
     "error": "bold red",
     "cancelled": "magenta",
+    # how an attempt ended, besides the states above
+    "timeout": "bold red",
+    "lost": "red",
+    "given_back": "cyan",
 }
 POLL_SECONDS = 1.0  # each long poll of `wait`: how often the progress bar moves
 PIPE_WIDTH = 4096  # not a terminal: never fold or cut a line
@@ -128,8 +133,7 @@ def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
     if not 1 <= args.limit <= 500:
         raise UsageError(f"--limit must be 1-500, got {args.limit}")
     filters: dict[str, Any] = {
-        "status": [s.strip() for s in (args.status or "").split(",") if s.strip()],
-        "endpoint": args.endpoint,
+        **_filters(args),
         "tag": args.tag,
         "limit": args.limit,
         "before": args.before,
@@ -217,6 +221,11 @@ def _print_job(job: Mapping[str, Any], console: Console) -> None:
         ("error", job.get("error")),
         ("cancel", "requested" if cancel else None),
         ("attempt", f"{job.get('attempt')} of {job.get('max_attempts')}"),
+        ("last error", job.get("last_error")),
+        ("run at", _time(job["run_at"]) if job.get("run_at") else None),
+        ("priority", str(job["priority"]) if job.get("priority") else None),
+        ("retry", _retry_rule(job)),
+        ("timeout", _duration(timeout) if (timeout := job.get("timeout_seconds")) else None),
         ("node", job.get("node")),
         ("created by", job.get("created_by")),
         ("created", _time(job.get("created_at"))),
@@ -236,6 +245,14 @@ def _print_job(job: Mapping[str, Any], console: Console) -> None:
         _print_payload("request", job["request"], console)
     if "response" in job:
         _print_payload("response", job["response"], console)
+
+
+def _retry_rule(job: Mapping[str, Any]) -> str | None:
+    """How a failed attempt runs again: None when it does not."""
+    if not job.get("retry_errors"):
+        return None
+    backoff = job.get("backoff_seconds")
+    return "on error" + (f", backoff {_duration(backoff)}" if backoff is not None else "")
 
 
 def _print_payload(name: str, doc: Mapping[str, Any] | None, console: Console) -> None:
@@ -268,12 +285,20 @@ def cmd_create(client: Client, args: argparse.Namespace, console: Console) -> in
         encoding=encoding,
         tag=args.tag,
         remove_on_complete=args.remove_on_complete,
+        run_at=args.run_at,
+        delay_seconds=args.delay,
+        priority=args.priority,
+        max_attempts=args.max_attempts,
+        retry_errors=args.retry_errors,
+        backoff_seconds=args.backoff,
+        timeout_seconds=args.run_timeout,
     )
     job, new = created.raw, created.new
     if not args.json:
         what = "created job" if new else "job"
         again = "" if new else " (it existed: same tag, same request)"
-        console.print(Text(f"{what} {job['id']}, tag {job.get('tag')}{again}"))
+        when = f", scheduled for {_time(job['run_at'])}" if job["status"] == "scheduled" else ""
+        console.print(Text(f"{what} {job['id']}, tag {job.get('tag')}{when}{again}"))
     elif not args.wait:
         _print_json(job)
     if args.wait:
@@ -386,29 +411,115 @@ def _removed(problem: Mapping[str, Any], ref: JobRef, console: Console, as_json:
     return code
 
 
-# -- cancel and prune ------------------------------------------------------------------------
+# -- cancel, retry, attempts and prune -------------------------------------------------------
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace, console: Console) -> int:
-    code, outcomes = EXIT_OK, []
+    if (filters := _bulk(args)) is not None:
+        return _print_bulk(client.cancel_matching(**filters), args.json, console)
+    return _each(args, console, lambda ref: client.cancel(ref).raw, _cancelled)
+
+
+def _cancelled(outcome: Mapping[str, Any]) -> str:
+    said = {"cancelled": "cancelled", "cancel_requested": "cancel requested"}
+    return f"job {outcome['id']}: {said.get(outcome['outcome'], outcome['outcome'])}"
+
+
+def cmd_retry(client: Client, args: argparse.Namespace, console: Console) -> int:
+    if (filters := _bulk(args)) is not None:
+        return _print_bulk(client.retry_matching(**filters), args.json, console)
+    return _each(
+        args,
+        console,
+        lambda ref: client.retry(ref).raw,
+        lambda job: f"job {job['id']}: retried, now {job['status']}",
+    )
+
+
+def _each(
+    args: argparse.Namespace,
+    console: Console,
+    act: Callable[[JobRef], dict[str, Any]],
+    said: Callable[[dict[str, Any]], str],
+) -> int:
+    """`act` on each job of `args.jobs` on its own: one refused is reported, the others done."""
+    code, answers = EXIT_OK, []
     for spec in args.jobs:
-        ref = _ref(spec)
         try:
-            outcome = client.cancel(ref).raw  # a tag is looked up first
+            answer = act(_ref(spec))  # a tag is looked up first
         except ApiError as exc:
             if exc.status == 503:
                 raise
             code = _fail(f"job {spec}: {exc}", EXIT_REFUSED)
             continue
-        outcomes.append(outcome)
+        answers.append(answer)
         if not args.json:
-            said = {"cancelled": "cancelled", "cancel_requested": "cancel requested"}
-            console.print(
-                f"job {outcome['id']}: {said.get(outcome['outcome'], outcome['outcome'])}"
-            )
+            console.print(Text(said(answer)))
     if args.json:
-        _print_json(outcomes)
+        _print_json(answers)
     return code
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The --status, --endpoint, --created-after and --created-before given."""
+    given = {
+        "status": [s for s in (args.status or "").split(",") if s],
+        "endpoint": args.endpoint,
+        "created_after": args.created_after,
+        "created_before": args.created_before,
+    }
+    return {name: value for name, value in given.items() if value}
+
+
+def _bulk(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The filters of a bulk retry or cancel; None when jobs were named instead."""
+    filters, flags = _filters(args), ", ".join(FILTER_FLAGS)
+    if args.jobs and filters:
+        raise UsageError(f"give jobs or filters ({flags}), not both")
+    if not args.jobs and not filters:
+        raise UsageError(f"give the jobs (ID|TAG ...), or at least one of {flags}")
+    return filters or None
+
+
+def _print_bulk(result: BulkResult, as_json: bool, console: Console) -> int:
+    if as_json:
+        _print_json(result.raw)
+        return EXIT_OK
+    if not result.matched:
+        console.print("no job matched")
+    else:
+        counts = ", ".join(
+            f"{n} {outcome.replace('_', ' ')}" for outcome, n in result.outcomes.items() if n
+        )
+        plural = "" if result.matched == 1 else "s"
+        console.print(f"{result.matched} job{plural} matched: {counts or 'none changed'}")
+    if result.more:
+        console.print("more jobs match: run the same command again for the next ones")
+    return EXIT_OK
+
+
+def cmd_attempts(client: Client, args: argparse.Namespace, console: Console) -> int:
+    attempts = [attempt.raw for attempt in client.attempts(_ref(args.job))]
+    if args.json:
+        _print_json(attempts)
+        return EXIT_OK
+    if not attempts:
+        console.print(f"job {args.job} has not run yet")
+        return EXIT_OK
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name in ("ATTEMPT", "NODE", "STARTED", "DURATION", "OUTCOME", "ERROR"):
+        table.add_column(name, justify="right" if name in ("ATTEMPT", "DURATION") else "left")
+    for attempt in attempts:
+        table.add_row(
+            str(attempt["attempt"]),
+            Text(attempt.get("node") or ""),
+            _time(attempt.get("started_at")),
+            _duration(attempt.get("duration_seconds")),
+            _status(attempt.get("outcome") or "running"),
+            Text(attempt.get("error") or ""),
+        )
+    console.print(table)
+    return EXIT_OK
 
 
 def cmd_prune(client: Client, args: argparse.Namespace, console: Console) -> int:
@@ -442,6 +553,8 @@ COMMANDS: dict[str, Command] = {
     "create": cmd_create,
     "wait": cmd_wait,
     "cancel": cmd_cancel,
+    "retry": cmd_retry,
+    "attempts": cmd_attempts,
     "prune": cmd_prune,
 }
 

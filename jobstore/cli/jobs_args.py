@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError
+from jobstore.domain.models import ACTIVE_STATES, RETRYABLE_STATES, JobState
 
 DEFAULT_URL = "http://127.0.0.1:9191"
-STATES = ("queued", "running", "done", "error", "cancelled")
+STATES = tuple(state.value for state in JobState)
+RETRY_STATES = tuple(s for s in STATES if s in RETRYABLE_STATES)  # finished, may run again
+CANCEL_STATES = tuple(s for s in STATES if s in ACTIVE_STATES)  # not finished yet
+FILTER_FLAGS = ("--status", "--endpoint", "--created-after", "--created-before")
+BULK_FILTERS = "instead of jobs: every job they match (at least one filter; they combine)"
 DESCRIPTION = """\
-Create, follow, list and cancel jobs on a running node (its REST API, /api/v1).
+Create, follow, list, cancel and retry jobs on a running node (its REST API, /api/v1).
 
 examples:
   jobstore jobs create /sleep --data '{"seconds": 5}' --tag nightly-1
@@ -19,6 +26,8 @@ examples:
   jobstore jobs list --status running,queued
   jobstore jobs show 42
   jobstore jobs cancel 42 nightly-1
+  jobstore jobs retry --status error --endpoint /resize
+  jobstore jobs attempts 42
   jobstore jobs prune --done 7d
 
 The node is http://127.0.0.1:9191 unless --url or JOBSTORE_URL says otherwise; sign in with
@@ -31,16 +40,67 @@ answered 503; 4 `wait --timeout` ran out first.
 """
 
 
-def _states(value: str) -> str:
-    """--status: comma-separated job states, each one jobstore knows."""
-    given = [s.strip() for s in value.split(",") if s.strip()]
-    wrong = [s for s in given if s not in STATES]
-    if wrong or not given:
+def _states_of(allowed: Sequence[str], verb: str = "") -> Callable[[str], str]:
+    """--status: comma-separated job states, each one of `allowed` (what can be `verb`ed)."""
+
+    def states(value: str) -> str:
+        given = [s.strip() for s in value.split(",") if s.strip()]
+        wrong = [s for s in given if s not in allowed]
+        if not given or any(s not in STATES for s in wrong):
+            unknown = [s for s in wrong if s not in STATES]
+            raise argparse.ArgumentTypeError(
+                f"unknown state {', '.join(map(repr, unknown)) or repr(value)}; "
+                f"choose from {', '.join(allowed)}"
+            )
+        if wrong:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(map(repr, wrong))} jobs cannot be {verb}; "
+                f"choose from {', '.join(allowed)}"
+            )
+        return ",".join(given)
+
+    states.__name__ = "states"  # argparse names the type in some of its messages
+    return states
+
+
+def _moment(value: str) -> datetime:
+    """--run-at, --created-after, --created-before: an RFC 3339 time with a time zone."""
+    text = value.strip()
+    try:
+        when = datetime.fromisoformat(text) if "T" in text.upper() else None
+    except ValueError:
+        when = None
+    if when is None or when.utcoffset() is None:
         raise argparse.ArgumentTypeError(
-            f"unknown state {', '.join(map(repr, wrong)) or repr(value)}; "
-            f"choose from {', '.join(STATES)}"
+            f"expected an RFC 3339 time with a time zone, like 2026-12-06T18:00:00Z, got {value!r}"
         )
-    return ",".join(given)
+    return when
+
+
+def _span(value: str) -> float:
+    """--delay, --backoff: seconds (90, 0.5) or a duration (30s, 15m, 2h, 1d), 0 or more."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            span = parse_duration(text)
+        except ConfigError:
+            span = None
+        seconds = math.nan if span is None else span.total_seconds()
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or a duration like 30s, 15m or 2h, got {value!r}"
+        )
+    return seconds
+
+
+def _positive_span(value: str) -> float:
+    """--run-timeout: a _span above 0."""
+    seconds = _span(value)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, got {value!r}")
+    return seconds
 
 
 def _age(value: str) -> str:
@@ -100,7 +160,7 @@ def add_parser(
     common = [_connection(env)]
     jobs = sub.add_parser(
         "jobs",
-        help="create, follow, list and cancel jobs on a running node",
+        help="create, follow, list, cancel and retry jobs on a running node",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,8 +185,7 @@ def add_parser(
         "list jobs, newest first",
         "  jobstore jobs list\n  jobstore jobs list --status error --endpoint /sleep --all",
     )
-    ls.add_argument("--status", type=_states, help=f"comma-separated: {', '.join(STATES)}")
-    ls.add_argument("--endpoint", help="only jobs of this endpoint")
+    _add_filters(ls, STATES)
     ls.add_argument("--tag", help="only the job with this tag")
     ls.add_argument("--limit", type=int, default=50, help="jobs per page, 1-500 (default 50)")
     ls.add_argument("--before", type=int, metavar="ID", help="only jobs older than job ID")
@@ -159,6 +218,37 @@ def add_parser(
     )
     create.add_argument("--wait", action="store_true", help="then wait for it, like `jobs wait`")
     create.add_argument("--timeout", type=_positive, metavar="SECONDS", help="for --wait")
+    engine = create.add_argument_group(
+        "when and how it runs",
+        "DURATION is seconds (90) or a number with s, m, h, d or w (30s, 15m, 2h);\n"
+        "an option not given is the endpoint's default, then the node's",
+    )
+    start = engine.add_mutually_exclusive_group()
+    start.add_argument(
+        "--run-at", type=_moment, metavar="TIME", help="start no earlier than TIME (RFC 3339)"
+    )
+    start.add_argument("--delay", type=_span, metavar="DURATION", help="start DURATION from now")
+    engine.add_argument(
+        "--priority", type=int, metavar="N", help="-1000 to 1000; higher starts first (default 0)"
+    )
+    engine.add_argument("--max-attempts", type=int, metavar="N", help="run the job at most N times")
+    engine.add_argument(
+        "--retry-errors",
+        action=argparse.BooleanOptionalAction,
+        help="run a failed or timed-out attempt again while attempts are left",
+    )
+    engine.add_argument(
+        "--backoff",
+        type=_span,
+        metavar="DURATION",
+        help="wait this long before the first retry, twice as long before each next one",
+    )
+    engine.add_argument(
+        "--run-timeout",
+        type=_positive_span,
+        metavar="DURATION",
+        help="stop a run that takes longer; it ends as a failed attempt (timeout)",
+    )
 
     wait = command(
         "wait",
@@ -172,10 +262,29 @@ def add_parser(
 
     cancel = command(
         "cancel",
-        "cancel jobs: queued ones at once, running ones as soon as they stop",
-        "  jobstore jobs cancel 42\n  jobstore jobs cancel 42 43 nightly-1",
+        "cancel jobs: scheduled and queued ones at once, running ones as soon as they stop",
+        "  jobstore jobs cancel 42\n  jobstore jobs cancel 42 43 nightly-1\n"
+        "  jobstore jobs cancel --status queued,scheduled --endpoint /resize",
     )
-    cancel.add_argument("jobs", metavar="ID|TAG", nargs="+")
+    cancel.add_argument("jobs", metavar="ID|TAG", nargs="*", help="the jobs, or filters instead")
+    _add_filters(cancel, CANCEL_STATES, "cancelled", BULK_FILTERS)
+
+    retry = command(
+        "retry",
+        "run jobs that ended error or cancelled again, as a new attempt",
+        "  jobstore jobs retry 42\n  jobstore jobs retry 42 43 nightly-1\n"
+        "  jobstore jobs retry --status error --endpoint /resize "
+        "--created-after 2026-12-06T00:00:00Z",
+    )
+    retry.add_argument("jobs", metavar="ID|TAG", nargs="*", help="the jobs, or filters instead")
+    _add_filters(retry, RETRY_STATES, "retried", BULK_FILTERS)
+
+    attempts = command(
+        "attempts",
+        "list the runs of a job: node, times, how each ended",
+        "  jobstore jobs attempts 42\n  jobstore jobs attempts nightly-1 --json",
+    )
+    attempts.add_argument("job", metavar="ID|TAG", help="a job id (all digits) or a tag")
 
     prune = command(
         "prune",
@@ -189,3 +298,20 @@ def add_parser(
             metavar="AGE",
             help=f"delete '{state}' jobs that finished more than AGE ago (like 7d, 12h, 0s)",
         )
+
+
+def _add_filters(
+    parser: argparse.ArgumentParser, states: Sequence[str], verb: str = "", about: str = ""
+) -> None:
+    """--status, --endpoint, --created-after and --created-before: which jobs; they combine."""
+    group = parser.add_argument_group("filters", about or None)
+    group.add_argument(
+        "--status", type=_states_of(states, verb), help=f"comma-separated: {', '.join(states)}"
+    )
+    group.add_argument("--endpoint", help="only jobs of this endpoint")
+    group.add_argument(
+        "--created-after", type=_moment, metavar="TIME", help="only jobs created after TIME"
+    )
+    group.add_argument(
+        "--created-before", type=_moment, metavar="TIME", help="only jobs created before TIME"
+    )

@@ -16,7 +16,14 @@ its version, so applications and the `jobstore jobs` commands load only httpx wi
 from __future__ import annotations
 
 from jobstore.client._async import AsyncClient
-from jobstore.client._operations import DEFAULT_URL, JobFilters, JobRef, safe_url
+from jobstore.client._operations import (
+    DEFAULT_URL,
+    BulkFilters,
+    JobFilters,
+    JobOptions,
+    JobRef,
+    safe_url,
+)
 from jobstore.client._sync import Client
 from jobstore.client.errors import (
     ApiError,
@@ -32,6 +39,10 @@ from jobstore.client.errors import (
     WaitTimeout,
 )
 from jobstore.client.models import (
+    Attempt,
+    AttemptOutcome,
+    BulkAction,
+    BulkResult,
     CancelOutcome,
     CancelResult,
     Job,
@@ -47,7 +58,12 @@ __all__ = [
     "DEFAULT_URL",
     "ApiError",
     "AsyncClient",
+    "Attempt",
+    "AttemptOutcome",
     "BadRequest",
+    "BulkAction",
+    "BulkFilters",
+    "BulkResult",
     "CancelOutcome",
     "CancelResult",
     "Client",
@@ -55,6 +71,7 @@ __all__ = [
     "Forbidden",
     "Job",
     "JobFilters",
+    "JobOptions",
     "JobPage",
     "JobRef",
     "JobRemoved",

@@ -13,13 +13,24 @@ from jobstore.client import _operations as ops
 from jobstore.client._operations import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
+    BulkFilters,
     Flow,
     JobFilters,
+    JobOptions,
     JobQuery,
     JobRef,
     T,
 )
-from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
+from jobstore.client.models import (
+    Attempt,
+    BulkResult,
+    CancelResult,
+    Job,
+    JobPage,
+    JobResult,
+    PruneResult,
+    Stats,
+)
 
 
 class AsyncClient:
@@ -82,6 +93,7 @@ class AsyncClient:
         tag: str | None = None,
         idempotency_key: str | None = None,
         remove_on_complete: bool = False,
+        **options: Unpack[JobOptions],
     ) -> Job:
         """Create a job; see Client.create."""
         return await self._run(
@@ -94,6 +106,7 @@ class AsyncClient:
                 tag=tag,
                 idempotency_key=idempotency_key,
                 remove_on_complete=remove_on_complete,
+                options=options,
             )
         )
 
@@ -114,6 +127,22 @@ class AsyncClient:
     async def cancel(self, job: Job | JobRef) -> CancelResult:
         """Cancel a job; see Client.cancel."""
         return await self._run(ops.cancel(job))
+
+    async def retry(self, job: Job | JobRef) -> Job:
+        """Run a finished job again; see Client.retry."""
+        return await self._run(ops.retry(job))
+
+    async def attempts(self, job: Job | JobRef) -> list[Attempt]:
+        """Every run of a job, first to last."""
+        return await self._run(ops.attempts(job))
+
+    async def retry_matching(self, **filters: Unpack[BulkFilters]) -> BulkResult:
+        """Run again the finished jobs the filters match; see Client.retry_matching."""
+        return await self._run(ops.bulk("retry", JobQuery.matching(filters)))
+
+    async def cancel_matching(self, **filters: Unpack[BulkFilters]) -> BulkResult:
+        """Cancel the unfinished jobs the filters match; see Client.cancel_matching."""
+        return await self._run(ops.bulk("cancel", JobQuery.matching(filters)))
 
     async def list(self, **filters: Unpack[JobFilters]) -> JobPage:
         """One page of jobs, newest first; see Client.list."""

@@ -22,7 +22,17 @@ import httpx
 
 from jobstore import __version__
 from jobstore.client.errors import Unreachable, WaitTimeout, api_error, unexpected
-from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
+from jobstore.client.models import (
+    Attempt,
+    BulkAction,
+    BulkResult,
+    CancelResult,
+    Job,
+    JobPage,
+    JobResult,
+    PruneResult,
+    Stats,
+)
 
 T = TypeVar("T")
 
@@ -136,6 +146,19 @@ def safe_url(url: str) -> str:
 # -- jobs ---------------------------------------------------------------------------------------
 
 
+class JobOptions(TypedDict, total=False):
+    """The engine's options of a new job, all optional: `create` takes them as keywords and
+    sends only those given; the endpoint's defaults, then the node's, fill in the rest."""
+
+    run_at: datetime | str  # scheduled until then: a datetime with a time zone, or RFC 3339
+    delay_seconds: float  # or: scheduled this long after the create (>= 0)
+    priority: int  # -1000 to 1000; a higher priority starts first (default 0)
+    max_attempts: int  # how many runs the job may have (>= 1)
+    retry_errors: bool  # run a failed or timed-out attempt again while attempts are left
+    backoff_seconds: float  # the wait before the first retry (>= 0), doubled for each next one
+    timeout_seconds: float  # a run that takes longer fails as timed out (> 0)
+
+
 def create(
     endpoint: str,
     payload: Any,
@@ -146,11 +169,13 @@ def create(
     tag: str | None,
     idempotency_key: str | None,
     remove_on_complete: bool,
+    options: JobOptions,
 ) -> Flow[Job]:
     given = {"payload": payload, "payload_bytes": payload_bytes, "payload_base64": payload_base64}
     if len(named := [name for name, value in given.items() if value is not None]) > 1:
         raise ValueError(f"give one payload, not {' and '.join(named)}")
     body: dict[str, Any] = {"endpoint": endpoint, "remove_on_complete": remove_on_complete}
+    body.update(_options_body(options))
     if payload is not None:
         body["payload"] = payload
     if payload_bytes is not None:
@@ -197,21 +222,40 @@ def cancel(job: Job | JobRef) -> Flow[CancelResult]:
     return read(response, CancelResult.from_json)
 
 
-class JobFilters(TypedDict, total=False):
-    """What `list` and `iter_jobs` take, all optional; they combine."""
+def retry(job: Job | JobRef) -> Flow[Job]:
+    job_id = yield from _job_id(job)
+    response = yield Request("POST", f"/jobs/{job_id}/retry")
+    return read(response, Job.from_json)
 
-    status: str | Iterable[str]  # one state or several: queued, running, done, error, cancelled
+
+def attempts(job: Job | JobRef) -> Flow[list[Attempt]]:
+    job_id = yield from _job_id(job)
+    response = yield Request("GET", f"/jobs/{job_id}/attempts")
+    return read(response, Attempt.list_from_json)
+
+
+class BulkFilters(TypedDict, total=False):
+    """What `retry_matching` and `cancel_matching` take: at least one; they combine."""
+
+    # One state or several, of: scheduled, queued, running, done, error, cancelled (a listing);
+    # error, cancelled (retry_matching); scheduled, queued, running (cancel_matching).
+    status: str | Iterable[str]
     endpoint: str
-    tag: str
     created_after: datetime  # with a time zone
     created_before: datetime
+
+
+class JobFilters(BulkFilters, total=False):
+    """What `list` and `iter_jobs` take, all optional; they combine."""
+
+    tag: str
     limit: int  # jobs per page, 1-500 (default 50)
     before: int  # only jobs older than this job id
 
 
 @dataclass(frozen=True, slots=True)
 class JobQuery:
-    """The filters of a listing, and where its page starts."""
+    """The filters of a listing (and where its page starts), or of a bulk retry or cancel."""
 
     status: tuple[str, ...] = ()
     endpoint: str | None = None
@@ -223,14 +267,26 @@ class JobQuery:
 
     @classmethod
     def of(cls, filters: JobFilters) -> JobQuery:
-        unknown = set(filters) - set(JobFilters.__annotations__)
-        if unknown:  # keyword arguments are not checked at run time: say it as Python would
-            raise TypeError(f"unexpected keyword argument {', '.join(sorted(unknown))}")
+        """The query of a listing."""
+        return cls._read(filters, JobFilters)
+
+    @classmethod
+    def matching(cls, filters: BulkFilters) -> JobQuery:
+        """The filters of a bulk retry or cancel: at least one, or ValueError (a bulk action
+        on every job is too easy to send by mistake)."""
+        query = cls._read(filters, BulkFilters)
+        if query == cls():
+            raise ValueError(f"give at least one filter: {', '.join(BulkFilters.__annotations__)}")
+        return query
+
+    @classmethod
+    def _read(cls, filters: Mapping[str, Any], allowed: type) -> JobQuery:
+        _check_names(filters, allowed)
         status = filters.get("status", ())
         after, before = filters.get("created_after"), filters.get("created_before")
         for name, when in (("created_after", after), ("created_before", before)):
-            if when is not None and when.utcoffset() is None:
-                raise ValueError(f"{name} needs a time zone, e.g. datetime.now(UTC)")
+            if when is not None:
+                _check_zone(name, when)
         return cls(
             (status,) if isinstance(status, str) else tuple(status),
             filters.get("endpoint"),
@@ -257,10 +313,28 @@ class JobQuery:
         """The query of the page after `page`; None when `page` was the last."""
         return None if page.next_before is None else replace(self, before=page.next_before)
 
+    def body(self) -> dict[str, Any]:
+        """The filters as the JSON body of POST /jobs/retry and /jobs/cancel."""
+        body: dict[str, Any] = {}
+        if self.status:
+            body["status"] = list(self.status)
+        if self.endpoint is not None:
+            body["endpoint"] = self.endpoint
+        for name in ("created_after", "created_before"):
+            if (when := getattr(self, name)) is not None:
+                body[name] = when.isoformat()
+        return body
+
 
 def list_jobs(query: JobQuery) -> Flow[JobPage]:
     response = yield Request("GET", "/jobs", params=query.params())
     return read(response, JobPage.from_json)
+
+
+def bulk(action: BulkAction, query: JobQuery) -> Flow[BulkResult]:
+    """Retry or cancel every job `query` matches (the node stops at its limit: see `more`)."""
+    response = yield Request("POST", f"/jobs/{action}", json=query.body())
+    return read(response, BulkResult.from_json)
 
 
 # -- the node -----------------------------------------------------------------------------------
@@ -275,6 +349,34 @@ def prune(retention: Mapping[str, str] | None) -> Flow[PruneResult]:
     body = {"retention": dict(retention)} if retention else None
     response = yield Request("POST", "/prune", json=body)
     return read(response, PruneResult.from_json)
+
+
+# -- checking arguments -------------------------------------------------------------------------
+
+
+def _check_names(given: Mapping[str, Any], allowed: type) -> None:
+    """Keyword arguments unpacked from a TypedDict are not checked at run time: say it as
+    Python would."""
+    unknown = set(given) - set(allowed.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {', '.join(sorted(unknown))}")
+
+
+def _check_zone(name: str, when: datetime) -> None:
+    if when.utcoffset() is None:
+        raise ValueError(f"{name} needs a time zone, e.g. datetime.now(UTC)")
+
+
+def _options_body(options: JobOptions) -> dict[str, Any]:
+    """The options given (not None), as the create body's fields."""
+    _check_names(options, JobOptions)
+    given: dict[str, Any] = {name: value for name, value in options.items() if value is not None}
+    if "run_at" in given and "delay_seconds" in given:
+        raise ValueError("give run_at or delay_seconds, not both")
+    if isinstance(run_at := given.get("run_at"), datetime):
+        _check_zone("run_at", run_at)
+        given["run_at"] = run_at.isoformat()
+    return given
 
 
 # -- reading answers ----------------------------------------------------------------------------

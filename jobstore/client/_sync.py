@@ -12,13 +12,24 @@ from jobstore.client import _operations as ops
 from jobstore.client._operations import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
+    BulkFilters,
     Flow,
     JobFilters,
+    JobOptions,
     JobQuery,
     JobRef,
     T,
 )
-from jobstore.client.models import CancelResult, Job, JobPage, JobResult, PruneResult, Stats
+from jobstore.client.models import (
+    Attempt,
+    BulkResult,
+    CancelResult,
+    Job,
+    JobPage,
+    JobResult,
+    PruneResult,
+    Stats,
+)
 
 
 class Client:
@@ -83,9 +94,12 @@ class Client:
         tag: str | None = None,
         idempotency_key: str | None = None,
         remove_on_complete: bool = False,
+        **options: Unpack[JobOptions],
     ) -> Job:
         """Create a job (its summary; `new` is False when the same tag and request had made
-        it before). `payload` is any JSON value; None sends none."""
+        it before). `payload` is any JSON value; None sends none. `options` are the engine's
+        (JobOptions: run_at or delay_seconds, priority, retries, timeout); only those given
+        are sent."""
         return self._run(
             ops.create(
                 endpoint,
@@ -96,6 +110,7 @@ class Client:
                 tag=tag,
                 idempotency_key=idempotency_key,
                 remove_on_complete=remove_on_complete,
+                options=options,
             )
         )
 
@@ -114,6 +129,25 @@ class Client:
     def cancel(self, job: Job | JobRef) -> CancelResult:
         """Cancel a queued job, or ask a running one to stop; Conflict if it has finished."""
         return self._run(ops.cancel(job))
+
+    def retry(self, job: Job | JobRef) -> Job:
+        """Run a finished `error` or `cancelled` job again (the job, queued); Conflict
+        (job-not-retryable) for a job in any other state."""
+        return self._run(ops.retry(job))
+
+    def attempts(self, job: Job | JobRef) -> list[Attempt]:
+        """Every run of a job, first to last."""
+        return self._run(ops.attempts(job))
+
+    def retry_matching(self, **filters: Unpack[BulkFilters]) -> BulkResult:
+        """Run again every finished `error` or `cancelled` job the filters match (at least
+        one filter); `more` says the node stopped at its limit: call again."""
+        return self._run(ops.bulk("retry", JobQuery.matching(filters)))
+
+    def cancel_matching(self, **filters: Unpack[BulkFilters]) -> BulkResult:
+        """Cancel every unfinished job the filters match (at least one filter); `more` says
+        the node stopped at its limit: call again."""
+        return self._run(ops.bulk("cancel", JobQuery.matching(filters)))
 
     def list(self, **filters: Unpack[JobFilters]) -> JobPage:
         """One page of jobs, newest first (`limit` 1-500, default 50); filters combine."""

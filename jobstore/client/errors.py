@@ -7,7 +7,8 @@ RemoteError
 │   ├── Unauthorized   401  unauthorized: no credentials, or wrong ones
 │   ├── Forbidden      403  forbidden: an administrator's operation
 │   ├── NotFound       404  job-not-found (or another user's job), not-found
-│   ├── Conflict       409  tag-conflict, job-not-finished, job-finished, pruning-disabled
+│   ├── Conflict       409  tag-conflict, job-not-finished, job-finished, job-not-retryable,
+│   │                       pruning-disabled
 │   ├── JobRemoved     410  job-removed: it ended and was deleted (remove_on_complete)
 │   └── Unavailable    503  service-unavailable: the node's database did not answer
 └── WaitTimeout        wait() ran out of time before the job finished
@@ -74,7 +75,8 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """409: a tag held by a different request, a result not ready, a job already finished."""
+    """409: a tag held by a different request, a result not ready, a job already finished,
+    a retry of a job that did not end error or cancelled; `slug` says which."""
 
 
 class JobRemoved(ApiError):

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-JobStatus = Literal["queued", "running", "done", "error", "cancelled"]
+JobStatus = Literal["scheduled", "queued", "running", "done", "error", "cancelled"]
 CancelOutcome = Literal["cancelled", "cancel_requested"]
+# How one run of a job ended: timeout is a run past its timeout_seconds, lost one whose node
+# died, given_back one whose node stopped and put the job back in the queue.
+AttemptOutcome = Literal["done", "error", "timeout", "lost", "cancelled", "given_back"]
+BulkAction = Literal["retry", "cancel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +48,14 @@ class Payload:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One job. `request`, `response` and `options` come only with a single job (get and
-    wait); the summaries of create and list leave them None."""
+    """One job. `request`, `response` and `options` come only with a single job (get, wait
+    and retry); the summaries of create and list leave them None.
+
+    `priority`, `run_at`, `max_attempts`, `retry_errors`, `backoff_seconds` and
+    `timeout_seconds` are the job's engine options (its own, else its endpoint's or node's);
+    `run_at` is when a `scheduled` job becomes due, `last_error` the error of its last failed
+    attempt while it waits to run again.
+    """
 
     id: int
     tag: str
@@ -57,6 +67,12 @@ class Job:
     status_map: dict[str, Any]
     attempt: int
     max_attempts: int
+    priority: int
+    run_at: datetime | None
+    retry_errors: bool
+    backoff_seconds: float | None
+    timeout_seconds: float | None
+    last_error: str | None
     cancel_requested: bool
     remove_on_complete: bool
     request_encoding: str
@@ -88,6 +104,12 @@ class Job:
             status_map=dict(doc.get("status_map") or {}),
             attempt=int(doc.get("attempt") or 0),
             max_attempts=int(doc.get("max_attempts") or 0),
+            priority=int(doc.get("priority") or 0),
+            run_at=_time(doc.get("run_at")),
+            retry_errors=bool(doc.get("retry_errors")),
+            backoff_seconds=_seconds(doc.get("backoff_seconds")),
+            timeout_seconds=_seconds(doc.get("timeout_seconds")),
+            last_error=doc.get("last_error"),
             cancel_requested=bool(doc.get("cancel_requested")),
             remove_on_complete=bool(doc.get("remove_on_complete")),
             request_encoding=str(doc.get("request_encoding") or "json"),
@@ -164,6 +186,65 @@ class CancelResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job, from `job_attempts`: `outcome` and `finished_at` are None while it
+    runs; `error` is the message of a failed (or timed-out, lost) run."""
+
+    job_id: int
+    attempt: int
+    node: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    outcome: AttemptOutcome | None
+    error: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], *, job_id: int) -> Attempt:
+        return cls(
+            job_id=job_id,
+            attempt=int(doc["attempt"]),
+            node=str(doc.get("node") or ""),
+            started_at=datetime.fromisoformat(doc["started_at"]),
+            finished_at=_time(doc.get("finished_at")),
+            duration_seconds=_seconds(doc.get("duration_seconds")),
+            outcome=cast(AttemptOutcome | None, doc.get("outcome")),
+            error=doc.get("error"),
+            raw=doc,
+        )
+
+    @classmethod
+    def list_from_json(cls, doc: dict[str, Any]) -> list[Attempt]:
+        """The attempts of GET /jobs/{id}/attempts, first to last."""
+        job_id = int(doc["id"])
+        return [cls.from_json(item, job_id=job_id) for item in doc["attempts"]]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a retry_matching or cancel_matching did: `matched` jobs, how many ended each way
+    (`outcomes`: "retried"; "cancelled", "cancel_requested"), and `more` when the node
+    stopped at its limit per call with jobs still matching: call again for the rest."""
+
+    action: BulkAction
+    matched: int
+    outcomes: dict[str, int]
+    more: bool
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> BulkResult:
+        return cls(
+            action=cast(BulkAction, doc["action"]),
+            matched=int(doc["matched"]),
+            outcomes={str(k): int(v) for k, v in (doc.get("outcomes") or {}).items()},
+            more=bool(doc.get("more")),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """Jobs per state (your own, unless you are an administrator). A count above `capped_at`
     means "more than capped_at"."""
@@ -204,3 +285,7 @@ class PruneResult:
 def _time(value: str | None) -> datetime | None:
     """An RFC 3339 time from the node (UTC, with an offset or Z)."""
     return datetime.fromisoformat(value) if value else None
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if value is not None else None

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,9 @@ def test_create_list_show_wait(node: Server, jobs: Jobs) -> None:
     assert row.split()[:3] == [str(job_id), "nap-1", "/sleep"]
     assert row.split()[3] in ("queued", "running", "done")
     assert re.search(
-        r"^jobs: \d+ queued, \d+ running, 0 done, 0 error, 0 cancelled$", listed.out, re.M
+        r"^jobs: 0 scheduled, \d+ queued, \d+ running, 0 done, 0 error, 0 cancelled$",
+        listed.out,
+        re.M,
     )
     page = json.loads(jobs("list", "--json", "--endpoint", "/sleep").ok().out)
     assert [(j["id"], j["tag"]) for j in page["items"]] == [(job_id, "nap-1")]
@@ -199,6 +202,115 @@ def test_wait_exit_codes_and_cancel(node: Server, jobs: Jobs) -> None:
 
     binary = jobs("create", "/echo", "--data-base64", "AAEC", "--wait").ok()
     assert binary.out.endswith("result (binary, 3 bytes):\nAAEC\n"), binary.out
+
+
+# -- the engine: options, retry, attempts, bulk; on SQLite and PostgreSQL -----------------------
+
+
+def test_create_with_engine_options(node: Server, jobs: Jobs) -> None:
+    options = ["--priority", "7", "--max-attempts", "4", "--retry-errors", "--backoff", "30s"]
+    made = jobs(
+        "create", "/echo", "--tag", "later", "--delay", "1h", *options, "--run-timeout", "2m"
+    )
+    assert re.fullmatch(
+        r"created job \d+, tag later, scheduled for \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n", made.ok().out
+    ), made.out
+    shown = jobs("show", "later").ok().out.splitlines()
+    for line in ("attempt     0 of 4", "priority    7", "retry       on error, backoff 30.0s"):
+        assert line in shown, shown
+    assert "timeout     2m00s" in shown and "status      scheduled (0%)" in shown
+    doc = json.loads(jobs("show", "later", "--json").ok().out)
+    assert (doc["status"], doc["priority"], doc["max_attempts"], doc["retry_errors"]) == (
+        "scheduled",
+        7,
+        4,
+        True,
+    )
+    assert (doc["backoff_seconds"], doc["timeout_seconds"]) == (30.0, 120.0)
+    delay = datetime.fromisoformat(doc["run_at"]) - datetime.fromisoformat(doc["created_at"])
+    assert timedelta(minutes=59) < delay < timedelta(minutes=61), delay
+    dated = jobs("create", "/echo", "--run-at", "2036-01-02T05:04:05+02:00", "--no-retry-errors")
+    assert json.loads(jobs("show", str(created_id(dated)), "--json").out)["run_at"] == (
+        "2036-01-02T03:04:05Z"
+    )
+    assert "jobs: 2 scheduled, 0 queued, 0 running," in jobs("list").ok().out
+    old = jobs("list", "--status", "scheduled", "--created-before", "2000-01-01T00:00:00Z")
+    assert old.ok().out.startswith("no jobs\n")
+    cancelled = jobs("cancel", "--status", "scheduled", "--endpoint", "/echo").ok()
+    assert cancelled.out == "2 jobs matched: 2 cancelled\n"
+    answer = json.loads(jobs("cancel", "--endpoint", "/nowhere", "--json").ok().out)
+    assert answer == {"action": "cancel", "matched": 0, "outcomes": {}, "more": False}
+
+
+def test_retry_and_attempts(node: Server, jobs: Jobs) -> None:
+    failed = created_id(jobs("create", "/fail", "--data", '{"message": "boom"}', "--tag", "flaky"))
+    assert jobs("wait", "flaky").code == 1
+    table = jobs("attempts", "flaky").ok().out.splitlines()
+    assert table[0].split() == ["ATTEMPT", "NODE", "STARTED", "DURATION", "OUTCOME", "ERROR"]
+    assert len(table) == 3 and table[2].split()[:2] == ["1", "node-1"], table
+    assert table[2].split()[-2:] == ["error", "boom"], table
+    retried = jobs("retry", str(failed)).ok()
+    assert re.fullmatch(rf"job {failed}: retried, now (queued|running|error)\n", retried.out)
+    assert jobs("wait", "flaky").code == 1
+    runs = json.loads(jobs("attempts", str(failed), "--json").ok().out)
+    assert [(a["attempt"], a["outcome"], a["error"]) for a in runs] == [
+        (1, "error", "boom"),
+        (2, "error", "boom"),
+    ]
+
+    cancelled = created_id(jobs("create", "/echo", "--delay", "1h"))
+    assert jobs("cancel", str(cancelled)).ok()
+    every = jobs("retry", "--status", "error,cancelled", "--created-after", "2000-01-01T00:00Z")
+    assert every.ok().out == "2 jobs matched: 2 retried\n"
+    assert jobs("wait", str(cancelled)).ok(), "retried, it runs at once"
+    assert jobs("retry", "--endpoint", "/nowhere").ok().out == "no job matched\n"
+    future = jobs("retry", "--status", "error", "--created-after", "2100-01-01T00:00:00Z")
+    assert future.ok().out == "no job matched\n"
+    answer = json.loads(jobs("retry", "--endpoint", "/fail", "--json").ok().out)
+    assert answer == {"action": "retry", "matched": 1, "outcomes": {"retried": 1}, "more": False}
+
+
+@ONLY_SQLITE
+def test_engine_mistakes(node: Server, jobs: Jobs, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = "--status, --endpoint, --created-after, --created-before"
+    neither = jobs("retry")
+    assert (neither.code, neither.err) == (
+        2,
+        f"jobstore: give the jobs (ID|TAG ...), or at least one of {flags}\n",
+    )
+    both = jobs("cancel", "1", "--status", "queued")
+    assert (both.code, both.err) == (2, f"jobstore: give jobs or filters ({flags}), not both\n")
+
+    refused_by_argparse = {
+        ("retry", "--status", "done"): "'done' jobs cannot be retried; choose from error,",
+        ("cancel", "--status", "error"): "'error' jobs cannot be cancelled; choose from scheduled",
+        ("cancel", "--created-after", "yesterday"): "expected an RFC 3339 time with a time zone",
+        ("create", "/echo", "--delay", "soon"): "expected seconds or a duration like 30s",
+        ("create", "/echo", "--delay", "-5"): "expected seconds or a duration like 30s",
+        ("create", "/echo", "--run-at", "2036-01-01"): "expected an RFC 3339 time",
+        ("create", "/echo", "--run-at", "2036-01-01T00:00"): "expected an RFC 3339 time",
+        ("create", "/echo", "--run-at", "2036-01-01T00:00Z", "--delay", "5"): "not allowed with",
+        ("create", "/echo", "--run-timeout", "0"): "expected a duration above 0, got '0'",
+        ("create", "/echo", "--priority", "high"): "invalid int value: 'high'",
+    }
+    for args, says in refused_by_argparse.items():
+        with pytest.raises(SystemExit) as refused:
+            jobs(*args)
+        assert refused.value.code == 2, args
+        assert says in capsys.readouterr().err.splitlines()[-1], args
+
+    high = jobs("create", "/echo", "--priority", "5000")
+    assert high.code == 1 and high.err.startswith("jobstore: The request is not valid: priority:")
+    assert json.loads(jobs("list", "--json").ok().out)["items"] == [], "nothing was created"
+
+    done = created_id(jobs("create", "/echo", "--data", "{}", "--wait"))
+    again = jobs("retry", str(done), "424242")
+    assert again.code == 1 and again.out == ""
+    lines = again.err.splitlines()
+    assert lines[0].startswith(f"jobstore: job {done}: Job cannot be retried: "), again.err
+    assert lines[1].startswith("jobstore: job 424242: Job not found: "), again.err
+    missing = jobs("attempts", "424242")
+    assert missing.code == 1 and missing.err.startswith("jobstore: Job not found: ")
 
 
 # -- prune, on SQLite and PostgreSQL ------------------------------------------------------------

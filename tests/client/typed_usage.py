@@ -6,10 +6,15 @@ Never imported at run time: it only has to type-check.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any, assert_type
 
 from jobstore.client import (
     AsyncClient,
+    Attempt,
+    AttemptOutcome,
+    BulkAction,
+    BulkResult,
     CancelOutcome,
     CancelResult,
     Client,
@@ -41,6 +46,23 @@ def blocking(client: Client) -> None:
     assert_type(page, JobPage)
     assert_type(page.next_before, int | None)
     assert_type(client.iter_jobs(status="done"), Iterator[Job])
+    later = client.create("/echo", run_at=datetime.now(UTC), priority=5, retry_errors=True)
+    assert_type(later.run_at, datetime | None)
+    assert_type(later.priority, int)
+    assert_type(later.timeout_seconds, float | None)
+    assert_type(later.last_error, str | None)
+    client.create("/echo", delay_seconds=1.5, max_attempts=3, backoff_seconds=2, timeout_seconds=9)
+    client.create("/echo", run_at="2036-01-01T00:00:00Z")
+    assert_type(client.retry(later), Job)
+    attempts = client.attempts("typed-1")
+    assert_type(attempts, list[Attempt])
+    assert_type(attempts[0].outcome, AttemptOutcome | None)
+    assert_type(attempts[0].started_at, datetime)
+    bulk = client.retry_matching(status="error", created_after=datetime.now(UTC))
+    assert_type(bulk, BulkResult)
+    assert_type(bulk.action, BulkAction)
+    assert_type(bulk.outcomes, dict[str, int])
+    assert_type(client.cancel_matching(endpoint="/echo").more, bool)
     try:
         client.get(424242)
     except NotFound as exc:
@@ -58,5 +80,10 @@ async def asynchronous(client: AsyncClient) -> None:
     assert_type(await client.cancel(job.tag), CancelResult)
     assert_type(await client.list(before=job.id), JobPage)
     assert_type(client.iter_jobs(limit=500), AsyncIterator[Job])
+    assert_type(await client.create("/echo", delay_seconds=60, priority=-3), Job)
+    assert_type(await client.retry(job.id), Job)
+    assert_type(await client.attempts(job), list[Attempt])
+    assert_type(await client.retry_matching(endpoint="/echo"), BulkResult)
+    assert_type(await client.cancel_matching(status=["queued", "scheduled"]), BulkResult)
     async with AsyncClient(token="jst_x") as other:
         assert_type(other, AsyncClient)
