@@ -301,7 +301,10 @@ class Executor:
         self, conn: Any, items: list[tuple[Claimed, Outcome]]
     ) -> list[JobState | None]:
         outcomes = [(job.job_id, job.attempt, outcome) for job, outcome in items]
-        return await self.store.job_end_attempts(conn, outcomes, self.clock.now())
+        states = await self.store.job_end_attempts(conn, outcomes, self.clock.now())
+        if JobState.QUEUED in states:  # a retry due at once: other nodes may take it now
+            await self.store.job_notify_created(conn)
+        return states
 
     async def _finish(self, run: Run, outcome: Outcome) -> None:
         job = run.claimed
@@ -338,7 +341,9 @@ class Executor:
         if self.metrics is not None:
             self.metrics.attempt_ended(job.endpoint, outcome.attempt_outcome, state)
         if state not in FINAL_STATES:  # failed, and will run again
-            if outcome.retry_at is not None:
+            if state is JobState.QUEUED:
+                self.wake()  # no backoff: it is in the queue already
+            elif outcome.retry_at is not None:
                 self.scheduler.note(outcome.retry_at)
             log.warning(
                 "job %d attempt %d failed (%s); next attempt at %s",

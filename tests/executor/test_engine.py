@@ -354,6 +354,19 @@ async def test_a_job_delayed_through_another_node_starts_within_a_second_of_its_
     assert 0 <= late < 1.0, late
 
 
+async def test_a_retry_without_backoff_runs_at_once_not_at_the_next_poll(
+    db: Database, registry: EndpointRegistry, nodes: list[Node], flaky: Flaky
+) -> None:
+    node = node_for_tests(db, registry=registry, poll_seconds=30)
+    await node.start()
+    nodes.append(node)
+    job_id = await create(node.jobs, "/flaky", retry_errors=True, backoff_seconds=0)
+    ended = await node.jobs.wait_for_job(job_id=job_id, wait_seconds=10)
+    assert ended.status is JobState.DONE and ended.attempt == 3
+    history = await node.jobs.attempts(job_id)
+    assert history[-1].started_at - history[0].started_at < timedelta(seconds=5)
+
+
 async def test_a_node_with_a_wrong_clock_neither_steals_live_jobs_nor_starts_jobs_early(
     db: Database, registry: EndpointRegistry, nodes: list[Node]
 ) -> None:
