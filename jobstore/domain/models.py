@@ -262,13 +262,20 @@ class Outcome:
 
     @property
     def attempt_outcome(self) -> AttemptOutcome:
-        return self.attempt or AttemptOutcome(self.status.value)
+        return self.attempt or _ATTEMPT_OUTCOME[self.status]
 
     @property
     def error_message(self) -> str | None:
         if self.status is JobState.DONE and self.retry_at is None:
             return None
         return self.status_map.get("error_message")
+
+
+_ATTEMPT_OUTCOME = {
+    JobState.DONE: AttemptOutcome.DONE,
+    JobState.ERROR: AttemptOutcome.ERROR,
+    JobState.CANCELLED: AttemptOutcome.CANCELLED,
+}
 
 
 @dataclass(frozen=True, slots=True)

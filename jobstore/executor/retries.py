@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from jobstore.domain.clock import Clock
 from jobstore.domain.models import AttemptOutcome, Claimed, JobState, Outcome
 
 DEFAULT_BACKOFF_SECONDS = 1.0
@@ -34,16 +35,17 @@ def backoff_seconds(
 
 
 def with_retry(
-    job: Claimed, outcome: Outcome, *, now: datetime, cap: float, retry: bool = True
+    job: Claimed, outcome: Outcome, *, clock: Clock, cap: float, retry: bool = True
 ) -> Outcome:
     """`outcome`, set to run the job again after a backoff when its rules allow it.
 
     Only a failed or timed-out attempt of a job with `retry_errors` and attempts left runs
     again; `retry=False` (JobFailed(..., retry=False)) ends the job now whatever is left.
     """
-    failed = outcome.attempt_outcome in (AttemptOutcome.ERROR, AttemptOutcome.TIMEOUT)
-    if not (failed and retry and job.retry_errors and job.attempt < job.max_attempts):
+    if not (job.retry_errors and retry and job.attempt < job.max_attempts):
+        return outcome
+    if outcome.attempt_outcome not in (AttemptOutcome.ERROR, AttemptOutcome.TIMEOUT):
         return outcome
     wait = backoff_seconds(job.backoff_seconds, job.attempt, cap=cap)
     assert outcome.status is JobState.ERROR
-    return replace(outcome, retry_at=now + timedelta(seconds=wait))
+    return replace(outcome, retry_at=clock.now() + timedelta(seconds=wait))

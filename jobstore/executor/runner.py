@@ -174,20 +174,28 @@ class Executor:
         free = self.config.concurrency - len(self._running)
         if free <= 0 or self._stopping:
             return []
-        now = self.clock.now()
         began = time.perf_counter()
         async with self.db.transaction() as conn:
-            claimed = await self.store.job_claim(
-                conn,
-                node=self.config.node_id,
-                endpoints=self.registry.names(),
-                limit=free,
-                now=now,
-                lease_until=now + timedelta(seconds=self.config.lease_seconds),
-            )
+            claimed = await self._claim_in(conn, free)
         self._queue_may_have_more = len(claimed) >= free
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
+        self._start(claimed)
+        return claimed
+
+    async def _claim_in(self, conn: Any, limit: int) -> list[Claimed]:
+        now = self.clock.now()
+        return await self.store.job_claim(
+            conn,
+            node=self.config.node_id,
+            endpoints=self.registry.names(),
+            limit=limit,
+            now=now,
+            lease_until=now + timedelta(seconds=self.config.lease_seconds),
+        )
+
+    def _start(self, claimed: list[Claimed]) -> None:
+        """A task for each claimed job (after the claim's commit)."""
         for job in claimed:
             if (stale := self._running.get(job.job_id)) is not None:
                 # Our own older attempt lost its lease (say, the loop was blocked) and we
@@ -212,7 +220,6 @@ class Executor:
                 run.timer = asyncio.get_running_loop().call_later(
                     job.timeout_seconds, self._running.time_out, run
                 )
-        return claimed
 
     async def run_once(self) -> list[int]:
         """Claim what fits and run it to the end; returns the ids that ran. For tests."""
@@ -248,9 +255,11 @@ class Executor:
             if run.timed_out and outcome.status is JobState.CANCELLED:
                 outcome = stopped_outcome(run)  # the handler stopped because time ran out
             if not run.lost:
+                # From here nothing cancels this task (begin_cancel, drop and the hard stop
+                # all leave a finishing run alone), and the write itself runs in the group
+                # commit's own task: no shield (a task per job) is needed.
                 run.finishing = True
-                # Shielded: a cancel arriving now must not cut the write in half.
-                await asyncio.shield(self._finish(run, outcome))
+                await self._finish(run, outcome)
         finally:
             self._forget(run)
 
@@ -311,7 +320,7 @@ class Executor:
         outcome = with_retry(
             job,
             outcome,
-            now=self.clock.now(),
+            clock=self.clock,
             cap=self.config.max_backoff_seconds,
             retry=not run.no_retry,
         )

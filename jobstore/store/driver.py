@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from jobstore.store.statements import FinishRow
+from jobstore.store.statements import AttemptRow, FinishRow
 
 SelectT = TypeVar("SelectT", bound=sa.Select[Any])
 
@@ -26,11 +26,6 @@ class Driver(Protocol):
     @property
     def can_listen(self) -> bool:
         """Whether `new_jobs_listen` can hear creates made on other nodes."""
-        ...
-
-    @property
-    def claim_opens_attempts(self) -> bool:
-        """Whether `job_claim_statement` also inserts the claimed attempts into job_attempts."""
         ...
 
     # -- connections ---------------------------------------------------------------------------
@@ -67,13 +62,28 @@ class Driver(Protocol):
         lease_until: datetime,
     ) -> tuple[sa.Executable, dict[str, Any]]:
         """UPDATE the first `limit` queued jobs (priority, then age) to running ... RETURNING the
-        claimed rows, and its parameters."""
+        claimed rows, and its parameters. It may open their attempts too (see attempts_open)."""
         ...
 
-    def job_finish_statement(
-        self, rows: Sequence[FinishRow]
-    ) -> tuple[sa.TextClause, dict[str, Any]]:
-        """One UPDATE recording `rows`, and its parameters except :now and :cancel_map."""
+    async def job_finish(
+        self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
+    ) -> list[Any]:
+        """End the jobs of `rows` in one UPDATE, fenced by (job_id, attempt, running), and
+        close their attempts (closed `cancelled` where a cancel request won). Answers a row
+        (job_id, status, remove_on_complete) per job whose attempt still held it."""
+        ...
+
+    async def attempts_open(
+        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Open a job_attempts row per claimed (job_id, attempt), where the claim did not."""
+        ...
+
+    async def attempts_close(
+        self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime
+    ) -> None:
+        """Close the attempts in `rows` (job_id, attempt, outcome, error) that are still open."""
         ...
 
     async def clock_now(self, conn: AsyncConnection) -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,12 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from jobstore.store.driver import SelectT
 from jobstore.store.statements import (
+    ATTEMPT_COLUMNS,
+    ATTEMPTS_CLOSE,
+    CANCEL_MESSAGE,
     CLAIM_ORDER,
     FINISH_COLUMNS,
+    FINISH_RETURNING,
     FINISH_SET,
     FINISH_WHERE,
+    FINISHED_ATTEMPT_SET,
     IS_QUEUED,
+    AttemptRow,
     FinishRow,
+    cancel_map,
     claim_update,
 )
 from jobstore.store.tables import UTCDateTime, job_attempts, jobs
@@ -41,23 +49,47 @@ _MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
 # starting up), invalid authorization.
 _UNAVAILABLE_STATES = ("08", "53", "57P", "28")
 
+# One statement ends the jobs and closes their attempts (data-modifying CTEs).
 _FINISH = sa.text(
-    "UPDATE jobs SET "
+    """WITH v AS (
+         SELECT * FROM unnest(CAST(:job_id AS BIGINT[]), CAST(:attempt AS INTEGER[]),
+                              CAST(:status AS TEXT[]), CAST(:status_map AS TEXT[]),
+                              CAST(:done AS BOOLEAN[]), CAST(:renc AS TEXT[]),
+                              CAST(:rdata AS BYTEA[]), CAST(:rtext AS TEXT[]),
+                              CAST(:aoutcome AS TEXT[]), CAST(:aerror AS TEXT[]))
+           AS v(job_id, attempt, status, status_map, done, renc, rdata, rtext, aoutcome, aerror)
+       ), ended AS (
+         UPDATE jobs SET """
     + FINISH_SET.format(
         cancel_map="CAST(:cancel_map AS JSON)", status_map="CAST(v.status_map AS JSON)"
     )
-    + """FROM unnest(CAST(:job_id AS BIGINT[]), CAST(:attempt AS INTEGER[]),
-                     CAST(:status AS TEXT[]), CAST(:status_map AS TEXT[]),
-                     CAST(:done AS BOOLEAN[]), CAST(:renc AS TEXT[]),
-                     CAST(:rdata AS BYTEA[]), CAST(:rtext AS TEXT[]))
-         AS v(job_id, attempt, status, status_map, done, renc, rdata, rtext)"""
+    + "FROM v"
     + FINISH_WHERE
+    + FINISH_RETURNING
+    + """, v.aoutcome, v.aerror
+       ), closed AS (
+         UPDATE job_attempts SET"""
+    + FINISHED_ATTEMPT_SET.format(
+        status="ended.status", outcome="ended.aoutcome", error="ended.aerror"
+    )
+    + """FROM ended
+         WHERE job_attempts.job_id = ended.job_id AND job_attempts.attempt = ended.attempt
+           AND job_attempts.outcome IS NULL
+       )
+       SELECT job_id, status, remove_on_complete FROM ended"""
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+_ATTEMPTS_CLOSE = sa.text(
+    """WITH v AS (
+         SELECT * FROM unnest(CAST(:job_id AS BIGINT[]), CAST(:attempt AS INTEGER[]),
+                              CAST(:outcome AS TEXT[]), CAST(:error AS TEXT[]))
+           AS v(job_id, attempt, outcome, error)
+       )"""
+    + ATTEMPTS_CLOSE
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 
 
 class PostgresDriver:
     can_listen = True
-    claim_opens_attempts = True  # the claim statement writes job_attempts itself
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -133,13 +165,32 @@ class PostgresDriver:
         stmt = sa.select(claimed).add_cte(opened.cte("opened"))
         return stmt, {}
 
-    def job_finish_statement(
-        self, rows: Sequence[FinishRow]
-    ) -> tuple[sa.TextClause, dict[str, Any]]:
+    async def job_finish(
+        self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
+    ) -> list[Any]:
         # One array parameter per column: the statement text is the same for every batch.
         columns = zip(*rows, strict=True)
-        params = {name: list(c) for name, c in zip(FINISH_COLUMNS, columns, strict=True)}
-        return _FINISH, params
+        params: dict[str, Any] = {
+            name: list(c) for name, c in zip(FINISH_COLUMNS, columns, strict=True)
+        }
+        params.update(now=now, cancel_map=json.dumps(cancel_map()), cancel_message=CANCEL_MESSAGE)
+        return list((await conn.execute(_FINISH, params)).all())
+
+    async def attempts_open(
+        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        return None  # the claim statement opened them
+
+    async def attempts_close(
+        self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime
+    ) -> None:
+        columns = zip(*rows, strict=True)
+        params: dict[str, Any] = {
+            name: list(c) for name, c in zip(ATTEMPT_COLUMNS, columns, strict=True)
+        }
+        params["now"] = now
+        await conn.execute(_ATTEMPTS_CLOSE, params)
 
     async def clock_now(self, conn: AsyncConnection) -> datetime:
         # clock_timestamp(), not now(): now() is the time the transaction began.

@@ -22,10 +22,11 @@ from jobstore.store.statements import (
     IS_SCHEDULED,
     QUEUED,
     SCHEDULED,
+    AttemptRow,
     FinishRow,
     cancel_map,
 )
-from jobstore.store.tables import job_attempts, job_tombstones, jobs
+from jobstore.store.tables import job_tombstones, jobs
 
 CANCEL_MESSAGE = cancel_map()["error_message"]
 # Scheduled jobs moved to the queue per statement.
@@ -94,13 +95,9 @@ class RunStore:
             )
             for r in await conn.execute(stmt, params)
         ]
-        if claimed and not self.driver.claim_opens_attempts:
-            await conn.execute(
-                sa.insert(job_attempts),
-                [
-                    {"job_id": c.job_id, "attempt": c.attempt, "node": node, "started_at": now}
-                    for c in claimed
-                ],
+        if claimed:
+            await self.driver.attempts_open(
+                conn, [(c.job_id, c.attempt) for c in claimed], node=node, now=now
             )
         claimed.sort(key=lambda c: c.job_id)
         return claimed
@@ -280,22 +277,12 @@ class RunStore:
                 o.response.encoding.value if o.response else None,
                 o.response.data if o.response else None,
                 o.response.text if o.response else None,
+                o.attempt_outcome.value,
+                o.error_message,
             )
             for job_id, attempt, o in outcomes
         ]
-        stmt, params = self.driver.job_finish_statement(rows)
-        params.update(now=now, cancel_map=json.dumps(cancel_map()))
-        held = {r.job_id: r for r in (await conn.execute(stmt, params)).all()}
-        closed: list[tuple[int, int, AttemptOutcome, str | None]] = []
-        for job_id, attempt, o in outcomes:
-            if (row := held.get(job_id)) is None:
-                continue
-            if row.status == JobState.CANCELLED.value and o.status is not JobState.CANCELLED:
-                # The cancel requested meanwhile wins over what the handler returned.
-                closed.append((job_id, attempt, AttemptOutcome.CANCELLED, CANCEL_MESSAGE))
-            else:
-                closed.append((job_id, attempt, o.attempt_outcome, o.error_message))
-        await self._close_attempts(conn, closed, now)
+        held = {r.job_id: r for r in await self.driver.job_finish(conn, rows, now=now)}
         await self._remove_completed(
             [r.job_id for r in held.values() if r.remove_on_complete], conn
         )
@@ -419,26 +406,8 @@ class RunStore:
         """Record how attempts ended, given as (job_id, attempt, outcome, error message)."""
         if not closed:
             return
-        stmt = (
-            sa.update(job_attempts)
-            .where(
-                job_attempts.c.job_id == sa.bindparam("b_job_id"),
-                job_attempts.c.attempt == sa.bindparam("b_attempt"),
-                job_attempts.c.outcome.is_(None),
-            )
-            .values(
-                finished_at=now,
-                outcome=sa.bindparam("b_outcome"),
-                error_message=sa.bindparam("b_error"),
-            )
-        )
-        await conn.execute(
-            stmt,
-            [
-                {"b_job_id": j, "b_attempt": a, "b_outcome": o.value, "b_error": e}
-                for j, a, o, e in closed
-            ],
-        )
+        rows: list[AttemptRow] = [(j, a, o.value, e) for j, a, o, e in closed]
+        await self.driver.attempts_close(conn, rows, now=now)
 
     async def _remove_completed(self, job_ids: list[int], conn: AsyncConnection) -> None:
         """Delete finished jobs that asked for it, leaving a tombstone behind."""

@@ -9,6 +9,7 @@ lock is what makes a claim, a rescue or a maintenance pass safe here.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from jobstore.domain.errors import ConfigError
 from jobstore.store.driver import SelectT
 from jobstore.store.statements import (
+    ATTEMPT_COLUMNS,
+    ATTEMPTS_CLOSE,
+    CANCEL_MESSAGE,
     FINISH_COLUMNS,
+    FINISH_RETURNING,
     FINISH_SET,
     FINISH_WHERE,
+    FINISHED_ATTEMPT_SET,
+    AttemptRow,
     FinishRow,
+    cancel_map,
     claim_update,
 )
-from jobstore.store.tables import UTCDateTime, jobs
+from jobstore.store.tables import jobs
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -56,7 +64,6 @@ _PICK = sa.text(
 
 class SqliteDriver:
     can_listen = False
-    claim_opens_attempts = False  # no INSERT inside a WITH: the store opens them after
 
     def __init__(self) -> None:
         # Built once, all parameters bound: an idle node claims (and finds nothing) every poll.
@@ -116,15 +123,56 @@ class SqliteDriver:
         }
         return self._claim, params
 
-    def job_finish_statement(
-        self, rows: Sequence[FinishRow]
-    ) -> tuple[sa.TextClause, dict[str, Any]]:
-        params = {
+    # The batch statements below run at the driver level (sqlite3's named parameters), not
+    # through SQLAlchemy's per-parameter processing: a batch of 256 outcomes has thousands of
+    # parameters, and processing them cost more than the statements themselves.
+
+    async def job_finish(
+        self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
+    ) -> list[Any]:
+        at = _stored(now)
+        # The jobs' columns only: the attempts' two ride in the second statement (carried in
+        # this VALUES list, they made the UPDATE a third slower).
+        params: dict[str, Any] = {
             f"{name}{n}": value
             for n, row in enumerate(rows)
-            for name, value in zip(FINISH_COLUMNS, row, strict=True)
+            for name, value in zip(_JOB_COLUMNS, row[:8], strict=True)
         }
-        return _finish(len(rows)), params
+        params.update(now=at, cancel_map=json.dumps(cancel_map()))
+        ended = list((await conn.exec_driver_sql(_finish(len(rows)), params)).all())
+        held = {r.job_id for r in ended}
+        # No UPDATE inside a WITH here: the attempts are closed by a second statement.
+        kept = [(r[0], r[1], r[8], r[9]) for r in rows if r[0] in held]
+        if kept:
+            closing: dict[str, Any] = {
+                f"{name}{n}": value
+                for n, row in enumerate(kept)
+                for name, value in zip(ATTEMPT_COLUMNS, row, strict=True)
+            }
+            closing.update(now=at, cancel_message=CANCEL_MESSAGE)
+            await conn.exec_driver_sql(_finished_attempts(len(kept)), closing)
+        return ended
+
+    async def attempts_open(
+        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        at = _stored(now)
+        await conn.exec_driver_sql(
+            "INSERT INTO job_attempts (job_id, attempt, node, started_at) VALUES (?, ?, ?, ?)",
+            [(job_id, attempt, node, at) for job_id, attempt in claimed],
+        )
+
+    async def attempts_close(
+        self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime
+    ) -> None:
+        params: dict[str, Any] = {
+            f"{name}{n}": value
+            for n, row in enumerate(rows)
+            for name, value in zip(ATTEMPT_COLUMNS, row, strict=True)
+        }
+        params["now"] = _stored(now)
+        await conn.exec_driver_sql(_attempts_close(len(rows)), params)
 
     async def clock_now(self, conn: AsyncConnection) -> datetime:
         # An embedded database keeps no time of its own: this is the machine's clock, which
@@ -180,19 +228,48 @@ def _engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
     return engine
 
 
+_JOB_COLUMNS = FINISH_COLUMNS[:8]  # FinishRow without the attempt's outcome and error
+
+
+def _stored(when: datetime) -> str:
+    """A time as UTCDateTime stores it on SQLite (naive UTC text, microseconds)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _values(columns: Sequence[str], count: int) -> str:
+    return ", ".join("(" + ", ".join(f":{name}{n}" for name in columns) + ")" for n in range(count))
+
+
 @functools.lru_cache(maxsize=64)
-def _finish(count: int) -> sa.TextClause:
+def _finish(count: int) -> str:
     """The finish UPDATE for `count` rows, joined to a VALUES list."""
-    values = ", ".join(
-        "(" + ", ".join(f":{name}{n}" for name in FINISH_COLUMNS) + ")" for n in range(count)
-    )
-    return sa.text(
-        f"WITH v({', '.join(FINISH_COLUMNS)}) AS (VALUES {values}) "
+    return (
+        f"WITH v({', '.join(_JOB_COLUMNS)}) AS (VALUES {_values(_JOB_COLUMNS, count)}) "
         "UPDATE jobs SET "
         + FINISH_SET.format(cancel_map=":cancel_map", status_map="v.status_map")
         + "FROM v"
         + FINISH_WHERE
-    ).bindparams(
-        sa.bindparam("now", type_=UTCDateTime()),
-        *(sa.bindparam(f"rdata{n}", type_=sa.LargeBinary()) for n in range(count)),
+        + FINISH_RETURNING
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _finished_attempts(count: int) -> str:
+    """Close the attempts of `count` jobs a finish has just ended (their state read back)."""
+    return (
+        f"WITH v({', '.join(ATTEMPT_COLUMNS)}) AS (VALUES {_values(ATTEMPT_COLUMNS, count)}) "
+        "UPDATE job_attempts SET"
+        + FINISHED_ATTEMPT_SET.format(status="jobs.status", outcome="v.outcome", error="v.error")
+        + """FROM v JOIN jobs ON jobs.job_id = v.job_id
+        WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt
+          AND job_attempts.outcome IS NULL"""
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _attempts_close(count: int) -> str:
+    """The UPDATE closing `count` attempts, joined to a VALUES list."""
+    return (
+        f"WITH v({', '.join(ATTEMPT_COLUMNS)}) AS (VALUES {_values(ATTEMPT_COLUMNS, count)})"
+        + ATTEMPTS_CLOSE
     )

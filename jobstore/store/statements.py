@@ -56,9 +56,13 @@ def claim_update(
 # One UPDATE records a whole batch of outcomes, joined to a row set `v` that each driver
 # builds (typed arrays through unnest, or a VALUES list). Only placeholders are generated.
 
-# (job_id, attempt, status, status_map as JSON text, done, response encoding, data, text)
-FinishRow = tuple[int, int, str, str, bool, str | None, bytes | None, str | None]
-FINISH_COLUMNS = ("job_id", "attempt", "status", "status_map", "done", "renc", "rdata", "rtext")
+# (job_id, attempt, status, status_map as JSON text, done, response encoding, data, text,
+#  the attempt's outcome, its error message)
+FinishRow = tuple[int, int, str, str, bool, str | None, bytes | None, str | None, str, str | None]
+FINISH_COLUMNS = (
+    "job_id", "attempt", "status", "status_map", "done", "renc", "rdata", "rtext",
+    "aoutcome", "aerror",
+)  # fmt: skip
 FINISH_SET = """
     status = CASE WHEN jobs.cancel_requested THEN 'cancelled' ELSE v.status END,
     status_map = CASE WHEN jobs.cancel_requested THEN {cancel_map} ELSE {status_map} END,
@@ -73,9 +77,32 @@ FINISH_SET = """
 """
 FINISH_WHERE = """
 WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'running'
-RETURNING jobs.job_id, jobs.status, jobs.remove_on_complete
+"""
+FINISH_RETURNING = "RETURNING jobs.job_id, jobs.attempt, jobs.status, jobs.remove_on_complete"
+
+# Closing attempts, set-based: joined to a row set `v` (job_id, attempt, outcome, error).
+AttemptRow = tuple[int, int, str, str | None]
+ATTEMPT_COLUMNS = ("job_id", "attempt", "outcome", "error")
+ATTEMPTS_CLOSE = """
+UPDATE job_attempts SET finished_at = :now, outcome = v.outcome, error_message = v.error
+FROM v
+WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt
+  AND job_attempts.outcome IS NULL
+"""
+# After a finish: the attempt's outcome is what the run reported ({outcome}, {error}), unless
+# its job ended `cancelled` ({status}) although the run reported something else: a cancel
+# request overtook it, and the attempt is closed `cancelled` too.
+FINISHED_ATTEMPT_SET = """
+    finished_at = :now,
+    outcome = CASE WHEN {status} = 'cancelled' AND {outcome} <> 'cancelled'
+                   THEN 'cancelled' ELSE {outcome} END,
+    error_message = CASE WHEN {status} = 'cancelled' AND {outcome} <> 'cancelled'
+                         THEN :cancel_message ELSE {error} END
 """
 
 
+CANCEL_MESSAGE = "cancelled on request"
+
+
 def cancel_map() -> dict[str, str]:
-    return {"error_message": "cancelled on request"}
+    return {"error_message": CANCEL_MESSAGE}
