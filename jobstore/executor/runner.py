@@ -175,16 +175,16 @@ class Executor:
         if free <= 0 or self._stopping:
             return []
         began = time.perf_counter()
+        now = self.clock.now()  # the moment the claim is decided: started_at
         async with self.db.transaction() as conn:
-            claimed = await self._claim_in(conn, free)
+            claimed = await self._claim_in(conn, free, now)
         self._queue_may_have_more = len(claimed) >= free
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
         self._start(claimed)
         return claimed
 
-    async def _claim_in(self, conn: Any, limit: int) -> list[Claimed]:
-        now = self.clock.now()
+    async def _claim_in(self, conn: Any, limit: int, now: datetime) -> list[Claimed]:
         return await self.store.job_claim(
             conn,
             node=self.config.node_id,

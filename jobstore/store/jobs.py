@@ -369,6 +369,7 @@ class JobStore(RunStore):
                 )
             ).scalars()
         )
+        await self._delete_attempts(conn, deleted)
         t = job_tombstones
         oldest_stones = (
             sa.select(t.c.job_id)

@@ -26,7 +26,7 @@ from jobstore.store.statements import (
     FinishRow,
     cancel_map,
 )
-from jobstore.store.tables import job_tombstones, jobs
+from jobstore.store.tables import job_attempts, job_tombstones, jobs
 
 CANCEL_MESSAGE = cancel_map()["error_message"]
 # Scheduled jobs moved to the queue per statement.
@@ -430,6 +430,12 @@ class RunStore:
         stones: list[Mapping[str, Any]] = [dict(r._mapping) for r in deleted]
         if stones:
             await conn.execute(sa.insert(job_tombstones), stones)
+            await self._delete_attempts(conn, [stone["job_id"] for stone in stones])
+
+    async def _delete_attempts(self, conn: AsyncConnection, job_ids: list[int]) -> None:
+        """A job's attempts go with it (there is no foreign key to cascade: see tables.py)."""
+        if job_ids:
+            await conn.execute(sa.delete(job_attempts).where(job_attempts.c.job_id.in_(job_ids)))
 
 
 def _fence(job_id: int, attempt: int) -> list[sa.ColumnElement[bool]]:

@@ -3,8 +3,8 @@
 jobs gains priority, run_at, retry_errors, backoff_seconds and timeout_seconds; its status
 check admits `scheduled`; the claim index orders by priority, then job id; a partial index holds
 the scheduled rows by run_at. job_attempts records every run: keyed by (job_id, attempt) with
-no other index, WITHOUT ROWID on SQLite, fillfactor 70 on PostgreSQL (each row is written at
-the run's start and updated at its end).
+no other index and no foreign key, WITHOUT ROWID on SQLite, fillfactor 70 on PostgreSQL (each
+row is written at the run's start and updated at its end; the store deletes it with its job).
 
 SQLite cannot alter a CHECK constraint, so the jobs table is rebuilt there (rows, ids and the
 AUTOINCREMENT counter kept). On PostgreSQL every step is an ALTER.
@@ -116,12 +116,6 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.CheckConstraint(_OUTCOMES, name=op.f("ck_job_attempts_outcome")),
-        sa.ForeignKeyConstraint(
-            ["job_id"],
-            ["jobs.job_id"],
-            name=op.f("fk_job_attempts_job_id_jobs"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("job_id", "attempt", name=op.f("pk_job_attempts")),
         sqlite_with_rowid=False,
         postgresql_with={"fillfactor": 70},

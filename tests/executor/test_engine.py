@@ -27,7 +27,7 @@ from jobstore.endpoints.registry import Endpoint, EndpointRegistry, default_regi
 from jobstore.executor.runner import Executor, ExecutorConfig
 from jobstore.metrics import Metrics
 from jobstore.store import Database
-from jobstore.store.tables import job_attempts, jobs
+from jobstore.store.tables import job_attempts
 
 
 class Flaky:
@@ -430,7 +430,7 @@ async def test_a_lost_node_attempt_is_closed_lost_by_the_rescuer(
 
 
 async def test_attempts_go_with_their_job(
-    db: Database, service: JobService, executor: Executor
+    db: Database, service: JobService, executor: Executor, clock: ManualClock
 ) -> None:
     removed = (
         await service.create_job("/echo", payload(), {"remove_job_on_complete": "true"})
@@ -440,8 +440,11 @@ async def test_attempts_go_with_their_job(
     await executor.run_once()
     assert await attempts_in_sql(db, removed) == []
     assert await attempts_in_sql(db, kept) == [(1, "n1", "done")]
-    async with db.transaction() as conn:
-        await conn.execute(sa.delete(jobs).where(jobs.c.job_id == kept))  # as retention does
+    async with db.transaction() as conn:  # retention
+        pruned = await db.jobs.job_prune_ids(
+            conn, JobState.DONE, finished_before=clock.now() + timedelta(days=1), limit=10
+        )
+    assert kept in pruned  # with the removed job's tombstone
     assert await attempts_in_sql(db, kept) == []
 
 
