@@ -23,16 +23,15 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobstore.domain.errors import ConfigError
+from jobstore.domain.models import AttemptOutcome
 from jobstore.store.driver import SelectT
 from jobstore.store.statements import (
     ATTEMPT_COLUMNS,
     ATTEMPTS_CLOSE,
-    CANCEL_MESSAGE,
     FINISH_COLUMNS,
     FINISH_RETURNING,
     FINISH_SET,
     FINISH_WHERE,
-    FINISHED_ATTEMPT_SET,
     AttemptRow,
     FinishRow,
     cancel_map,
@@ -131,28 +130,29 @@ class SqliteDriver:
     async def job_finish(
         self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
     ) -> list[Any]:
-        at = _stored(now)
-        # The jobs' columns only: the attempts' two ride in the second statement.
+        # The trigger job_attempts_close (migration 0007) closes each attempt inside this
+        # UPDATE, from the job's new state: done, error or cancelled, and the status map's
+        # error message. Only a run that timed out says more than its job's state does.
         values = [value for row in rows for value in row[:8]]
-        params = (*values, at, json.dumps(cancel_map()))
+        params = (*values, _stored(now), json.dumps(cancel_map()))
         ended = list((await conn.exec_driver_sql(_finish(len(rows)), params)).all())
         held = {r.job_id for r in ended}
-        # No UPDATE inside a WITH here: the attempts are closed by a second statement.
-        kept = [(r[0], r[1], r[8], r[9]) for r in rows if r[0] in held]
-        if kept:
-            closing = (*(value for row in kept for value in row), at, CANCEL_MESSAGE)
-            await conn.exec_driver_sql(_finished_attempts(len(kept)), closing)
+        timed_out = [
+            (r[0], r[1]) for r in rows if r[8] == AttemptOutcome.TIMEOUT.value and r[0] in held
+        ]
+        if timed_out:
+            await conn.exec_driver_sql(
+                "UPDATE job_attempts SET outcome = 'timeout'"
+                " WHERE job_id = ? AND attempt = ? AND outcome = 'error'",
+                timed_out,
+            )
         return ended
 
     async def attempts_open(
         self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
         now: datetime,
     ) -> None:  # fmt: skip
-        at = _stored(now)
-        await conn.exec_driver_sql(
-            "INSERT INTO job_attempts (job_id, attempt, node, started_at) VALUES (?, ?, ?, ?)",
-            [(job_id, attempt, node, at) for job_id, attempt in claimed],
-        )
+        return None  # the trigger job_attempts_open did, inside the claim's UPDATE
 
     async def attempts_close(
         self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime
@@ -250,22 +250,6 @@ def _finish(count: int) -> str:
         + FINISH_RETURNING
     )
     return _numbered(sql, width * count, "now", "cancel_map")
-
-
-@functools.lru_cache(maxsize=64)
-def _finished_attempts(count: int) -> str:
-    """Close the attempts of `count` jobs a finish has just ended (their state read back);
-    then :now, :cancel_message."""
-    width = len(ATTEMPT_COLUMNS)
-    sql = (
-        f"WITH v({', '.join(ATTEMPT_COLUMNS)}) AS (VALUES {_values(width, count)}) "
-        "UPDATE job_attempts SET"
-        + FINISHED_ATTEMPT_SET.format(status="jobs.status", outcome="v.outcome", error="v.error")
-        + """FROM v JOIN jobs ON jobs.job_id = v.job_id
-        WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt
-          AND job_attempts.outcome IS NULL"""
-    )
-    return _numbered(sql, width * count, "now", "cancel_message")
 
 
 @functools.lru_cache(maxsize=64)

@@ -80,14 +80,15 @@ WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'run
 """
 FINISH_RETURNING = "RETURNING jobs.job_id, jobs.attempt, jobs.status, jobs.remove_on_complete"
 
-# Closing attempts, set-based: joined to a row set `v` (job_id, attempt, outcome, error).
+# Closing attempts, set-based: joined to a row set `v` (job_id, attempt, outcome, error). The
+# caller has just moved these jobs (rescue, requeue, reschedule) in the same transaction: what
+# it says the run's outcome was wins over anything written before (a SQLite trigger's guess).
 AttemptRow = tuple[int, int, str, str | None]
 ATTEMPT_COLUMNS = ("job_id", "attempt", "outcome", "error")
 ATTEMPTS_CLOSE = """
 UPDATE job_attempts SET finished_at = :now, outcome = v.outcome, error_message = v.error
 FROM v
 WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt
-  AND job_attempts.outcome IS NULL
 """
 # After a finish: the attempt's outcome is what the run reported ({outcome}, {error}), unless
 # its job ended `cancelled` ({status}) although the run reported something else: a cancel

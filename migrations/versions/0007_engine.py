@@ -7,7 +7,8 @@ no other index and no foreign key, WITHOUT ROWID on SQLite, fillfactor 70 on Pos
 row is written at the run's start and updated at its end; the store deletes it with its job).
 
 SQLite cannot alter a CHECK constraint, so the jobs table is rebuilt there (rows, ids and the
-AUTOINCREMENT counter kept). On PostgreSQL every step is an ALTER.
+AUTOINCREMENT counter kept), and two triggers on jobs open and close attempts there. On
+PostgreSQL every step is an ALTER, and the claim and finish statements write the attempts.
 
 Revision ID: 0007
 Revises: 0006
@@ -30,6 +31,27 @@ depends_on: str | Sequence[str] | None = None
 _OLD_STATES = "status IN ('queued', 'running', 'done', 'error', 'cancelled')"
 _NEW_STATES = "status IN ('scheduled', 'queued', 'running', 'done', 'error', 'cancelled')"
 _OUTCOMES = "outcome IN ('done', 'error', 'timeout', 'lost', 'cancelled', 'given_back')"
+# SQLite has no INSERT or UPDATE inside a WITH, so a claim or a finish would need a statement
+# more for its attempts; these triggers write them inside the claim's and the finish's own
+# UPDATE. (A rebuild of jobs drops them: a later migration that rebuilds it must recreate them.)
+_SQLITE_TRIGGERS = (
+    """CREATE TRIGGER job_attempts_open AFTER UPDATE OF status ON jobs
+    WHEN OLD.status = 'queued' AND NEW.status = 'running'
+    BEGIN
+        INSERT INTO job_attempts (job_id, attempt, node, started_at)
+        VALUES (NEW.job_id, NEW.attempt, NEW.owner, NEW.started_at);
+    END""",
+    """CREATE TRIGGER job_attempts_close AFTER UPDATE OF status ON jobs
+    WHEN OLD.status = 'running' AND NEW.status IN ('done', 'error', 'cancelled')
+    BEGIN
+        UPDATE job_attempts SET
+            finished_at = NEW.finished_at,
+            outcome = NEW.status,
+            error_message = CASE WHEN NEW.status = 'done' THEN NULL
+                                 ELSE json_extract(NEW.status_map, '$.error_message') END
+        WHERE job_id = NEW.job_id AND attempt = NEW.attempt AND outcome IS NULL;
+    END""",
+)
 _QUEUED = sa.text("status = 'queued'")
 _SCHEDULED = sa.text("status = 'scheduled'")
 
@@ -120,9 +142,15 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
         postgresql_with={"fillfactor": 70},
     )
+    if _is_sqlite():
+        for ddl in _SQLITE_TRIGGERS:
+            op.execute(ddl)
 
 
 def downgrade() -> None:
+    if _is_sqlite():
+        for name in ("job_attempts_open", "job_attempts_close"):
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.drop_table("job_attempts")
     op.drop_index("ix_jobs_scheduled", table_name="jobs")
     op.drop_index("ix_jobs_queued", table_name="jobs")
