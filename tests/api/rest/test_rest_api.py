@@ -12,7 +12,6 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,91 +20,33 @@ from urllib.parse import quote
 import httpx
 import pytest
 import snappy
-import sqlalchemy as sa
 
 from jobstore.api.app import create_app
 from jobstore.api.rest import RestConfig
-from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
 from jobstore.domain.clock import Clock, ManualClock
 from jobstore.endpoints.registry import default_registry
-from jobstore.executor.runner import Executor
 from jobstore.store import Database
 from tests.support.avro import SLEEP_REQUEST, SLEEP_RESPONSE, avro_write
 from tests.support.e2e import Server, closed_port
 from tests.support.http import basic
-
-PROBLEM = "application/problem+json"
+from tests.support.rest import PROBLEM, Env, bad_fields, problem, rest_env
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    """Check an RFC 9457 answer and return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM, response.headers
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/api/v1/problems/{slug}", body
-    assert body["status"] == status
-    assert body["title"] and body["detail"], body
-    assert body["instance"] == response.request.url.path
-    assert "Traceback" not in response.text
-    return body
-
-
-def bad_fields(response: httpx.Response) -> set[str]:
-    """The fields a 400 names."""
-    body = problem(response, 400, "invalid-request")
-    return {e["field"] for e in body["errors"]}
-
-
-@dataclass
-class Env:
-    db: Database
-    service: JobService
-    executor: Executor
-    client: httpx.AsyncClient
-
-    async def create(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        response = await self.client.post("/api/v1/jobs", json=body, **kwargs)
-        assert response.status_code == 201, response.text
-        assert response.headers["location"] == f"/api/v1/jobs/{response.json()['id']}"
-        job: dict[str, Any] = response.json()
-        return job
-
-    async def echo(self, payload: Any = None, **fields: Any) -> int:
-        job = await self.create({"endpoint": "/echo", "payload": payload, **fields})
-        return int(job["id"])
-
-    async def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self.client.get(path, **kwargs)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"] == "application/json"
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def sql(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
-        async with self.db.reading() as conn:
-            return [tuple(r) for r in await conn.execute(sa.text(query), params)]
-
-
 async def make_env(
     db: Database, *, retain_done: str = "forever", clock: Clock | None = None, **rest: Any
 ) -> AsyncIterator[Env]:
     """The app over a node whose executor the test drives (`executor.run_once()`)."""
-    node = node_for_tests(db, node_id="rest-test", retain_done=retain_done, clock=clock)
-    executor, service = node.executor, node.jobs
     config = RestConfig(**{"max_wait_seconds": 10.0, **rest})
-    app = node.app(run_background=False, rest=config)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Env(db, service, executor, client)
-    finally:
-        await executor.stop()
+    async for env in rest_env(
+        db, config, node_id="rest-test", retain_done=retain_done, clock=clock
+    ):
+        yield env
 
 
 @pytest.fixture
@@ -453,12 +394,7 @@ async def test_cancel_a_queued_job(env: Env) -> None:
 
 
 async def test_cancel_a_running_job(env: Env) -> None:
-    job = await env.create({"endpoint": "/sleep", "payload": {"seconds": 30}})
-    run = asyncio.create_task(env.executor.run_once())
-    for _ in range(500):
-        if (await env.get(f"/api/v1/jobs/{job['id']}"))["status"] == "running":
-            break
-        await asyncio.sleep(0.02)
+    job, run = await env.start_sleeping()
     response = await env.client.post(f"/api/v1/jobs/{job['id']}/cancel")
     assert response.status_code == 202
     assert response.json() == {"id": job["id"], "outcome": "cancel_requested"}

@@ -10,76 +10,24 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
 from jobstore.api.rest import RestConfig
 from jobstore.api.rest.inputs import OPTION_TYPES
-from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
-from jobstore.core.jobs import JobService
 from jobstore.domain.clock import ManualClock
 from jobstore.domain.options import OPTION_NAMES
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.definition import MARK, endpoint
 from jobstore.endpoints.registry import default_registry
-from jobstore.executor.runner import Executor
 from jobstore.store import Database
 from tests.support.http import basic
+from tests.support.rest import Env, bad_fields, problem, rest_env
 
 NODE = "rest-engine"
-PROBLEM = "application/problem+json"
-
-
-# The helpers of test_rest_api.py, which a test module may not import (tests/test_layers.py).
-def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    """Check an RFC 9457 answer and return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM, response.headers
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/api/v1/problems/{slug}", body
-    assert body["status"] == status and body["title"] and body["detail"], body
-    assert body["instance"] == response.request.url.path
-    return body
-
-
-def bad_fields(response: httpx.Response) -> set[str]:
-    """The fields a 400 names."""
-    body = problem(response, 400, "invalid-request")
-    return {e["field"] for e in body["errors"]}
-
-
-@dataclass
-class Env:
-    db: Database
-    service: JobService
-    executor: Executor
-    client: httpx.AsyncClient
-
-    async def create(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        response = await self.client.post("/api/v1/jobs", json=body, **kwargs)
-        assert response.status_code == 201, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
-    async def echo(self, payload: Any = None, **fields: Any) -> int:
-        job = await self.create({"endpoint": "/echo", "payload": payload, **fields})
-        return int(job["id"])
-
-    async def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self.client.get(path, **kwargs)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def sql(self, query: str) -> list[tuple[Any, ...]]:
-        async with self.db.reading() as conn:
-            return [tuple(r) for r in await conn.execute(sa.text(query))]
 
 
 @endpoint("/once", retryable=False)
@@ -93,14 +41,8 @@ async def engine_env(
 ) -> AsyncIterator[tuple[Env, ManualClock]]:
     registry = default_registry()
     registry.add(getattr(once, MARK))
-    node = node_for_tests(db, node_id=NODE, registry=registry, clock=clock)
-    app = node.app(run_background=False, rest=RestConfig(**rest))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Env(db, node.jobs, node.executor, client), clock
-    finally:
-        await node.executor.stop()
+    async for env in rest_env(db, RestConfig(**rest), node_id=NODE, registry=registry, clock=clock):
+        yield env, clock
 
 
 @pytest.fixture
@@ -374,12 +316,7 @@ async def test_only_a_job_that_ended_error_or_cancelled_can_be_retried(env: Env)
 
 async def test_a_running_job_cannot_be_retried(db: Database) -> None:
     async for env, _ in engine_env(db, ManualClock()):
-        job = await env.create({"endpoint": "/sleep", "payload": {"seconds": 30}})
-        run = asyncio.create_task(env.executor.run_once())
-        for _ in range(500):
-            if (await env.get(f"/api/v1/jobs/{job['id']}"))["status"] == "running":
-                break
-            await asyncio.sleep(0.02)
+        job, run = await env.start_sleeping()
         refused = problem(
             await env.client.post(f"/api/v1/jobs/{job['id']}/retry"), 409, "job-not-retryable"
         )
@@ -459,12 +396,7 @@ async def test_bulk_retry_and_cancel_answer_their_counts(env: Env, clock: Manual
 
 
 async def test_bulk_cancel_asks_a_running_job_to_stop(env: Env) -> None:
-    job = await env.create({"endpoint": "/sleep", "payload": {"seconds": 30}})
-    run = asyncio.create_task(env.executor.run_once())
-    for _ in range(500):
-        if (await env.get(f"/api/v1/jobs/{job['id']}"))["status"] == "running":
-            break
-        await asyncio.sleep(0.02)
+    job, run = await env.start_sleeping()
     answer = await bulk(env, "cancel", {"status": "running"})
     assert (answer["matched"], answer["outcomes"]) == (1, {"cancel_requested": 1})
     assert await asyncio.wait_for(run, 10) == [job["id"]]
