@@ -467,7 +467,7 @@ class JobService:
         job = await self.get_job(job_id=job_id, visible_to=visible_to)
         if not moved:
             raise JobNotRetryable(job_id, job.status.value)
-        self.events.created(job.endpoint)
+        self.events.created(job.endpoint)  # work waits again: wake this node's executor
         return job
 
     async def bulk_action(
@@ -510,8 +510,9 @@ class JobService:
                 self.events.cancel_requested(
                     [i for i, o in done.items() if o == "cancel_requested"]
                 )
-            elif moved:
-                self.events.created("")
+            else:
+                for endpoint in set(moved.values()):
+                    self.events.created(endpoint)
             if not more or matched >= max_jobs:
                 break
         return BulkResult(matched=matched, outcomes=outcomes, more=more)

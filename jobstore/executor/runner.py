@@ -177,22 +177,19 @@ class Executor:
         began = time.perf_counter()
         now = self.clock.now()  # the moment the claim is decided: started_at
         async with self.db.transaction() as conn:
-            claimed = await self._claim_in(conn, free, now)
+            claimed = await self.store.job_claim(
+                conn,
+                node=self.config.node_id,
+                endpoints=self.registry.names(),
+                limit=free,
+                now=now,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            )
         self._queue_may_have_more = len(claimed) >= free
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
         self._start(claimed)
         return claimed
-
-    async def _claim_in(self, conn: Any, limit: int, now: datetime) -> list[Claimed]:
-        return await self.store.job_claim(
-            conn,
-            node=self.config.node_id,
-            endpoints=self.registry.names(),
-            limit=limit,
-            now=now,
-            lease_until=now + timedelta(seconds=self.config.lease_seconds),
-        )
 
     def _start(self, claimed: list[Claimed]) -> None:
         """A task for each claimed job (after the claim's commit)."""

@@ -52,17 +52,11 @@ class Driver(Protocol):
         """The rows `stmt` reads, held until the transaction ends (where rows can be locked)."""
         ...
 
-    def job_claim_statement(
-        self,
-        *,
-        node: str,
-        endpoints: Sequence[str],
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-    ) -> tuple[sa.Executable, dict[str, Any]]:
-        """UPDATE the first `limit` queued jobs (priority, then age) to running ... RETURNING the
-        claimed rows, and its parameters. It may open their attempts too (see attempts_open)."""
+    @property
+    def claim(self) -> sa.Executable:
+        """UPDATE the first `:limit` queued jobs of `:endpoints` (priority, then age) to
+        running, owned by `:node` since `:now` until `:lease_until`, RETURNING the claimed
+        rows; it opens their attempts in `job_attempts` too. Built once: only binds change."""
         ...
 
     async def job_finish(
@@ -71,13 +65,6 @@ class Driver(Protocol):
         """End the jobs of `rows` in one UPDATE, fenced by (job_id, attempt, running), and
         close their attempts (closed `cancelled` where a cancel request won). Answers a row
         (job_id, status, remove_on_complete) per job whose attempt still held it."""
-        ...
-
-    async def attempts_open(
-        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
-        now: datetime,
-    ) -> None:  # fmt: skip
-        """Open a job_attempts row per claimed (job_id, attempt), where the claim did not."""
         ...
 
     async def attempts_close(

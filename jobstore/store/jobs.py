@@ -285,16 +285,16 @@ class JobStore(RunStore):
         now: datetime,
         *,
         created_by: str | None = None,
-    ) -> list[int]:
+    ) -> dict[int, str]:
         """Put finished `error` and `cancelled` jobs back in the queue for one more attempt.
 
         The job starts over (no owner, progress 0, no response, no cancel request) and keeps
         its attempt count, so its next run is a new row in `job_attempts`; max_attempts grows
-        if needed so that run is allowed. Answers the ids moved; the others were not finished
-        that way, belong to another user (`created_by`), or do not exist.
+        if needed so that run is allowed. Answers the jobs moved (id -> endpoint); the others
+        were not finished that way, belong to another user (`created_by`), or do not exist.
         """
         if not job_ids:
-            return []
+            return {}
         where: list[sa.ColumnElement[bool]] = [
             jobs.c.job_id.in_(job_ids),
             jobs.c.status.in_([s.value for s in RETRYABLE_STATES]),
@@ -323,9 +323,9 @@ class JobStore(RunStore):
                     else_=jobs.c.max_attempts,
                 ),
             )
-            .returning(jobs.c.job_id)
+            .returning(jobs.c.job_id, jobs.c.endpoint)
         )
-        return sorted((await conn.execute(stmt)).scalars())
+        return {row.job_id: row.endpoint for row in sorted(await conn.execute(stmt))}
 
     async def job_ids_matching(
         self, conn: AsyncConnection, query: JobQuery, *, limit: int

@@ -30,7 +30,6 @@ from jobstore.store.statements import (
     FINISH_RETURNING,
     FINISH_SET,
     FINISH_WHERE,
-    FINISHED_ATTEMPT_SET,
     IS_QUEUED,
     AttemptRow,
     FinishRow,
@@ -49,7 +48,9 @@ _MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
 # starting up), invalid authorization.
 _UNAVAILABLE_STATES = ("08", "53", "57P", "28")
 
-# One statement ends the jobs and closes their attempts (data-modifying CTEs).
+# One statement ends the jobs and closes their attempts (data-modifying CTEs). An attempt's
+# outcome is what its run reported, unless its job ended `cancelled` although the run reported
+# something else: a cancel request overtook it, and the attempt is closed `cancelled` too.
 _FINISH = sa.text(
     """WITH v AS (
          SELECT * FROM unnest(CAST(:job_id AS BIGINT[]), CAST(:attempt AS INTEGER[]),
@@ -68,11 +69,13 @@ _FINISH = sa.text(
     + FINISH_RETURNING
     + """, v.aoutcome, v.aerror
        ), closed AS (
-         UPDATE job_attempts SET"""
-    + FINISHED_ATTEMPT_SET.format(
-        status="ended.status", outcome="ended.aoutcome", error="ended.aerror"
-    )
-    + """FROM ended
+         UPDATE job_attempts SET
+           finished_at = :now,
+           outcome = CASE WHEN ended.status = 'cancelled' AND ended.aoutcome <> 'cancelled'
+                          THEN 'cancelled' ELSE ended.aoutcome END,
+           error_message = CASE WHEN ended.status = 'cancelled' AND ended.aoutcome <> 'cancelled'
+                                THEN :cancel_message ELSE ended.aerror END
+         FROM ended
          WHERE job_attempts.job_id = ended.job_id AND job_attempts.attempt = ended.attempt
            AND job_attempts.outcome IS NULL
        )
@@ -119,7 +122,7 @@ class PostgresDriver:
             ["job_id", "attempt", "node", "started_at"],
             sa.select(claimed.c.job_id, claimed.c.attempt, node, now),
         )
-        self._claim = sa.select(claimed).add_cte(opened.cte("opened"))
+        self.claim = sa.select(claimed).add_cte(opened.cte("opened"))
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -154,24 +157,6 @@ class PostgresDriver:
     def select_for_update(self, stmt: SelectT, *, skip_locked: bool = False) -> SelectT:
         return stmt.with_for_update(skip_locked=skip_locked)
 
-    def job_claim_statement(
-        self,
-        *,
-        node: str,
-        endpoints: Sequence[str],
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-    ) -> tuple[sa.Executable, dict[str, Any]]:
-        params = {
-            "node": node,
-            "endpoints": list(endpoints),
-            "limit": limit,
-            "now": now,
-            "lease_until": lease_until,
-        }
-        return self._claim, params
-
     async def job_finish(
         self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
     ) -> list[Any]:
@@ -182,12 +167,6 @@ class PostgresDriver:
         }
         params.update(now=now, cancel_map=json.dumps(cancel_map()), cancel_message=CANCEL_MESSAGE)
         return list((await conn.execute(_FINISH, params)).all())
-
-    async def attempts_open(
-        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
-        now: datetime,
-    ) -> None:  # fmt: skip
-        return None  # the claim statement opened them
 
     async def attempts_close(
         self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime

@@ -77,9 +77,13 @@ class RunStore:
         """
         if limit <= 0 or not endpoints:
             return []
-        stmt, params = self.driver.job_claim_statement(
-            node=node, endpoints=endpoints, limit=limit, now=now, lease_until=lease_until
-        )
+        params = {
+            "node": node,
+            "endpoints": list(endpoints),
+            "limit": limit,
+            "now": now,
+            "lease_until": lease_until,
+        }
         claimed = [
             Claimed(
                 job_id=r.job_id,
@@ -93,12 +97,8 @@ class RunStore:
                 backoff_seconds=r.backoff_seconds,
                 timeout_seconds=r.timeout_seconds,
             )
-            for r in await conn.execute(stmt, params)
+            for r in await conn.execute(self.driver.claim, params)
         ]
-        if claimed:
-            await self.driver.attempts_open(
-                conn, [(c.job_id, c.attempt) for c in claimed], node=node, now=now
-            )
         claimed.sort(key=lambda c: c.job_id)
         return claimed
 

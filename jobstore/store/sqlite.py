@@ -67,8 +67,9 @@ class SqliteDriver:
     def __init__(self) -> None:
         # Built once, all parameters bound: an idle node claims (and finds nothing) every poll.
         # One statement: the subquery is evaluated once, and the caller's write lock keeps
-        # the picked rows queued until the UPDATE has moved them.
-        self._claim = claim_update(
+        # the picked rows queued until the UPDATE has moved them. The trigger
+        # job_attempts_open (migration 0007) opens each claimed job's attempt inside it.
+        self.claim = claim_update(
             jobs.c.job_id.in_(_PICK.columns(jobs.c.job_id)),
             node=sa.bindparam("node"),
             now=sa.bindparam("now"),
@@ -104,24 +105,6 @@ class SqliteDriver:
         # BEGIN IMMEDIATE already holds the database's only write lock.
         return stmt
 
-    def job_claim_statement(
-        self,
-        *,
-        node: str,
-        endpoints: Sequence[str],
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-    ) -> tuple[sa.Executable, dict[str, Any]]:
-        params = {
-            "node": node,
-            "endpoints": list(endpoints),
-            "limit": limit,
-            "now": now,
-            "lease_until": lease_until,
-        }
-        return self._claim, params
-
     # The batch statements below run at the driver level with numbered parameters (?1, ?2,
     # ...) bound from a tuple: through SQLAlchemy every one of a batch's thousands of
     # parameters is processed in Python, and sqlite3 binds named ones (:name) one dict
@@ -133,7 +116,7 @@ class SqliteDriver:
         # The trigger job_attempts_close (migration 0007) closes each attempt inside this
         # UPDATE, from the job's new state: done, error or cancelled, and the status map's
         # error message. Only a run that timed out says more than its job's state does.
-        values = [value for row in rows for value in row[:8]]
+        values = [value for row in rows for value in row[: len(_JOB_COLUMNS)]]
         params = (*values, _stored(now), json.dumps(cancel_map()))
         ended = list((await conn.exec_driver_sql(_finish(len(rows)), params)).all())
         held = {r.job_id for r in ended}
@@ -147,12 +130,6 @@ class SqliteDriver:
                 timed_out,
             )
         return ended
-
-    async def attempts_open(
-        self, conn: AsyncConnection, claimed: Sequence[tuple[int, int]], *, node: str,
-        now: datetime,
-    ) -> None:  # fmt: skip
-        return None  # the trigger job_attempts_open did, inside the claim's UPDATE
 
     async def attempts_close(
         self, conn: AsyncConnection, rows: Sequence[AttemptRow], *, now: datetime

@@ -90,18 +90,6 @@ UPDATE job_attempts SET finished_at = :now, outcome = v.outcome, error_message =
 FROM v
 WHERE job_attempts.job_id = v.job_id AND job_attempts.attempt = v.attempt
 """
-# After a finish: the attempt's outcome is what the run reported ({outcome}, {error}), unless
-# its job ended `cancelled` ({status}) although the run reported something else: a cancel
-# request overtook it, and the attempt is closed `cancelled` too.
-FINISHED_ATTEMPT_SET = """
-    finished_at = :now,
-    outcome = CASE WHEN {status} = 'cancelled' AND {outcome} <> 'cancelled'
-                   THEN 'cancelled' ELSE {outcome} END,
-    error_message = CASE WHEN {status} = 'cancelled' AND {outcome} <> 'cancelled'
-                         THEN :cancel_message ELSE {error} END
-"""
-
-
 CANCEL_MESSAGE = "cancelled on request"
 
 
