@@ -8,6 +8,7 @@ describe the whole cluster, not this node.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -23,6 +24,9 @@ _JOBS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, 3600.
 
 class Metrics:
     def __init__(self) -> None:
+        # Labelled children by (metric, labels). prometheus_client's labels() validates and
+        # locks on every call, a few microseconds each; a job updates four of them.
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs_created = Counter(
@@ -80,21 +84,28 @@ class Metrics:
             registry=r,
         )
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def job_created(self, endpoint: str) -> None:
-        self.jobs_created.labels(endpoint).inc()
+        self._child(self.jobs_created, endpoint).inc()
 
     def job_finished(self, endpoint: str, status: JobState, seconds: float) -> None:
-        self.jobs_finished.labels(endpoint, status.value).inc()
-        self.job_duration.labels(endpoint, status.value).observe(seconds)
+        self._child(self.jobs_finished, endpoint, status.value).inc()
+        self._child(self.job_duration, endpoint, status.value).observe(seconds)
 
     def attempt_ended(self, endpoint: str, outcome: AttemptOutcome, state: JobState) -> None:
         """A run on this node ended with `outcome`, leaving its job in `state`."""
-        self.attempts.labels(endpoint, outcome.value).inc()
+        self._child(self.attempts, endpoint, outcome.value).inc()
         if state not in FINAL_STATES:
-            self.retries.labels(endpoint).inc()
+            self._child(self.retries, endpoint).inc()
 
     def attempts_lost(self, endpoint: str, count: int) -> None:
-        self.attempts.labels(endpoint, AttemptOutcome.LOST.value).inc(count)
+        self._child(self.attempts, endpoint, AttemptOutcome.LOST.value).inc(count)
 
     def claim_observed(self, seconds: float, claimed: int) -> None:
         self.claim_duration.observe(seconds)
@@ -102,7 +113,7 @@ class Metrics:
             self.claimed.inc(claimed)
 
     def http_observed(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_duration.labels(method, route, str(status)).observe(seconds)
+        self._child(self.http_duration, method, route, str(status)).observe(seconds)
 
     def render(self, active: Mapping[JobState, int]) -> bytes:
         """The text exposition format, with the database gauges set from `active`."""
