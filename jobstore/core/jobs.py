@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from jobstore.codecs import decode_request
@@ -50,6 +50,7 @@ from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.metrics import Metrics
 from jobstore.store import Database
 from jobstore.store.batch import GroupCommit
+from jobstore.store.jobs import job_as_written
 from jobstore.store.migrate import current_revision, head_revision
 
 # Ids per statement when cancelling many jobs (PostgreSQL takes at most 32767 parameters).
@@ -80,6 +81,15 @@ class CreateResult:
     job_id: int
     job_tag: str
     created: bool  # False when an identical create with the same tag was answered before
+    written: NewJob | None = None  # the new job, when created
+    created_at: datetime | None = None
+
+    def job(self) -> Job | None:
+        """The new job's row as its create wrote it (None for a repeated create): a create is
+        answered from its own transaction, never from a second read that might fail."""
+        if self.written is None or self.created_at is None:
+            return None
+        return job_as_written(self.written, self.job_id, self.created_at)
 
 
 _UNPARSED: Any = object()
@@ -295,7 +305,9 @@ class JobService:
                 raise TagConflict(new.job_tag, inserted.job_id, _what_differs(new, inserted))
             return CreateResult(inserted.job_id, new.job_tag, created=False)
         self.announce_created(new)
-        return CreateResult(inserted.job_id, new.job_tag, created=True)
+        return CreateResult(
+            inserted.job_id, new.job_tag, created=True, written=new, created_at=inserted.created_at
+        )
 
     def announce_created(self, new: NewJob) -> None:
         """A create committed: count it and tell this node's executor that work is waiting
@@ -421,15 +433,23 @@ class JobService:
         return await self.db.ping()
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Whether this node can serve: database reachable, schema at the newest revision."""
+        """Whether this node can serve: database reachable and writable (not a standby, not
+        read-only), schema at the newest revision."""
         head = head_revision()
         try:
             current = await current_revision(self.db)
+            read_only = await self.db.read_only_reason()
         except Exception as exc:
             return False, {"database": f"unreachable: {type(exc).__name__}", "schema": "unknown"}
-        ok = current == head
-        schema = "at head" if ok else f"at {current or 'nothing'}, head is {head}"
-        return ok, {"database": "reachable", "schema": schema, "revision": current or ""}
+        at_head = current == head
+        schema = "at head" if at_head else f"at {current or 'nothing'}, head is {head}"
+        checks = {
+            "database": "reachable",
+            "writable": read_only or "yes",
+            "schema": schema,
+            "revision": current or "",
+        }
+        return at_head and read_only is None, checks
 
     async def cancel_jobs(
         self, job_ids: Sequence[int], *, created_by: str | None = None

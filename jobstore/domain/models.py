@@ -11,6 +11,9 @@ from typing import Any
 
 # Runs of a retryable job whose node keeps dying, unless its endpoint or the node says otherwise.
 DEFAULT_MAX_ATTEMPTS = 3
+# What may sit between the nodes and PostgreSQL (--database-pooler): nothing, or a pooler
+# (PgBouncer and the like) in session or in transaction mode.
+POOLER_MODES = ("none", "session", "transaction")
 
 
 class JobState(enum.StrEnum):
@@ -227,6 +230,7 @@ class Inserted:
     existing_owner: str | None = None  # who created the job holding the tag
     existing_endpoint: str | None = None  # the holder's endpoint
     existing_encoding: str | None = None  # the holder's request encoding (None if removed)
+    created_at: datetime | None = None  # when created: the time written into the new row
 
 
 @dataclass(frozen=True, slots=True)

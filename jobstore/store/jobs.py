@@ -84,7 +84,7 @@ class JobStore(RunStore):
                     new.endpoint,
                     new.request.encoding.value,
                 )
-                answers.append(Inserted(created[tag], True))
+                answers.append(Inserted(created[tag], True, created_at=now))
             else:
                 answers.append(None)  # held by an earlier job: resolved below
         missing = {n.job_tag for n, a in zip(news, answers, strict=True) if a is None}
@@ -408,6 +408,11 @@ def _filtered(stmt: sa.Select[Any], query: JobQuery) -> sa.Select[Any]:
     if query.before_id is not None:
         stmt = stmt.where(jobs.c.job_id < query.before_id)
     return stmt
+
+
+def job_as_written(new: NewJob, job_id: int, now: datetime) -> Job:
+    """The row a create wrote for `new` at `now`, as read back: without reading it back."""
+    return Job.from_row({**_insert_row(new, now), "job_id": job_id})
 
 
 def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:

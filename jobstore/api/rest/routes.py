@@ -187,7 +187,9 @@ class RestApi:
     async def _created_summary(
         self, result: CreateResult, create: CreateRequest, principal: Principal | None
     ) -> dict[str, Any]:
-        try:
+        if (written := result.job()) is not None:
+            return job_summary(written)  # a new job: as its committed create wrote it
+        try:  # a repeated create: the job as it is now
             job = await self.service.get_job(job_id=result.job_id)
         except JobRemoved as gone:
             # A remove_on_complete job can finish and go before we read it back: describe it
