@@ -27,7 +27,7 @@ async def _existing(db: Database, *, at_head: bool) -> str:
 
 
 async def db_command(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url, pool_size=1)
+    db = Database(settings.database_url, pool_size=1, **settings.database_options())
     try:
         if args.db_command == "upgrade":
             await db.wait_until_reachable(settings.wait_for_database)
@@ -61,7 +61,7 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 
 async def auth_command(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url, pool_size=1)
+    db = Database(settings.database_url, pool_size=1, **settings.database_options())
     auth = Authenticator(db)
     try:
         await _existing(db, at_head=True)

@@ -132,7 +132,9 @@ def build_node(
     """Wire a node. Raises ConfigError on bad settings or endpoint modules; connects nothing
     yet (the first transaction does)."""
     registry = registry or default_registry(settings.endpoints, entry_points=True)
-    db = db or Database(settings.database_url, pool_size=settings.pool_size)
+    db = db or Database(
+        settings.database_url, pool_size=settings.pool_size, **settings.database_options()
+    )
     # Nodes agree on time by keeping the database's (leases, due jobs); tests may pass a
     # ManualClock instead, or skew the machine's clock under the database's with `local_clock`.
     database_clock = None if clock is not None else DatabaseClock(db, local=local_clock)

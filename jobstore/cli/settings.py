@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
 from typing import Any
 
 from jobstore.api.limits import DEFAULT_MAX_BODY_BYTES
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError
-from jobstore.domain.models import DEFAULT_MAX_ATTEMPTS, JobState
+from jobstore.domain.models import DEFAULT_MAX_ATTEMPTS, POOLER_MODES, JobState
 from jobstore.executor.config import ExecutorConfig, PrunerConfig
 
 
@@ -37,7 +38,10 @@ class Option:
 
     @property
     def default(self) -> Any:
-        return Settings.__dataclass_fields__[self.dest].default
+        field_ = Settings.__dataclass_fields__[self.dest]
+        if field_.default_factory is not MISSING:
+            return field_.default_factory()
+        return field_.default
 
     @property
     def env(self) -> str:
@@ -64,6 +68,24 @@ def _auth_mode(value: str) -> str:
     return lowered
 
 
+def _pooler(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in POOLER_MODES:
+        raise argparse.ArgumentTypeError(f"expected {', '.join(POOLER_MODES)}, got {value!r}")
+    return lowered
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    """A JSON object, its values kept as typed (numbers stay numbers)."""
+    try:
+        parsed = json.loads(value) if value.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object: {exc.msg}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object, like {"command_timeout": 60}')
+    return parsed
+
+
 def _log_format(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in ("text", "json"):
@@ -87,6 +109,26 @@ OPTIONS: tuple[Option, ...] = (
         "--database-url",
         str,
         "SQLAlchemy URL: sqlite:///path.db or postgresql://user@host/db",
+        DB_COMMANDS,
+    ),
+    Option(
+        "--database-pooler",
+        _pooler,
+        "none, session or transaction: the mode of the PgBouncer (or similar) between the nodes "
+        "and PostgreSQL; transaction makes every statement safe on a shared server connection",
+        DB_COMMANDS,
+    ),
+    Option(
+        "--listen-database-url",
+        str,
+        "a direct connection to PostgreSQL for LISTEN, which a transaction pooler cannot carry "
+        "(default: the database URL, or none in transaction mode)",
+    ),
+    Option(
+        "--database-connect-args",
+        _json_object,
+        "a JSON object of connection arguments for the PostgreSQL driver (asyncpg), "
+        'values typed as given, like {"command_timeout": 60, "ssl": "require"}',
         DB_COMMANDS,
     ),
     Option("--host", str, "address to listen on", ("serve",)),
@@ -194,6 +236,9 @@ class Settings:
     """Every setting of a node. Defaults that a component also has come from that component."""
 
     database_url: str = "sqlite:///jobstore.db"
+    database_pooler: str = "none"
+    listen_database_url: str = ""
+    database_connect_args: Mapping[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 9191
     public_url: str = ""
@@ -221,6 +266,14 @@ class Settings:
     metrics: bool = True
     log_level: str = "info"
     log_format: str = "text"
+
+    def database_options(self) -> dict[str, Any]:
+        """How to reach the database, beyond its URL: keyword arguments of `Database`."""
+        return {
+            "pooler": self.database_pooler,
+            "listen_url": self.listen_database_url or None,
+            "connect_args": self.database_connect_args,
+        }
 
     def pruner_config(self) -> PrunerConfig:
         """Retention per final state; states kept forever are left out."""

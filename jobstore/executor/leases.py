@@ -60,6 +60,8 @@ class LeaseKeeper:
                 lease_until=now + self.lease,
             )
         held_ids = {h.job_id for h in held}
+        for job_id in held_ids:
+            sent[job_id].lease_until = now + self.lease
         lost = []
         for job_id, run in sent.items():
             if job_id in held_ids or run.lost or run.finishing:

@@ -44,6 +44,11 @@ from jobstore.store.batch import GroupCommit
 
 log = logging.getLogger(__name__)
 
+# Recording an outcome that failed is tried again after this long, doubling up to the most,
+# for as long as the job's lease holds.
+FINISH_FIRST_RETRY_SECONDS = 0.2
+FINISH_MAX_RETRY_SECONDS = 2.0
+
 
 class Executor:
     def __init__(
@@ -136,9 +141,9 @@ class Executor:
             ("ticker", self._every("ticker", self.config.tick_seconds, self.tick_once)),
             ("rescuer", self._every("rescuer", self.config.rescue_seconds, self.rescue_once)),
             ("scheduler", self.scheduler.run),
+            # Returns at once where the database cannot listen (saying why, where it matters).
+            ("listener", lambda: self.db.listen_for_new_jobs(self.wake)),
         ]
-        if self.db.can_listen:
-            loops.append(("listener", lambda: self.db.listen_for_new_jobs(self.wake)))
         for name, loop in loops:
             self._tasks.append(
                 asyncio.create_task(self._supervise(name, loop), name=f"jobstore-{name}")
@@ -176,6 +181,7 @@ class Executor:
             return []
         began = time.perf_counter()
         now = self.clock.now()  # the moment the claim is decided: started_at
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
         async with self.db.transaction() as conn:
             claimed = await self.store.job_claim(
                 conn,
@@ -183,15 +189,15 @@ class Executor:
                 endpoints=self.registry.names(),
                 limit=free,
                 now=now,
-                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                lease_until=lease_until,
             )
         self._queue_may_have_more = len(claimed) >= free
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
-        self._start(claimed)
+        self._start(claimed, lease_until)
         return claimed
 
-    def _start(self, claimed: list[Claimed]) -> None:
+    def _start(self, claimed: list[Claimed], lease_until: datetime) -> None:
         """A task for each claimed job (after the claim's commit)."""
         for job in claimed:
             if (stale := self._running.get(job.job_id)) is not None:
@@ -206,6 +212,7 @@ class Executor:
                     endpoint=job.endpoint,
                     attempt=job.attempt,
                 ),
+                lease_until=lease_until,
             )
             self._running.add(run)
             if job.cancel_requested:
@@ -321,7 +328,11 @@ class Executor:
             cap=self.config.max_backoff_seconds,
             retry=not run.no_retry,
         )
-        for attempt_no in range(5):
+        # While the lease may still hold, no other node can have taken the job: keep trying
+        # (through a failover, say). The lease keeper renews it as soon as the database is
+        # back, which extends the time we keep trying.
+        delay = FINISH_FIRST_RETRY_SECONDS
+        while True:
             try:
                 state = await self._finishes.submit((job, outcome))
                 if state is not None:
@@ -334,12 +345,19 @@ class Executor:
                     )
                 return
             except Exception as exc:
-                delay = 0.2 * 2**attempt_no
-                log.warning("recording job %d failed (%s); retry in %.1fs", job.job_id, exc, delay)
-                await asyncio.sleep(delay)
-        log.error(
-            "could not record job %d; its lease will expire and it will be rescued", job.job_id
-        )
+                left = (run.lease_until or self.clock.now()) - self.clock.now()
+                if left <= timedelta(0):
+                    log.error(
+                        "could not record job %d (%s) before its lease ran out; another node "
+                        "will rescue it",
+                        job.job_id,
+                        exc,
+                    )
+                    return
+                wait = min(delay, left.total_seconds())
+                log.warning("recording job %d failed (%s); retry in %.1fs", job.job_id, exc, wait)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, FINISH_MAX_RETRY_SECONDS)
 
     def _finished(self, run: Run, outcome: Outcome, state: JobState) -> None:
         seconds = time.monotonic() - run.started
@@ -432,7 +450,8 @@ class Executor:
             if claimed and self._queue_may_have_more and free > 0:
                 continue  # the claim was full: the queue may hold more
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+                poll = self.db.idle_poll_seconds(self.config.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), poll)
 
     def _every(
         self, name: str, seconds: float, once: Callable[[], Awaitable[Any]]

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -22,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobstore.domain.errors import ConfigError, DatabaseUnusable, StoreUnavailable
+from jobstore.domain.models import POOLER_MODES
 from jobstore.store.accounts import AuthStore
 from jobstore.store.cdm import CdmStore
 from jobstore.store.diagnose import describe_connect_error, display_url, missing_file
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 FIRST_PAUSE_SECONDS = 0.1
 MAX_PAUSE_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+# A LISTEN is trusted once the node's own test NOTIFY comes back within this time. Until then,
+# and for good where it never does, idle executors look for work at least this often.
+LISTEN_CHECK_SECONDS = 5.0
+UNHEARD_POLL_SECONDS = 0.2
 
 # The driver per URL scheme (`make_url(...).get_backend_name()`).
 _DRIVERS: dict[str, Callable[[], Driver]] = {
@@ -84,9 +91,37 @@ def normalize_url(url: str) -> URL:
 class Database:
     """One database URL: its driver, engines and repositories; hands out transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pooler: str = "none",
+        listen_url: str | None = None,
+        connect_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`pooler` and `listen_url` say how to reach PostgreSQL through PgBouncer and the
+        like (docs/operations.md); `connect_args` go to the database driver as typed values."""
+        if pooler not in POOLER_MODES:
+            raise ConfigError(f"database pooler must be one of {', '.join(POOLER_MODES)}")
         self.url, self.driver = _connect(url)
-        self._writer, self._reader = self.driver.engines_create(self.url, pool_size=pool_size)
+        self.pooler = pooler
+        args = dict(connect_args or {})
+        self._writer, self._reader = self.driver.engines_create(
+            self.url, pool_size=pool_size, pooler=pooler, connect_args=args
+        )
+        # LISTEN holds its connection's session: through a transaction pooler it hears
+        # nothing, so it needs a direct connection of its own.
+        self._listen_engine: AsyncEngine | None = self._writer
+        if listen_url is not None:
+            listen, listen_driver = _connect(listen_url)
+            if type(listen_driver) is not type(self.driver):
+                raise ConfigError("the listen database URL must be of the same kind of database")
+            self._listen_engine = self.driver.listen_engine_create(listen, connect_args=args)
+        elif pooler == "transaction":
+            self._listen_engine = None
+        self.hears_new_jobs = False  # a LISTEN is up and its test NOTIFY came back
+        self._unheard_logged = False
         # The repositories, built once; each speaks to this database through its driver.
         self.jobs = JobStore(self.driver)
         self.cdm = CdmStore(self.driver)
@@ -137,13 +172,74 @@ class Database:
 
     @property
     def can_listen(self) -> bool:
-        """Whether `listen_for_new_jobs` hears creates made on other nodes."""
-        return self.driver.can_listen
+        """Whether `listen_for_new_jobs` can hear creates made on other nodes."""
+        return self.driver.can_listen and self._listen_engine is not None
+
+    def idle_poll_seconds(self, poll_seconds: float) -> float:
+        """How long an idle executor may wait before it looks for work again: `poll_seconds`
+        where creates on other nodes are announced to it (or, on SQLite, where nothing could
+        be), else at most UNHEARD_POLL_SECONDS."""
+        if not self.driver.can_listen or self.hears_new_jobs:
+            return poll_seconds
+        return min(poll_seconds, UNHEARD_POLL_SECONDS)
 
     async def listen_for_new_jobs(self, on_notify: Callable[[], None]) -> None:
         """Call `on_notify` for every job created on any node, until cancelled; returns at once
-        when the database cannot listen (see `can_listen`). Reconnects when the link drops."""
-        await self.driver.new_jobs_listen(self._writer, on_notify)
+        when the database cannot listen (see `can_listen`). Reconnects when the link drops.
+        Each new LISTEN is checked with a NOTIFY of our own sent the way other nodes send
+        theirs; one that does not come back is reported once, and polling speeds up."""
+        if self._listen_engine is None:
+            if self.driver.can_listen:
+                log.warning(
+                    "LISTEN cannot work through a transaction pooler: new jobs on other nodes "
+                    "are found by polling every %.1f s; give --listen-database-url (a direct "
+                    "connection to PostgreSQL) to hear of them at once",
+                    UNHEARD_POLL_SECONDS,
+                )
+            return
+        probe = f"check-{uuid.uuid4().hex}"
+        heard = asyncio.Event()
+
+        def notified(payload: str) -> None:
+            if payload == probe:
+                heard.set()
+            else:
+                on_notify()
+
+        async def check() -> None:
+            heard.clear()
+            try:
+                async with self.transaction() as conn:
+                    await self.driver.new_jobs_notify(conn, probe)
+                await asyncio.wait_for(heard.wait(), LISTEN_CHECK_SECONDS)
+            except (TimeoutError, StoreUnavailable):
+                self._listen_unheard()
+                return
+            if not self.hears_new_jobs and self._unheard_logged:
+                log.info("LISTEN works again: new jobs on other nodes are heard at once")
+            self.hears_new_jobs = True
+
+        try:
+            await self.driver.new_jobs_listen(self._listen_engine, notified, on_listening=check)
+        finally:
+            self.hears_new_jobs = False
+
+    def _listen_unheard(self) -> None:
+        self.hears_new_jobs = False
+        if not self._unheard_logged:
+            self._unheard_logged = True
+            log.warning(
+                "LISTEN hears nothing: a test NOTIFY did not come back within %.0f s (a "
+                "transaction pooler between this node and PostgreSQL? see --listen-database-url);"
+                " looking for new jobs every %.1f s instead",
+                LISTEN_CHECK_SECONDS,
+                UNHEARD_POLL_SECONDS,
+            )
+
+    async def read_only_reason(self) -> str | None:
+        """Why the database cannot take writes now; None when it can."""
+        async with self.reading() as conn:
+            return await self.driver.read_only_reason(conn)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -194,6 +290,8 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        if self._listen_engine is not None and self._listen_engine is not self._writer:
+            await self._listen_engine.dispose()
 
 
 def _brief(exc: BaseException) -> str:

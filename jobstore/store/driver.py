@@ -6,7 +6,7 @@ never ask which database they are on. `sqlite.py` and `postgres.py` implement th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -34,8 +34,16 @@ class Driver(Protocol):
         """The URL with its async driver; ConfigError when it cannot work."""
         ...
 
-    def engines_create(self, url: URL, *, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
-        """(writer, reader); the same engine twice when the database allows concurrent writers."""
+    def engines_create(
+        self, url: URL, *, pool_size: int, pooler: str, connect_args: Mapping[str, Any]
+    ) -> tuple[AsyncEngine, AsyncEngine]:
+        """(writer, reader); the same engine twice when the database allows concurrent writers.
+        `pooler` (none, session, transaction) says what sits between jobstore and the server;
+        `connect_args` go to the database driver as they are. ConfigError where unsupported."""
+        ...
+
+    def listen_engine_create(self, url: URL, *, connect_args: Mapping[str, Any]) -> AsyncEngine:
+        """An engine for the LISTEN connection alone, straight to the server (no pooler)."""
         ...
 
     def error_is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
@@ -87,13 +95,24 @@ class Driver(Protocol):
         """Wait until no other node migrates; held until this transaction ends."""
         ...
 
-    async def new_jobs_notify(self, conn: AsyncConnection) -> None:
+    async def new_jobs_notify(self, conn: AsyncConnection, payload: str = "") -> None:
         """Tell listening nodes, when this transaction commits, that jobs were created."""
         ...
 
     async def new_jobs_listen(
-        self, engine: AsyncEngine, on_notify: Callable[[], None], *, check_seconds: float = 2.0
+        self,
+        engine: AsyncEngine,
+        on_notify: Callable[[str], None],
+        *,
+        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        check_seconds: float = 2.0,
     ) -> None:
-        """Call `on_notify` for every notification until cancelled; returns at once when the
-        database cannot listen."""
+        """Call `on_notify(payload)` for every notification until cancelled, and run
+        `on_listening` each time a LISTEN starts (a check that notifications arrive); returns
+        at once when the database cannot listen."""
+        ...
+
+    async def read_only_reason(self, conn: AsyncConnection) -> str | None:
+        """Why this server cannot take writes now (a standby, a read-only default); None when
+        it can."""
         ...

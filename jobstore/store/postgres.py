@@ -7,10 +7,11 @@ another is claiming, and an idle node hears about new jobs within milliseconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
+from jobstore.domain.errors import ConfigError
 from jobstore.store.driver import SelectT
 from jobstore.store.statements import (
     ATTEMPT_COLUMNS,
@@ -45,8 +48,18 @@ NEW_JOB_CHANNEL = "jobstore_new_job"
 _MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
 # SQLSTATE classes that mean "the server cannot serve us" rather than "this statement is
 # wrong": connection exception, insufficient resources, operator intervention (shutting down,
-# starting up), invalid authorization.
-_UNAVAILABLE_STATES = ("08", "53", "57P", "28")
+# starting up), invalid authorization, and a read-only server (a standby, or a primary demoted
+# in a failover: the next connection may reach the new primary).
+READ_ONLY_STATE = "25006"
+_UNAVAILABLE_STATES = ("08", "53", "57P", "28", READ_ONLY_STATE)
+# asyncpg's connection arguments that are numbers: in a URL's query they arrive as text.
+_NUMERIC_ARGS: dict[str, type] = {
+    "statement_cache_size": int,
+    "max_cached_statement_lifetime": int,
+    "max_cacheable_statement_size": int,
+    "command_timeout": float,
+    "timeout": float,
+}
 
 # One statement ends the jobs and closes their attempts (data-modifying CTEs). An attempt's
 # outcome is what its run reported, unless its job ended `cancelled` although the run reported
@@ -129,19 +142,43 @@ class PostgresDriver:
     def url_normalize(self, url: URL) -> URL:
         return url.set(drivername="postgresql+asyncpg")
 
-    def engines_create(self, url: URL, *, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
+    def engines_create(
+        self, url: URL, *, pool_size: int, pooler: str, connect_args: Mapping[str, Any]
+    ) -> tuple[AsyncEngine, AsyncEngine]:
+        url, args = _typed_query_args(url)
+        args.update(connect_args)
+        if pooler == "transaction":
+            # A transaction pooler gives each transaction whichever server connection is
+            # free: a named prepared statement made on one is missing on the next, or is
+            # another node's under the same name. An unnamed statement lives only until the
+            # next one on its connection, inside the transaction: no cache, no names.
+            args.update(
+                statement_cache_size=0,
+                prepared_statement_cache_size=0,
+                prepared_statement_name_func=_unnamed,
+            )
         engine = create_async_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            # Behind a session pooler each client connection holds a server connection: keep
+            # to a fixed budget of pool_size per node (docs/operations.md has the formula).
+            max_overflow=0 if pooler == "session" else pool_size,
             # No ping per checkout: it is a round trip before every transaction (about
             # 0.6 ms of a 3 ms create here). A connection the server dropped fails its
             # next statement instead; SQLAlchemy then discards every pooled connection
             # opened before, so a database restart costs one 503, not one per connection.
             pool_pre_ping=False,
             hide_parameters=True,  # error messages must not carry job payloads into logs
+            connect_args=args,
         )
+        sa.event.listen(engine.sync_engine, "handle_error", _read_only_is_a_disconnect)
         return engine, engine
+
+    def listen_engine_create(self, url: URL, *, connect_args: Mapping[str, Any]) -> AsyncEngine:
+        url, args = _typed_query_args(url)
+        args.update(connect_args)
+        # One connection, held for as long as it listens, and never handed to anyone else.
+        return create_async_engine(url, poolclass=NullPool, connect_args=args)
 
     def error_is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
         state = getattr(exc.orig, "sqlstate", None)
@@ -195,11 +232,16 @@ class PostgresDriver:
         # Nodes starting together must not migrate at the same time.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
 
-    async def new_jobs_notify(self, conn: AsyncConnection) -> None:
-        await conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, "")))
+    async def new_jobs_notify(self, conn: AsyncConnection, payload: str = "") -> None:
+        await conn.execute(sa.select(sa.func.pg_notify(NEW_JOB_CHANNEL, payload)))
 
     async def new_jobs_listen(
-        self, engine: AsyncEngine, on_notify: Callable[[], None], *, check_seconds: float = 2.0
+        self,
+        engine: AsyncEngine,
+        on_notify: Callable[[str], None],
+        *,
+        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        check_seconds: float = 2.0,
     ) -> None:
         """LISTEN on a connection of its own; reconnects when the link drops.
 
@@ -213,20 +255,25 @@ class PostgresDriver:
 
                     closed = asyncio.Event()
 
-                    def _callback(*_args: Any) -> None:
-                        on_notify()
+                    def _callback(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+                        on_notify(payload)
 
                     def _terminated(*_args: Any, closed: asyncio.Event = closed) -> None:
                         closed.set()
 
                     driver.add_termination_listener(_terminated)
                     await driver.add_listener(NEW_JOB_CHANNEL, _callback)
+                    check = asyncio.create_task(on_listening()) if on_listening else None
                     try:
                         log.debug("listening on %s", NEW_JOB_CHANNEL)
-                        on_notify()  # anything created while we were not listening
+                        on_notify("")  # anything created while we were not listening
                         await closed.wait()
                         log.warning("LISTEN connection closed; reconnecting")
                     finally:
+                        if check is not None:
+                            check.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await check
                         # Never hand a connection with a listener back to the pool.
                         await conn.invalidate()
             except asyncio.CancelledError:
@@ -234,3 +281,45 @@ class PostgresDriver:
             except Exception as exc:
                 log.warning("LISTEN connection failed (%s); retrying in %.0fs", exc, check_seconds)
             await asyncio.sleep(check_seconds)
+
+    async def read_only_reason(self, conn: AsyncConnection) -> str | None:
+        row = (
+            await conn.execute(
+                sa.text("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+            )
+        ).one()
+        if row[0]:
+            return "the server is a standby (in recovery)"
+        if row[1] == "on":
+            return "the server is read-only (default_transaction_read_only)"
+        return None
+
+
+def _unnamed() -> str:
+    return ""  # asyncpg's name for the unnamed prepared statement
+
+
+def _typed_query_args(url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL without asyncpg's numeric arguments, and those arguments as numbers."""
+    args: dict[str, Any] = {}
+    for name, kind in _NUMERIC_ARGS.items():
+        if name not in url.query:
+            continue
+        raw = url.query[name]
+        try:
+            args[name] = kind(raw if isinstance(raw, str) else raw[-1])
+        except ValueError:
+            raise ConfigError(f"database URL: {name} must be a number, got {raw!r}") from None
+    return url.difference_update_query(args), args
+
+
+def _read_only_is_a_disconnect(ctx: sa.engine.ExceptionContext) -> None:
+    """A read-only server (a standby, or a primary demoted in a failover) is treated as a lost
+    connection: SQLAlchemy drops every pooled connection, and the next ones are made afresh,
+    finding the new primary through a multi-host URL with target_session_attrs=read-write."""
+    error: BaseException | None = ctx.original_exception
+    while error is not None:
+        if getattr(error, "sqlstate", None) == READ_ONLY_STATE:
+            ctx.is_disconnect = True
+            return
+        error = error.__cause__

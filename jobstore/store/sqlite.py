@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,13 @@ class SqliteDriver:
             raise ConfigError(f"the folder of the SQLite database does not exist: {folder}")
         return url.set(drivername="sqlite+aiosqlite")
 
-    def engines_create(self, url: URL, *, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
+    def engines_create(
+        self, url: URL, *, pool_size: int, pooler: str, connect_args: Mapping[str, Any]
+    ) -> tuple[AsyncEngine, AsyncEngine]:
+        if pooler != "none":
+            raise ConfigError("--database-pooler applies to PostgreSQL only; SQLite has no pooler")
+        if connect_args:
+            raise ConfigError("--database-connect-args applies to PostgreSQL only")
         writer = _engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
         reader = _engine(url, begin="BEGIN", pool_size=pool_size)
         return writer, reader
@@ -153,13 +159,24 @@ class SqliteDriver:
     def migration_lock(self, conn: Connection) -> None:
         return None  # the migration's transaction holds the only write lock
 
-    async def new_jobs_notify(self, conn: AsyncConnection) -> None:
+    def listen_engine_create(self, url: URL, *, connect_args: Mapping[str, Any]) -> AsyncEngine:
+        raise ConfigError("--listen-database-url applies to PostgreSQL only; SQLite cannot listen")
+
+    async def new_jobs_notify(self, conn: AsyncConnection, payload: str = "") -> None:
         return None  # nobody can listen: other nodes find new jobs by polling
 
     async def new_jobs_listen(
-        self, engine: AsyncEngine, on_notify: Callable[[], None], *, check_seconds: float = 2.0
+        self,
+        engine: AsyncEngine,
+        on_notify: Callable[[str], None],
+        *,
+        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        check_seconds: float = 2.0,
     ) -> None:
         return None
+
+    async def read_only_reason(self, conn: AsyncConnection) -> str | None:
+        return None  # a file we could not write would have failed at start
 
 
 def _engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
