@@ -142,11 +142,19 @@ class Database:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                 async with self._reader.connect() as conn:
                     await conn.execute(text("SELECT 1"))
+                    read_only = await self.driver.read_only_reason(conn)
         except Exception as exc:
             unusable = describe_connect_error(exc, self.url)
             raise unusable or DatabaseUnusable(
                 f"database {self.shown_url}: {_brief(exc)}", "check the database URL"
             ) from exc
+        if read_only is not None:
+            # Waiting may help: a standby may be about to be promoted.
+            raise DatabaseUnusable(
+                f"database {self.shown_url}: {read_only}",
+                "give the primary's URL (with several hosts, add target_session_attrs=read-write)",
+                retryable=True,
+            )
 
     async def wait_until_reachable(self, seconds: float) -> None:
         """`check_reachable`, tried again while waiting may help (a server that is starting, a

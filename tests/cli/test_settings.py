@@ -99,3 +99,29 @@ def test_no_unauthenticated_service_beyond_loopback(
     else:
         with pytest.raises(ConfigError, match="refusing to listen"):
             settings.check_bind()
+
+
+def test_database_connection_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Driver arguments keep their JSON types; the pooler mode is one of three words."""
+    s = parse(
+        "serve",
+        "--database-pooler",
+        "Transaction",
+        "--listen-database-url",
+        "postgresql://postgres@db:5432/jobs",
+        "--database-connect-args",
+        '{"command_timeout": 60, "ssl": "require"}',
+    )
+    assert s.database_pooler == "transaction"
+    assert s.database_connect_args == {"command_timeout": 60, "ssl": "require"}
+    assert s.database_options()["listen_url"] == "postgresql://postgres@db:5432/jobs"
+    assert Settings().database_connect_args == {} and Settings().database_pooler == "none"
+    monkeypatch.setenv("JOBSTORE_DATABASE_CONNECT_ARGS", '{"timeout": 5}')
+    assert parse("worker").database_connect_args == {"timeout": 5}
+    for flag, bad in (
+        ("--database-connect-args", "[1, 2]"),
+        ("--database-connect-args", "{not json"),
+        ("--database-pooler", "statement"),
+    ):
+        with pytest.raises(SystemExit):
+            parse("serve", flag, bad)

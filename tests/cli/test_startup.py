@@ -122,6 +122,22 @@ def test_wrong_role(pg: None, tmp_path: Path) -> None:
     assert "check the user and password" in line, line
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("migrated", [False, True], ids=["fresh", "migrated"])
+def test_read_only_server(new_db_name: str, migrated: bool, tmp_path: Path) -> None:
+    """A standby given by mistake (here: a database whose sessions are read-only)."""
+    url = pg_url(new_db_name)
+    pg_admin(f'CREATE DATABASE "{new_db_name}"')
+    if migrated:
+        upgraded = run_cli(["db", "upgrade", "--database-url", url], tmp_path)
+        assert upgraded.returncode == 0, upgraded.stderr
+    pg_admin(f'ALTER DATABASE "{new_db_name}" SET default_transaction_read_only = on')
+    done = run_cli(["serve", "--database-url", url, "--port", str(free_port())], tmp_path)
+    line = one_line(done, 3)
+    assert shown(url) in line, line
+    assert "read-only" in line and "target_session_attrs=read-write" in line, line
+
+
 def test_port_in_use(tmp_path: Path) -> None:
     database = tmp_path / "jobstore.db"
     with socket.socket() as taken:
