@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-topologies lint format bench clean
 
 # `make run` installs what running needs; `make test` adds the test tools on top.
 RUN_STAMP := $(VENV)/.installed-run
@@ -30,6 +30,11 @@ lint: $(TEST_STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# PostgreSQL behind PgBouncer, through a failover, with skewed clocks (docs/operations.md): the
+# tests that start throwaway clusters, a pooler or faketime. `make test` runs them too.
+test-topologies: $(TEST_STAMP)
+	$(BIN)/pytest -m topologies
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format jobstore tests migrations benchmarks

@@ -38,3 +38,9 @@ def test_make_test_installs_the_test_tools(tmp_path: Path) -> None:
 def test_make_run_passes_flags_to_the_node(tmp_path: Path) -> None:
     commands = planned("run ARGS=--port=9300", tmp_path / "venv").splitlines()
     assert any(c.endswith("jobstore serve --port=9300") for c in commands)
+
+
+def test_make_test_topologies_runs_only_the_topology_tests(tmp_path: Path) -> None:
+    commands = planned("test-topologies", tmp_path / "venv")
+    assert "pip install --quiet -e '.[test]'" in commands
+    assert "pytest -m topologies" in commands

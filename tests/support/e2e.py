@@ -122,8 +122,11 @@ class Server:
         poll_seconds: float = 0.2,
         endpoints: str = E2E_ENDPOINTS,
         log_level: str = "warning",
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`env`: the process's environment (default `clean_env()`), e.g. a skewed clock."""
         self.database_url = database_url
+        self.env = env
         self.workdir = workdir
         self.node_id = node_id
         self.port = port or free_port()
@@ -179,7 +182,7 @@ class Server:
             self.proc = subprocess.Popen(
                 self.argv,
                 cwd=self.workdir,
-                env=clean_env(),
+                env=self.env if self.env is not None else clean_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
