@@ -30,7 +30,7 @@ async def db_command(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url, pool_size=1, **settings.database_options())
     try:
         if args.db_command == "upgrade":
-            await db.wait_until_reachable(settings.wait_for_database)
+            await db.wait_until_reachable(settings.wait_for_database, writable=True)
             await migrate_to_head(db)
             print(f"database {db.shown_url} is at revision {head_revision()}")
         elif args.db_command == "current":

@@ -99,7 +99,7 @@ class Node:
         """Reach the database, trying again for up to --wait-for-database seconds, then
         migrate it (--migrate), or else check its schema is current. DatabaseUnusable, one
         line, when it cannot be used."""
-        await self.db.wait_until_reachable(self.settings.wait_for_database)
+        await self.db.wait_until_reachable(self.settings.wait_for_database, writable=True)
         if self.settings.migrate:
             await migrate_to_head(self.db)
         else:

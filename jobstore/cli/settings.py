@@ -31,6 +31,7 @@ class Option:
     type: Callable[[str], Any]
     help: str
     commands: tuple[str, ...] = ("serve", "worker")
+    secret: bool = False  # its value may hold a password: never echoed in an error
 
     @property
     def dest(self) -> str:
@@ -130,6 +131,7 @@ OPTIONS: tuple[Option, ...] = (
         "a JSON object of connection arguments for the PostgreSQL driver (asyncpg), "
         'values typed as given, like {"command_timeout": 60, "ssl": "require"}',
         DB_COMMANDS,
+        secret=True,
     ),
     Option("--host", str, "address to listen on", ("serve",)),
     Option("--port", int, "port to listen on (Kinetica's default)", ("serve",)),
@@ -350,7 +352,8 @@ def add_options(parser: argparse.ArgumentParser, command: str, env: Mapping[str,
             try:
                 default = opt.type(env[opt.env])
             except (ValueError, argparse.ArgumentTypeError) as exc:
-                raise ConfigError(f"{opt.env}={env[opt.env]!r}: {exc}") from exc
+                shown = "(value hidden)" if opt.secret else repr(env[opt.env])
+                raise ConfigError(f"{opt.env}={shown}: {exc}") from exc
         parser.add_argument(
             opt.flag,
             type=opt.type,

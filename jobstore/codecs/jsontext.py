@@ -45,6 +45,13 @@ def check_text(text: str, *, what: str) -> None:
         raise DecodeError(f"{what} is not valid Unicode text: {exc.reason}") from exc
 
 
+def storable_text(text: str) -> str:
+    """`text` made storable where it cannot be refused (a handler's error message): NUL and
+    lone surrogates, which neither database can store, written out as backslash escapes."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def bytes_from_latin1(text: str, *, what: str) -> bytes:
     """Kinetica sends Avro `bytes` in JSON as a string with one code point per byte."""
     try:

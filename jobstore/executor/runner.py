@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobstore.codecs import decode_request, encode_response
+from jobstore.codecs.jsontext import storable_text
 from jobstore.domain.clock import Clock, SystemClock
-from jobstore.domain.errors import JobFailed, JobstoreError
+from jobstore.domain.errors import JobFailed, JobstoreError, StoreUnavailable
 from jobstore.domain.events import JobEvents
 from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
@@ -44,10 +45,12 @@ from jobstore.store.batch import GroupCommit
 
 log = logging.getLogger(__name__)
 
-# Recording an outcome that failed is tried again after this long, doubling up to the most,
-# for as long as the job's lease holds.
+# Recording an outcome that failed is tried again after this long, doubling up to the most:
+# for as long as the job's lease holds while the database is away, FINISH_REFUSED_TRIES times
+# when the database refuses the write.
 FINISH_FIRST_RETRY_SECONDS = 0.2
 FINISH_MAX_RETRY_SECONDS = 2.0
+FINISH_REFUSED_TRIES = 5
 
 
 class Executor:
@@ -301,13 +304,14 @@ class Executor:
             return cancelled_outcome(ctx)
         except (JobFailed, JobstoreError) as exc:
             run.no_retry = isinstance(exc, JobFailed) and not exc.retry
-            return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": str(exc)})
+            message = storable_text(str(exc))
+            return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             # BaseException too: a handler calling sys.exit() must end its job, not the node.
             log.exception("job %d (%s) raised", job.job_id, job.endpoint)
-            message = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            message = storable_text(f"{type(exc).__name__}: {exc}".rstrip(": "))
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
 
     async def _write_finish(
@@ -328,10 +332,13 @@ class Executor:
             cap=self.config.max_backoff_seconds,
             retry=not run.no_retry,
         )
-        # While the lease may still hold, no other node can have taken the job: keep trying
-        # (through a failover, say). The lease keeper renews it as soon as the database is
-        # back, which extends the time we keep trying.
+        # While the database is away (a restart, a failover) and the lease may still hold, no
+        # other node can have taken the job: keep trying. The lease keeper renews the lease as
+        # soon as the database is back, which extends the time we keep trying. Any other error
+        # (a statement the database refuses) is tried a few times only: it will not heal, and
+        # the job must not hold its slot, and a stop, for ever.
         delay = FINISH_FIRST_RETRY_SECONDS
+        refused = 0
         while True:
             try:
                 state = await self._finishes.submit((job, outcome))
@@ -345,16 +352,17 @@ class Executor:
                     )
                 return
             except Exception as exc:
-                left = (run.lease_until or self.clock.now()) - self.clock.now()
-                if left <= timedelta(0):
+                refused += not isinstance(exc, StoreUnavailable)
+                left = (run.lease_until - self.clock.now()).total_seconds()
+                if left <= 0 or refused >= FINISH_REFUSED_TRIES:
                     log.error(
-                        "could not record job %d (%s) before its lease ran out; another node "
-                        "will rescue it",
+                        "could not record job %d (%s); another node will rescue it once its "
+                        "lease runs out",
                         job.job_id,
                         exc,
                     )
                     return
-                wait = min(delay, left.total_seconds())
+                wait = min(delay, left)
                 log.warning("recording job %d failed (%s); retry in %.1fs", job.job_id, exc, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, FINISH_MAX_RETRY_SECONDS)

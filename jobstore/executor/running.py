@@ -30,6 +30,8 @@ class Run:
 
     claimed: Claimed
     ctx: JobContext
+    # Until when the job is ours for sure: the lease of the claim, or of its last renewal.
+    lease_until: datetime
     task: asyncio.Task[None] | None = None
     cancel_deadline: datetime | None = None
     lost: bool = False
@@ -38,8 +40,6 @@ class Run:
     no_retry: bool = False  # the handler raised JobFailed(..., retry=False)
     timer: asyncio.TimerHandle | None = None  # fires the timeout
     started: float = field(default_factory=time.monotonic)
-    # Until when the job is ours for sure: the lease of the claim, or of its last renewal.
-    lease_until: datetime | None = None
 
 
 class RunningJobs:

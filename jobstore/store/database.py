@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -30,6 +29,7 @@ from jobstore.store.cdm import CdmStore
 from jobstore.store.diagnose import describe_connect_error, display_url, missing_file
 from jobstore.store.driver import Driver
 from jobstore.store.jobs import JobStore
+from jobstore.store.listen import UNHEARD_POLL_SECONDS, ListenCheck
 from jobstore.store.postgres import PostgresDriver
 from jobstore.store.sqlite import SqliteDriver
 
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 FIRST_PAUSE_SECONDS = 0.1
 MAX_PAUSE_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0
-# A LISTEN is trusted once the node's own test NOTIFY comes back within this time. Until then,
-# and for good where it never does, idle executors look for work at least this often.
-LISTEN_CHECK_SECONDS = 5.0
-UNHEARD_POLL_SECONDS = 0.2
 
 # The driver per URL scheme (`make_url(...).get_backend_name()`).
 _DRIVERS: dict[str, Callable[[], Driver]] = {
@@ -105,23 +101,21 @@ class Database:
         if pooler not in POOLER_MODES:
             raise ConfigError(f"database pooler must be one of {', '.join(POOLER_MODES)}")
         self.url, self.driver = _connect(url)
-        self.pooler = pooler
         args = dict(connect_args or {})
         self._writer, self._reader = self.driver.engines_create(
             self.url, pool_size=pool_size, pooler=pooler, connect_args=args
         )
-        # LISTEN holds its connection's session: through a transaction pooler it hears
-        # nothing, so it needs a direct connection of its own.
-        self._listen_engine: AsyncEngine | None = self._writer
+        # LISTEN holds a connection of its own for the node's life. It needs a real session:
+        # through a transaction pooler it hears nothing, so then only a direct URL will do.
+        self._listen_engine: AsyncEngine | None = None
         if listen_url is not None:
             listen, listen_driver = _connect(listen_url)
             if type(listen_driver) is not type(self.driver):
                 raise ConfigError("the listen database URL must be of the same kind of database")
             self._listen_engine = self.driver.listen_engine_create(listen, connect_args=args)
-        elif pooler == "transaction":
-            self._listen_engine = None
-        self.hears_new_jobs = False  # a LISTEN is up and its test NOTIFY came back
-        self._unheard_logged = False
+        elif self.driver.can_listen and pooler != "transaction":
+            self._listen_engine = self.driver.listen_engine_create(self.url, connect_args=args)
+        self._listen_check = ListenCheck(self.driver, self.transaction)
         # The repositories, built once; each speaks to this database through its driver.
         self.jobs = JobStore(self.driver)
         self.cdm = CdmStore(self.driver)
@@ -132,17 +126,18 @@ class Database:
         """The URL as shown to people: no password, no `+driver`, a SQLite path made absolute."""
         return display_url(self.url)
 
-    async def check_reachable(self, *, must_exist: bool = False) -> None:
+    async def check_reachable(self, *, must_exist: bool = False, writable: bool = False) -> None:
         """Connect once and run a trivial query, or raise DatabaseUnusable (one line: which
         database, why, what to do). With `must_exist`, a SQLite file that does not exist is
-        refused instead of created."""
+        refused instead of created; with `writable`, a server that takes no writes (a standby)
+        is refused too."""
         if must_exist and (missing := missing_file(self.url)) is not None:
             raise missing
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                 async with self._reader.connect() as conn:
                     await conn.execute(text("SELECT 1"))
-                    read_only = await self.driver.read_only_reason(conn)
+                    read_only = await self.driver.read_only_reason(conn) if writable else None
         except Exception as exc:
             unusable = describe_connect_error(exc, self.url)
             raise unusable or DatabaseUnusable(
@@ -156,7 +151,7 @@ class Database:
                 retryable=True,
             )
 
-    async def wait_until_reachable(self, seconds: float) -> None:
+    async def wait_until_reachable(self, seconds: float, *, writable: bool = False) -> None:
         """`check_reachable`, tried again while waiting may help (a server that is starting, a
         database about to be created) until `seconds` have passed; 0 tries once. Each retry
         is logged at info level."""
@@ -164,7 +159,7 @@ class Database:
         pause = FIRST_PAUSE_SECONDS
         while True:
             try:
-                await self.check_reachable()
+                await self.check_reachable(writable=writable)
                 return
             except DatabaseUnusable as exc:
                 left = deadline - time.monotonic()
@@ -181,7 +176,12 @@ class Database:
     @property
     def can_listen(self) -> bool:
         """Whether `listen_for_new_jobs` can hear creates made on other nodes."""
-        return self.driver.can_listen and self._listen_engine is not None
+        return self._listen_engine is not None
+
+    @property
+    def hears_new_jobs(self) -> bool:
+        """A LISTEN is up, and the check NOTIFY it was sent came back."""
+        return self._listen_check.heard
 
     def idle_poll_seconds(self, poll_seconds: float) -> float:
         """How long an idle executor may wait before it looks for work again: `poll_seconds`
@@ -193,9 +193,8 @@ class Database:
 
     async def listen_for_new_jobs(self, on_notify: Callable[[], None]) -> None:
         """Call `on_notify` for every job created on any node, until cancelled; returns at once
-        when the database cannot listen (see `can_listen`). Reconnects when the link drops.
-        Each new LISTEN is checked with a NOTIFY of our own sent the way other nodes send
-        theirs; one that does not come back is reported once, and polling speeds up."""
+        when the database cannot listen (see `can_listen`). Reconnects when the link drops,
+        and checks each LISTEN (`store/listen.py`)."""
         if self._listen_engine is None:
             if self.driver.can_listen:
                 log.warning(
@@ -205,44 +204,12 @@ class Database:
                     UNHEARD_POLL_SECONDS,
                 )
             return
-        probe = f"check-{uuid.uuid4().hex}"
-        heard = asyncio.Event()
-
-        def notified(payload: str) -> None:
-            if payload == probe:
-                heard.set()
-            else:
-                on_notify()
-
-        async def check() -> None:
-            heard.clear()
-            try:
-                async with self.transaction() as conn:
-                    await self.driver.new_jobs_notify(conn, probe)
-                await asyncio.wait_for(heard.wait(), LISTEN_CHECK_SECONDS)
-            except (TimeoutError, StoreUnavailable):
-                self._listen_unheard()
-                return
-            if not self.hears_new_jobs and self._unheard_logged:
-                log.info("LISTEN works again: new jobs on other nodes are heard at once")
-            self.hears_new_jobs = True
-
-        try:
-            await self.driver.new_jobs_listen(self._listen_engine, notified, on_listening=check)
-        finally:
-            self.hears_new_jobs = False
-
-    def _listen_unheard(self) -> None:
-        self.hears_new_jobs = False
-        if not self._unheard_logged:
-            self._unheard_logged = True
-            log.warning(
-                "LISTEN hears nothing: a test NOTIFY did not come back within %.0f s (a "
-                "transaction pooler between this node and PostgreSQL? see --listen-database-url);"
-                " looking for new jobs every %.1f s instead",
-                LISTEN_CHECK_SECONDS,
-                UNHEARD_POLL_SECONDS,
-            )
+        check = self._listen_check
+        await self.driver.new_jobs_listen(
+            self._listen_engine,
+            lambda payload: check.notified(payload, on_notify),
+            while_listening=check.while_listening,
+        )
 
     async def read_only_reason(self) -> str | None:
         """Why the database cannot take writes now; None when it can."""
@@ -298,7 +265,7 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
-        if self._listen_engine is not None and self._listen_engine is not self._writer:
+        if self._listen_engine is not None:
             await self._listen_engine.dispose()
 
 

@@ -96,7 +96,8 @@ class Driver(Protocol):
         ...
 
     async def new_jobs_notify(self, conn: AsyncConnection, payload: str = "") -> None:
-        """Tell listening nodes, when this transaction commits, that jobs were created."""
+        """Tell listening nodes, when this transaction commits, that jobs were created (or,
+        with a `payload` of store/listen.py's, check that they hear us)."""
         ...
 
     async def new_jobs_listen(
@@ -104,12 +105,12 @@ class Driver(Protocol):
         engine: AsyncEngine,
         on_notify: Callable[[str], None],
         *,
-        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        while_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
         check_seconds: float = 2.0,
     ) -> None:
         """Call `on_notify(payload)` for every notification until cancelled, and run
-        `on_listening` each time a LISTEN starts (a check that notifications arrive); returns
-        at once when the database cannot listen."""
+        `while_listening` for as long as each LISTEN connection lives (it checks that
+        notifications arrive); returns at once when the database cannot listen."""
         ...
 
     async def read_only_reason(self, conn: AsyncConnection) -> str | None:

@@ -7,7 +7,6 @@ another is claiming, and an idle node hears about new jobs within milliseconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -145,8 +144,7 @@ class PostgresDriver:
     def engines_create(
         self, url: URL, *, pool_size: int, pooler: str, connect_args: Mapping[str, Any]
     ) -> tuple[AsyncEngine, AsyncEngine]:
-        url, args = _typed_query_args(url)
-        args.update(connect_args)
+        url, args = _connect_args(url, connect_args)
         if pooler == "transaction":
             # A transaction pooler gives each transaction whichever server connection is
             # free: a named prepared statement made on one is missing on the next, or is
@@ -175,8 +173,7 @@ class PostgresDriver:
         return engine, engine
 
     def listen_engine_create(self, url: URL, *, connect_args: Mapping[str, Any]) -> AsyncEngine:
-        url, args = _typed_query_args(url)
-        args.update(connect_args)
+        url, args = _connect_args(url, connect_args)
         # One connection, held for as long as it listens, and never handed to anyone else.
         return create_async_engine(url, poolclass=NullPool, connect_args=args)
 
@@ -240,7 +237,7 @@ class PostgresDriver:
         engine: AsyncEngine,
         on_notify: Callable[[str], None],
         *,
-        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        while_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
         check_seconds: float = 2.0,
     ) -> None:
         """LISTEN on a connection of its own; reconnects when the link drops.
@@ -263,19 +260,24 @@ class PostgresDriver:
 
                     driver.add_termination_listener(_terminated)
                     await driver.add_listener(NEW_JOB_CHANNEL, _callback)
-                    check = asyncio.create_task(on_listening()) if on_listening else None
+                    beside = None
+                    if while_listening is not None:
+                        beside = asyncio.create_task(
+                            while_listening(), name="jobstore-listen-check"
+                        )
                     try:
                         log.debug("listening on %s", NEW_JOB_CHANNEL)
                         on_notify("")  # anything created while we were not listening
                         await closed.wait()
                         log.warning("LISTEN connection closed; reconnecting")
                     finally:
-                        if check is not None:
-                            check.cancel()
-                            with contextlib.suppress(asyncio.CancelledError):
-                                await check
-                        # Never hand a connection with a listener back to the pool.
-                        await conn.invalidate()
+                        try:
+                            if beside is not None:
+                                beside.cancel()
+                                await asyncio.gather(beside, return_exceptions=True)
+                        finally:
+                            # Never hand a connection with a listener back to a pool.
+                            await conn.invalidate()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -299,8 +301,9 @@ def _unnamed() -> str:
     return ""  # asyncpg's name for the unnamed prepared statement
 
 
-def _typed_query_args(url: URL) -> tuple[URL, dict[str, Any]]:
-    """The URL without asyncpg's numeric arguments, and those arguments as numbers."""
+def _connect_args(url: URL, given: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """The URL without asyncpg's numeric arguments, and the connection arguments: those, as
+    numbers, then the `given` ones."""
     args: dict[str, Any] = {}
     for name, kind in _NUMERIC_ARGS.items():
         if name not in url.query:
@@ -310,7 +313,9 @@ def _typed_query_args(url: URL) -> tuple[URL, dict[str, Any]]:
             args[name] = kind(raw if isinstance(raw, str) else raw[-1])
         except ValueError:
             raise ConfigError(f"database URL: {name} must be a number, got {raw!r}") from None
-    return url.difference_update_query(args), args
+    url = url.difference_update_query(args)
+    args.update(given)
+    return url, args
 
 
 def _read_only_is_a_disconnect(ctx: sa.engine.ExceptionContext) -> None:

@@ -170,7 +170,7 @@ class SqliteDriver:
         engine: AsyncEngine,
         on_notify: Callable[[str], None],
         *,
-        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        while_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
         check_seconds: float = 2.0,
     ) -> None:
         return None

@@ -61,6 +61,15 @@ def test_bad_environment_value_is_a_clear_error(
     assert "JOBSTORE_PORT='lots'" in capsys.readouterr().err
 
 
+def test_a_bad_connect_args_variable_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOBSTORE_DATABASE_CONNECT_ARGS", '{"password": "hunter2"')  # no }
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "JOBSTORE_DATABASE_CONNECT_ARGS=(value hidden)" in err and "hunter2" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [

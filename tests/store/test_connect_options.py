@@ -19,7 +19,7 @@ from jobstore.cli.node import node_for_tests
 from jobstore.domain.errors import ConfigError
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.store import Database
-from jobstore.store.database import LISTEN_CHECK_SECONDS, UNHEARD_POLL_SECONDS
+from jobstore.store.listen import LISTEN_CHECK_SECONDS, UNHEARD_POLL_SECONDS
 from tests.support.databases import pg_admin, pg_dsn
 
 ECHO = Payload(Encoding.JSON, text='{"n": 1}')
@@ -65,8 +65,8 @@ async def test_numeric_driver_arguments_in_the_url_arrive_as_numbers(database_ur
         await db.dispose()
 
 
-@pytest.mark.postgres
-def test_a_driver_argument_that_is_not_a_number_is_a_config_error(pg_server: str) -> None:
+def test_a_driver_argument_that_is_not_a_number_is_a_config_error() -> None:
+    # Refused before anything connects: no server is needed.
     url = with_query("postgresql://postgres@127.0.0.1:5432/test", statement_cache_size="none")
     with pytest.raises(ConfigError, match="statement_cache_size must be a number"):
         Database(url)
@@ -163,6 +163,43 @@ async def test_a_working_listen_is_trusted_and_the_poll_stays_slow(database_url:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_other_nodes_checks_wake_nobody_and_a_dropped_listen_is_checked_again(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    heard: list[int] = []
+    task = listen(db, heard)
+    try:
+        assert await wait_until(lambda: db.hears_new_jobs, LISTEN_CHECK_SECONDS)
+        before = len(heard)
+        async with db.reading() as conn:  # another node checking its own LISTEN
+            await conn.execute(sa.text("SELECT pg_notify('jobstore_new_job', 'check-other')"))
+            await conn.commit()
+        await asyncio.sleep(0.5)
+        assert len(heard) == before
+        async with db.reading() as conn:  # the same way, a create: it wakes us
+            await conn.execute(sa.text("SELECT pg_notify('jobstore_new_job', '')"))
+            await conn.commit()
+        assert await wait_until(lambda: len(heard) > before, 2.0)
+        # The LISTEN connection dies (a failover, a restart): not trusted until checked again.
+        async with db.reading() as conn:
+            killed = await conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+            assert killed.scalars().all() == [True]
+        assert await wait_until(lambda: not db.hears_new_jobs, 2.0)
+        assert await wait_until(lambda: db.hears_new_jobs, 5.0 + LISTEN_CHECK_SECONDS)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
 async def test_a_listen_that_hears_nothing_is_reported_once_and_the_poll_speeds_up(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -172,7 +209,7 @@ async def test_a_listen_that_hears_nothing_is_reported_once_and_the_poll_speeds_
     await pg_admin(f'CREATE DATABASE "{name}"')
     db = Database(database_url, listen_url=pg_dsn(name))
     heard: list[int] = []
-    caplog.set_level(logging.WARNING, logger="jobstore.store.database")
+    caplog.set_level(logging.WARNING, logger="jobstore.store.listen")
     task = listen(db, heard)
     try:
         await asyncio.sleep(LISTEN_CHECK_SECONDS + 0.5)

@@ -1,10 +1,10 @@
 """Nodes whose machine clocks are wrong, for real: two `jobstore serve` processes under
 libfaketime (Debian's `faketime`), one 30 s ahead and one 60 s behind, on one PostgreSQL.
 
-Leases are short (4 s: renewed every 1.3 s, rescues looked for every 2 s), so a node judging
-leases by its own clock would rescue the other's live jobs within seconds (the one ahead), or
-write leases already expired for everyone else (the one behind). Neither may happen: every job
-runs once, on the node that claimed it. A delayed job starts neither early nor late.
+Leases are short (4 s: renewed every 1.3 s, rescues looked for every 2 s) and jobs last 8 s, so
+a node judging leases by its own clock would rescue the other's live jobs within seconds (the one
+ahead), or write leases already expired for everyone else (the one behind). Neither may happen:
+every job runs once, on the node that claimed it. A delayed job starts neither early nor late.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ pytestmark = [
 
 AHEAD, BEHIND = 30.0, -60.0
 LEASE_SECONDS = 4.0
-JOB_SECONDS = 6.0  # longer than a lease: each job's lease must be renewed to survive
+JOB_SECONDS = 8.0  # two leases: each job's lease must be renewed to survive
 
 
 @pytest.fixture

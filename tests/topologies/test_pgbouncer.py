@@ -118,18 +118,27 @@ def test_two_nodes_through_pgbouncer(
             assert "LISTEN" not in server.logs(), server.logs()
 
 
-def test_transaction_pooling_without_a_listen_url_says_so_and_polls(
+def test_transaction_pooling_without_a_listen_url_says_so_and_polls_fast(
     pg_primary: PgCluster, pgbouncer_factory: Callable[..., PgBouncer], tmp_path: Path
 ) -> None:
+    """Told to poll every 5 s, nodes with no LISTEN look every 0.2 s: jobs created through a
+    node with one slot are taken by the idle other within a second or two, not 5 s."""
     direct = jobs_database(pg_primary, tmp_path)
     bouncer = documented_bouncer(pgbouncer_factory, pg_primary, "transaction")
     args = ["--database-pooler", "transaction", "--poll-seconds", "5"]
     with server_factory(bouncer.url("jobs"), tmp_path) as make:
-        # Told to poll every 5 s, they look every 0.2 s, having no LISTEN.
-        servers = [make(node_id=f"unheard-{n}", extra_args=args).start() for n in "ab"]
-        creator = Creator(servers[:1], tmp_path / "record.txt", threads=2).run(40)
+        busy = make(node_id="unheard-busy", extra_args=[*args, "--concurrency", "1"]).start()
+        idle = make(node_id="unheard-idle", extra_args=args).start()
+        time.sleep(1)  # both idle: the next look of each is at most 0.2 s away
+        creator = Creator([busy], tmp_path / "record.txt", threads=1, seconds=0.5).run(8)
         assert not creator.errors, creator.errors
-        check_every_job_ran_once(direct, creator, servers)
-        for server in servers:
+        check_every_job_ran_once(direct, creator, [busy, idle])
+        rows = query(
+            direct,
+            "SELECT owner, extract(epoch FROM started_at - created_at) AS waited FROM jobs",
+        )
+        assert {r["owner"] for r in rows} == {"unheard-busy", "unheard-idle"}
+        assert max(float(r["waited"]) for r in rows) < 2.0, rows
+        for server in (busy, idle):
             logs = server.logs()
             assert logs.count("LISTEN cannot work through a transaction pooler") == 1, logs
