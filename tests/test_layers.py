@@ -58,6 +58,7 @@ OWNERS = {
     "prometheus_client": ("metrics.py",),
     "httpx": ("client/", "cli/jobs.py"),
     "rich": ("cli/jobs.py",),
+    "croniter": ("domain/schedules.py",),
 }
 # Names that reveal a branch on the database kind; only the store may branch on it.
 DIALECT_NAMES = {"dialect", "is_postgres", "is_sqlite"}
