@@ -23,6 +23,7 @@ from jobstore.api.ui import UiConfig
 from jobstore.cli.settings import Settings
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
+from jobstore.core.schedules import ScheduleService
 from jobstore.domain.clock import Clock
 from jobstore.domain.events import JobEvents
 from jobstore.endpoints.registry import EndpointRegistry, default_registry
@@ -49,6 +50,7 @@ class Node:
     jobs: JobService
     accounts: Authenticator
     cdm: CdmService
+    schedules: ScheduleService
     database_clock: DatabaseClock | None = None  # None when a test gave the node its clock
     _started: list[Any] = field(default_factory=list)
 
@@ -61,7 +63,7 @@ class Node:
         """The services that run beside the API, in start order (the clock first: the others
         read it)."""
         clock = [self.database_clock] if self.database_clock is not None else []
-        return [*clock, self.executor, self.pruner]
+        return [*clock, self.executor, self.pruner, self.schedules]
 
     def app(
         self,
@@ -175,6 +177,7 @@ def build_node(
         jobs=jobs,
         accounts=Authenticator(db),
         cdm=CdmService(jobs, cluster_id=settings.cdm_cluster_id or None, clock=clock),
+        schedules=ScheduleService(jobs, clock),
         database_clock=database_clock,
     )
 

@@ -128,6 +128,18 @@ class DefinitionBusy(ClientError):
         self.name = name
 
 
+class ScheduleNotFound(ClientError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+
+class ScheduleExists(ClientError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a schedule named {name!r} exists already")
+        self.name = name
+
+
 class JobFailed(JobstoreError):
     """Raise from a handler to end the attempt `error` with this message.
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -185,3 +186,52 @@ class ScheduleSpec:
         if self.every_seconds is not None:
             return int((latest - earliest).total_seconds() // self.every_seconds) + 1
         return len(self._backward(latest, earliest, _COUNT_LIMIT))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A row of `schedules`: what each fire creates, when it fires, where it stands."""
+
+    schedule_id: int
+    name: str
+    endpoint: str
+    request_encoding: str
+    request_data: bytes | None
+    request_text: str | None
+    options: dict[str, str]
+    cron: str | None
+    timezone: str
+    every_seconds: float | None
+    misfire: Misfire
+    start_at: datetime | None
+    end_at: datetime | None
+    enabled: bool
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_job_id: int | None
+    source: str
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Schedule:
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["misfire"] = Misfire(values["misfire"])
+        values["options"] = dict(values["options"] or {})
+        return cls(**values)
+
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec(
+            cron=self.cron,
+            every_seconds=self.every_seconds,
+            timezone=self.timezone,
+            start_at=self.start_at,
+            end_at=self.end_at,
+            misfire=self.misfire,
+        )
+
+    def tag_for(self, fire_time: datetime) -> str:
+        """The tag of the job this schedule's fire at `fire_time` creates: the same on every
+        node, so the second create of one fire finds the first."""
+        return f"schedule-{self.schedule_id}-{round(fire_time.timestamp() * 1000)}"

@@ -31,6 +31,7 @@ from jobstore.store.driver import Driver
 from jobstore.store.jobs import JobStore
 from jobstore.store.listen import UNHEARD_POLL_SECONDS, ListenCheck
 from jobstore.store.postgres import PostgresDriver
+from jobstore.store.schedules import ScheduleStore
 from jobstore.store.sqlite import SqliteDriver
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Database:
         self.jobs = JobStore(self.driver)
         self.cdm = CdmStore(self.driver)
         self.accounts = AuthStore()
+        self.schedules = ScheduleStore(self.driver)
 
     @property
     def shown_url(self) -> str:

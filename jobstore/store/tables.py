@@ -244,3 +244,46 @@ sa.Index(
     cdm_submissions.c.job_name,
     cdm_submissions.c.job_id,
 )
+
+# Recurring schedules: each fire time creates one ordinary job, tagged from the schedule and the
+# fire time (see store/schedules.py), so nodes firing together create it once.
+MISFIRES = ("skip", "once", "all")
+_misfires_sql = ", ".join(f"'{m}'" for m in MISFIRES)
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("schedule_id", JobId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    # What each fire creates: a job of this endpoint with this request and these options.
+    sa.Column("endpoint", sa.String(256), nullable=False),
+    sa.Column("request_encoding", sa.String(16), nullable=False),
+    sa.Column("request_data", sa.LargeBinary(), nullable=True),
+    sa.Column("request_text", sa.Text(), nullable=True),
+    sa.Column("options", sa.JSON(), nullable=False),
+    # When: a cron expression read in `timezone`, or every `every_seconds`.
+    sa.Column("cron", sa.String(256), nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("every_seconds", sa.Float(), nullable=True),
+    sa.Column("misfire", sa.String(8), nullable=False, server_default="skip"),
+    sa.Column("start_at", UTCDateTime(), nullable=True),
+    sa.Column("end_at", UTCDateTime(), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("next_fire_at", UTCDateTime(), nullable=True),  # NULL: no fire time left
+    sa.Column("last_fire_at", UTCDateTime(), nullable=True),
+    sa.Column("last_job_id", JobId, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False, server_default="api"),  # api, code, cdm
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
+    sa.CheckConstraint("(cron IS NULL) <> (every_seconds IS NULL)", name="cron_or_every"),
+    sa.CheckConstraint(f"misfire IN ({_misfires_sql})", name="misfire"),
+    sqlite_autoincrement=True,
+)
+# Due schedules: enabled ones only, by their next fire time.
+sa.Index(
+    "ix_schedules_next_fire_at",
+    schedules.c.next_fire_at,
+    postgresql_where=schedules.c.enabled,
+    sqlite_where=schedules.c.enabled,
+)
