@@ -25,7 +25,7 @@ from typing import Any
 
 from jobstore.core.jobs import JobService
 from jobstore.domain.clock import Clock
-from jobstore.domain.errors import BadOption, ScheduleExists, ScheduleNotFound
+from jobstore.domain.errors import BadOption, ClientError, ScheduleExists, ScheduleNotFound
 from jobstore.domain.models import Encoding, NewJob, Payload
 from jobstore.domain.schedules import Misfire, Schedule, ScheduleSpec
 
@@ -36,6 +36,7 @@ NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # The longest an idle node waits before it looks for due schedules again (a schedule created
 # on another node is seen within this long); it wakes at the earliest fire time it knows.
 FIRE_WAIT_SECONDS = 1.0
+BUSY_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,9 @@ class ScheduleService:
     # -- firing -------------------------------------------------------------------------------
 
     async def fire_due(self) -> Fired:
-        """Fire every due schedule of this node's endpoints, in one transaction."""
+        """Fire every due schedule of this node's endpoints, in one transaction. A schedule
+        that cannot fire (its job no longer validates) is logged and moved on to its next
+        fire time, and the others fire."""
         fired = Fired()
         created: list[NewJob] = []
         now = self.clock.now()
@@ -185,25 +188,34 @@ class ScheduleService:
             due = await self.store.schedule_due(conn, endpoints=self.jobs.registry.names(), now=now)
             for schedule in due:
                 assert schedule.next_fire_at is not None
-                fires = schedule.spec().due(schedule.next_fire_at, now)
-                ids: list[int] = []
-                for fire_time in fires.times:
-                    new = self._job(schedule, fire_time)
-                    inserted = await self.jobs.create_in(conn, new)
-                    ids.append(inserted.job_id)
-                    if inserted.created:
-                        created.append(new)
+                try:
+                    async with conn.begin_nested():  # a savepoint: its failure is its own
+                        fires = schedule.spec().due(schedule.next_fire_at, now)
+                        news = [self._job(schedule, t) for t in fires.times]
+                        inserted = [await self.jobs.create_in(conn, new) for new in news]
+                except (ClientError, ValueError) as exc:
+                    log.error(
+                        "schedule %s cannot fire (%s); skipping to its next time",
+                        schedule.name,
+                        exc,
+                    )
+                    next_at = _next_after(schedule, now)
+                    await self.store.schedule_update(
+                        conn, schedule.name, {"next_fire_at": next_at, "updated_at": now}
+                    )
+                    continue
+                created += [new for new, ins in zip(news, inserted, strict=True) if ins.created]
                 values: dict[str, Any] = {"next_fire_at": fires.next_fire_at, "updated_at": now}
-                if fires.times:
-                    values.update(last_fire_at=fires.times[-1], last_job_id=ids[-1])
+                if inserted:
+                    values.update(last_fire_at=fires.times[-1], last_job_id=inserted[-1].job_id)
                 await self.store.schedule_update(conn, schedule.name, values)
-                fired.jobs[schedule.name] = ids
+                fired.jobs[schedule.name] = [i.job_id for i in inserted]
                 fired.dropped += fires.dropped
                 if fires.dropped:
                     log.warning(
-                        "schedule %s missed %d fire times (misfire %s)",
+                        "schedule %s: %d missed fire times let go (misfire %s)",
                         schedule.name,
-                        fires.dropped + len(fires.times),
+                        fires.dropped,
                         schedule.misfire.value,
                     )
         for new in created:
@@ -238,15 +250,29 @@ class ScheduleService:
             self._wake.clear()
             wait = FIRE_WAIT_SECONDS
             try:
-                await self.fire_due()
-                async with self.db.reading() as conn:
+                async with self.db.reading() as conn:  # a read each round; a write when due
                     first = await self.store.schedule_next_fire(
                         conn, endpoints=self.jobs.registry.names()
                     )
+                if first is not None and first <= self.clock.now():
+                    await self.fire_due()
+                    async with self.db.reading() as conn:
+                        first = await self.store.schedule_next_fire(
+                            conn, endpoints=self.jobs.registry.names()
+                        )
                 if first is not None:
                     until = (first - self.clock.now()).total_seconds()
-                    wait = min(wait, max(until, 0.0))
+                    # Still due: another node holds it (it is firing it): look again shortly.
+                    wait = min(wait, max(until, BUSY_WAIT_SECONDS))
             except Exception as exc:  # the database is away: try again next round
                 log.warning("firing schedules failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+
+def _next_after(schedule: Schedule, now: datetime) -> datetime | None:
+    """The next fire time of a schedule that could not fire now (None: none, or unreadable)."""
+    try:
+        return schedule.spec().next_fire(now)
+    except (ClientError, ValueError):
+        return None

@@ -13,6 +13,7 @@ fires the latest of them, `all` fires each, at most MISFIRE_ALL_CAP (the latest 
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,14 +21,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from jobstore.domain.errors import BadOption
 
 MISFIRE_GRACE = timedelta(seconds=60)  # as Quartz's default misfire threshold
 MISFIRE_ALL_CAP = 100
 MIN_EVERY_SECONDS = 1.0
-_COUNT_LIMIT = 100_000  # missed fire times are counted up to this many
+_COUNT_LIMIT = 10_000  # a cron's missed fire times are counted up to this many
 _TICK = timedelta(microseconds=1)  # the finest step of a datetime
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -41,7 +42,7 @@ class Misfire(enum.StrEnum):
 @dataclass(frozen=True)
 class Fires:
     """What is due at one moment: the fire times to run now, oldest first; how many missed
-    ones the policy dropped (counted up to 100,000); and the next fire time after them."""
+    ones the policy dropped (a cron's counted up to 10,000); and the next fire time after them."""
 
     times: list[datetime]
     dropped: int
@@ -78,6 +79,8 @@ class ScheduleSpec:
                     "cron",
                     f"{self.cron!r} is not a cron expression of 5 fields (or 6, seconds first)",
                 )
+            if self._at_or_after(_EPOCH) is None:
+                raise BadOption("cron", f"{self.cron!r} matches no date")
         if self.every_seconds is not None and not (
             math.isfinite(self.every_seconds) and self.every_seconds >= MIN_EVERY_SECONDS
         ):
@@ -107,21 +110,17 @@ class ScheduleSpec:
         """The fire times from `next_fire_at` up to `now` that run now, by the policy."""
         if next_fire_at > now:
             return Fires([], 0, next_fire_at)
+        last = min(now, self.end_at) if self.end_at else now  # no fire time after end_at
         cutoff = now - MISFIRE_GRACE  # fire times at or before it were missed
-        on_time = list(self._forward(max(next_fire_at, cutoff + _TICK), now))
-        latest_missed = self._at_or_before(cutoff) if next_fire_at <= cutoff else None
-        if latest_missed is not None and latest_missed < next_fire_at:
-            latest_missed = None
-        caught_up: list[datetime] = []
+        on_time = list(self._between(max(next_fire_at, cutoff + _TICK), last))
+        missed_until = min(cutoff, last)
+        missed = [] if next_fire_at > missed_until else self._latest(next_fire_at, missed_until)
+        caught_up = {Misfire.SKIP: [], Misfire.ONCE: missed[-1:], Misfire.ALL: missed}
+        chosen = caught_up[self.misfire]
         dropped = 0
-        if latest_missed is not None:
-            if self.misfire is Misfire.ONCE:
-                caught_up = [latest_missed]
-            elif self.misfire is Misfire.ALL:
-                caught_up = self._backward(latest_missed, next_fire_at, MISFIRE_ALL_CAP)
-            dropped = self._count(next_fire_at, latest_missed) - len(caught_up)
-        times = [t for t in caught_up + on_time if self.end_at is None or t <= self.end_at]
-        return Fires(times, dropped, self.next_fire(now))
+        if missed:
+            dropped = self._count(next_fire_at, missed[-1]) - len(chosen)
+        return Fires(chosen + on_time, dropped, self.next_fire(now))
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -131,20 +130,62 @@ class ScheduleSpec:
         return moment
 
     def _at_or_after(self, moment: datetime) -> datetime | None:
-        if self.every_seconds is not None:
-            steps = math.ceil((moment - self._anchor).total_seconds() / self.every_seconds)
-            return self._anchor + timedelta(seconds=max(steps, 0) * self.every_seconds)
-        walls = self._walls(moment - _TICK, forward=True)
-        return next((t for t in walls if t >= moment), None)
+        return next(self._between(moment, None), None)
 
-    def _at_or_before(self, moment: datetime) -> datetime | None:
+    def _between(self, earliest: datetime, latest: datetime | None) -> Iterator[datetime]:
+        """Fire times from `earliest` to `latest` (None: no end), oldest first."""
         if self.every_seconds is not None:
-            steps = math.floor((moment - self._anchor).total_seconds() / self.every_seconds)
-            if steps < 0:
-                return None
-            return self._anchor + timedelta(seconds=steps * self.every_seconds)
-        walls = self._walls(moment + _TICK, forward=False)
-        return next((t for t in walls if t <= moment), None)
+            step = self._step_us
+            first = max(-(-self._us(earliest) // step), 0)  # ceiling, in whole steps
+            for k in itertools.count(first):
+                moment = self._grid(k)
+                if latest is not None and moment > latest:
+                    return
+                yield moment
+        for moment in self._walls(earliest - _TICK, forward=True):
+            if moment < earliest:
+                continue  # the repeated hour of an autumn change, seen from its second pass
+            if latest is not None and moment > latest:
+                return
+            yield moment
+
+    def _latest(self, earliest: datetime, latest: datetime) -> list[datetime]:
+        """The last MISFIRE_ALL_CAP fire times from `earliest` to `latest`, oldest first."""
+        found: list[datetime] = []
+        if self.every_seconds is not None:
+            last = self._us(latest) // self._step_us
+            for k in range(last, last - MISFIRE_ALL_CAP, -1):
+                if k < 0 or self._grid(k) < earliest:
+                    break
+                found.append(self._grid(k))
+            return found[::-1]
+        for moment in self._walls(latest + _TICK, forward=False):
+            if moment > latest:
+                continue
+            if moment < earliest or len(found) == MISFIRE_ALL_CAP:
+                break
+            found.append(moment)
+        return found[::-1]
+
+    def _count(self, earliest: datetime, latest: datetime) -> int:
+        """How many fire times lie from `earliest` to `latest` (a cron's: up to 10,000)."""
+        if self.every_seconds is not None:
+            step = self._step_us
+            return self._us(latest) // step - max(-(-self._us(earliest) // step), 0) + 1
+        return sum(1 for _ in itertools.islice(self._between(earliest, latest), _COUNT_LIMIT))
+
+    # The every_seconds grid, in whole microseconds from its anchor: no float rounding can
+    # move a fire time off it or step over one.
+    @property
+    def _step_us(self) -> int:
+        assert self.every_seconds is not None
+        return round(self.every_seconds * 1_000_000)
+
+    def _us(self, moment: datetime) -> int:
+        return (moment - self._anchor) // _TICK
+
+    def _grid(self, k: int) -> datetime:
+        return self._anchor + k * self._step_us * _TICK
 
     @property
     def _anchor(self) -> datetime:
@@ -152,7 +193,7 @@ class ScheduleSpec:
         return self.start_at or _EPOCH
 
     def _walls(self, start: datetime, *, forward: bool) -> Iterator[datetime]:
-        """The cron's fire times from `start` on (or back), as instants.
+        """The cron's fire times from `start` on (or back), as instants, from one iterator.
 
         The cron matches local wall times, iterated without a zone (croniter's own zone
         handling is unreliable across DST), then placed in the zone as Python does: a wall
@@ -164,28 +205,12 @@ class ScheduleSpec:
         local = start.astimezone(self._zone).replace(tzinfo=None)
         times = croniter(self.cron, local, second_at_beginning=six)
         step = times.get_next if forward else times.get_prev
-        for _ in range(_COUNT_LIMIT):
-            wall: datetime = step(datetime)
-            yield wall.replace(tzinfo=self._zone).astimezone(UTC)
-
-    def _forward(self, start: datetime, until: datetime) -> Iterator[datetime]:
-        moment = self._at_or_after(start)
-        while moment is not None and moment <= until:
-            yield moment
-            moment = self._at_or_after(moment + _TICK)
-
-    def _backward(self, latest: datetime, earliest: datetime, cap: int) -> list[datetime]:
-        found: list[datetime] = []
-        moment: datetime | None = latest
-        while moment is not None and moment >= earliest and len(found) < cap:
-            found.append(moment)
-            moment = self._at_or_before(moment - _TICK)
-        return sorted(found)
-
-    def _count(self, earliest: datetime, latest: datetime) -> int:
-        if self.every_seconds is not None:
-            return int((latest - earliest).total_seconds() // self.every_seconds) + 1
-        return len(self._backward(latest, earliest, _COUNT_LIMIT))
+        try:
+            for _ in range(_COUNT_LIMIT * 10):
+                wall: datetime = step(datetime)
+                yield wall.replace(tzinfo=self._zone).astimezone(UTC)
+        except CroniterBadDateError:
+            return  # no such date within croniter's search (e.g. 30 February)
 
 
 @dataclass(frozen=True)

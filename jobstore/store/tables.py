@@ -280,10 +280,5 @@ schedules = sa.Table(
     sa.CheckConstraint(f"misfire IN ({_misfires_sql})", name="misfire"),
     sqlite_autoincrement=True,
 )
-# Due schedules: enabled ones only, by their next fire time.
-sa.Index(
-    "ix_schedules_next_fire_at",
-    schedules.c.next_fire_at,
-    postgresql_where=schedules.c.enabled,
-    sqlite_where=schedules.c.enabled,
-)
+# Due schedules, by their next fire time (the query filters the enabled ones).
+sa.Index("ix_schedules_next_fire_at", schedules.c.next_fire_at)

@@ -2,8 +2,8 @@
 
 One row per schedule: what each fire creates (endpoint, request, job options), when it fires
 (cron in a time zone, or every N seconds; start and end; the misfire policy), and where it
-stands (enabled, next and last fire time, the last job). A partial index holds the enabled
-schedules by next fire time.
+stands (enabled, next and last fire time, the last job). An index holds the schedules by
+next fire time.
 
 Revision ID: 0008
 Revises: 0007
@@ -55,13 +55,7 @@ def upgrade() -> None:
         sa.CheckConstraint("misfire IN ('skip', 'once', 'all')", name=op.f("ck_schedules_misfire")),
         sqlite_autoincrement=True,
     )
-    op.create_index(
-        "ix_schedules_next_fire_at",
-        "schedules",
-        ["next_fire_at"],
-        postgresql_where=sa.text("enabled"),
-        sqlite_where=sa.text("enabled"),
-    )
+    op.create_index("ix_schedules_next_fire_at", "schedules", ["next_fire_at"])
 
 
 def downgrade() -> None:

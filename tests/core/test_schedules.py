@@ -128,6 +128,20 @@ async def test_a_fire_time_fired_twice_creates_one_job(db: Database, node: Node)
     assert len(await job_rows(db)) == 1
 
 
+async def test_a_schedule_that_cannot_fire_does_not_hold_up_the_others(
+    db: Database, node: Node, clock: ManualClock
+) -> None:
+    await node.schedules.create(every("broken"))
+    await node.schedules.create(every("fine"))
+    async with db.transaction() as conn:  # its payload no longer parses (edited by hand)
+        await db.schedules.schedule_update(conn, "broken", {"request_text": "{not json"})
+    fired = await node.schedules.fire_due()
+    assert list(fired.jobs) == ["fine"]
+    broken = await node.schedules.get("broken")
+    assert broken.next_fire_at == START + timedelta(seconds=1)  # moved on, not stuck
+    assert broken.last_job_id is None
+
+
 @pytest.mark.parametrize(("misfire", "missed_runs"), [("skip", 0), ("once", 1), ("all", 60)])
 async def test_after_an_hour_down_the_misfire_policy_decides(
     db: Database, node: Node, clock: ManualClock, misfire: str, missed_runs: int

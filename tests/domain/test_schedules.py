@@ -153,3 +153,54 @@ def test_a_wall_time_the_spring_change_skips_fires_once_an_hour_later() -> None:
     got = fires(at_half_past_two, utc(2026, 3, 28, 12), 2)
     # 02:30 does not exist on the 29th: it fires at 03:30 local (01:30 UTC), once.
     assert got == [utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
+
+
+@pytest.mark.parametrize("seconds", [1.1, 1.7, 2.3, 2.5])
+def test_a_fractional_interval_fires_every_grid_time_once(seconds: float) -> None:
+    """Round after round, as the firing loop does: no fire time is stepped over."""
+    spec = ScheduleSpec(
+        every_seconds=seconds,
+        start_at=utc(
+            2026,
+            1,
+            1,
+            0,
+            0,
+            0,
+        ),
+    )
+    next_at = spec.first_fire(utc(2026, 1, 1))
+    fired: list[datetime] = []
+    now = utc(2026, 1, 1)
+    for _ in range(1500):
+        now += timedelta(seconds=1)
+        assert next_at is not None
+        due = spec.due(next_at, now)
+        fired += due.times
+        next_at = due.next_fire_at
+        assert due.dropped == 0
+    expected = [
+        utc(2026, 1, 1) + timedelta(microseconds=round(seconds * 1e6) * k)
+        for k in range(len(fired))
+    ]
+    assert fired == expected and len(fired) == 1500_000_000 // round(seconds * 1e6) + 1
+
+
+def test_once_catches_up_the_last_fire_before_end_at() -> None:
+    spec = ScheduleSpec(cron="0 * * * *", end_at=utc(2026, 1, 1, 12), misfire=Misfire.ONCE)
+    due = spec.due(utc(2026, 1, 1, 11), utc(2026, 1, 1, 13, 5))  # down from 11:00 to 13:05
+    assert due.times == [utc(2026, 1, 1, 12)]
+    assert due.dropped == 1  # 11:00
+    assert due.next_fire_at is None  # past end_at
+
+
+def test_a_cron_that_matches_no_date_is_refused() -> None:
+    with pytest.raises(BadOption, match="matches no date"):
+        ScheduleSpec(cron="0 0 30 2 *")
+
+
+def test_counting_a_long_outage_is_bounded() -> None:
+    every_second = ScheduleSpec(cron="* * * * * *")
+    due = every_second.due(utc(2026, 1, 1), utc(2026, 1, 2))  # a day down: 86,341 missed
+    assert len(due.times) == 60  # the last minute is on time
+    assert due.dropped == 10_000  # counted up to 10,000
