@@ -26,6 +26,7 @@ from typing import Any
 from jobstore.core.jobs import JobService
 from jobstore.domain.clock import Clock
 from jobstore.domain.errors import BadOption, ClientError, ScheduleExists, ScheduleNotFound
+from jobstore.domain.loops import Loop
 from jobstore.domain.models import Encoding, NewJob, Payload
 from jobstore.domain.schedules import Misfire, Schedule, ScheduleSpec
 
@@ -73,7 +74,7 @@ class ScheduleService:
         self.store = jobs.db.schedules
         self.clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("jobstore-schedules", self._run)
 
     # -- the API ------------------------------------------------------------------------------
 
@@ -236,14 +237,10 @@ class ScheduleService:
     # -- the loop -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="jobstore-schedules")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.loops import Loop
 from jobstore.domain.models import JobState, PruneResult
 from jobstore.executor.config import PrunerConfig
 from jobstore.store import Database
@@ -30,7 +31,7 @@ class Pruner:
         self.cdm = db.cdm
         self.config = config
         self.clock = clock or SystemClock()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Loop("jobstore-pruner", self._loop)
 
     async def run_once(self, retention: Mapping[JobState, timedelta] | None = None) -> PruneResult:
         """Delete what is past its retention (the configured one, or `retention`)."""
@@ -66,14 +67,11 @@ class Pruner:
 
     async def start(self) -> None:
         """Start the periodic pass (only when some state has a retention)."""
-        if self.config.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="jobstore-pruner")
+        if self.config.enabled:
+            self._background.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

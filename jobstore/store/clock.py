@@ -10,11 +10,11 @@ step or NTP slew moves. Times agree across nodes to within a read's round trip.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from jobstore.domain.clock import Clock, SystemClock
+from jobstore.domain.loops import Loop
 from jobstore.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class DatabaseClock:
         self.local = local or SystemClock()
         self.resync_seconds = resync_seconds
         self._anchor: tuple[datetime, float] | None = None  # (database time, local monotonic)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("jobstore-clock", self._resync)
 
     def now(self) -> datetime:
         if self._anchor is None:
@@ -67,14 +67,10 @@ class DatabaseClock:
                 abs(skew.total_seconds()),
                 "ahead of" if skew > timedelta(0) else "behind",
             )
-        self._task = asyncio.create_task(self._resync(), name="jobstore-clock")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _resync(self) -> None:
         while True:

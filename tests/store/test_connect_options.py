@@ -8,8 +8,10 @@ settings through a real PgBouncer are in tests/topologies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -136,28 +138,37 @@ async def test_without_a_pooler_statements_are_prepared_and_kept(database_url: s
 # -- LISTEN and its self-check -----------------------------------------------------------------
 
 
-def listen(db: Database, heard: list[int]) -> asyncio.Task[None]:
-    return asyncio.create_task(db.listen_for_new_jobs(lambda: heard.append(1)))
+async def a_create_wakes(db: Database, heard: list[int]) -> bool:
+    """Send a create's NOTIFY through `db`'s pool; whether the listener woke within 2 s."""
+    before = len(heard)
+    async with db.transaction() as conn:
+        await db.jobs.job_notify_created(conn)
+    return await wait_until(lambda: len(heard) > before, 2.0)
+
+
+@contextlib.asynccontextmanager
+async def listening(db: Database) -> AsyncIterator[list[int]]:
+    """`db` listening for new jobs until the block ends (then disposed); each wake-up is
+    appended to the list it yields."""
+    heard: list[int] = []
+    task = asyncio.create_task(db.listen_for_new_jobs(lambda: heard.append(1)))
+    try:
+        yield heard
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.dispose()
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
 async def test_a_working_listen_is_trusted_and_the_poll_stays_slow(database_url: str) -> None:
     db = Database(database_url)
-    heard: list[int] = []
-    task = listen(db, heard)
-    try:
+    async with listening(db) as heard:
         assert db.idle_poll_seconds(1.0) == UNHEARD_POLL_SECONDS  # not checked yet
         assert await wait_until(lambda: db.hears_new_jobs, LISTEN_CHECK_SECONDS)
         assert db.idle_poll_seconds(1.0) == 1.0
-        before = len(heard)
-        async with db.transaction() as conn:
-            await db.jobs.job_notify_created(conn)
-        assert await wait_until(lambda: len(heard) > before, 2.0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.dispose()
+        assert await a_create_wakes(db, heard)
     assert not db.hears_new_jobs  # stopped listening: no longer trusted
 
 
@@ -167,9 +178,7 @@ async def test_other_nodes_checks_wake_nobody_and_a_dropped_listen_is_checked_ag
     database_url: str,
 ) -> None:
     db = Database(database_url)
-    heard: list[int] = []
-    task = listen(db, heard)
-    try:
+    async with listening(db) as heard:
         assert await wait_until(lambda: db.hears_new_jobs, LISTEN_CHECK_SECONDS)
         before = len(heard)
         async with db.reading() as conn:  # another node checking its own LISTEN
@@ -192,10 +201,6 @@ async def test_other_nodes_checks_wake_nobody_and_a_dropped_listen_is_checked_ag
             assert killed.scalars().all() == [True]
         assert await wait_until(lambda: not db.hears_new_jobs, 2.0)
         assert await wait_until(lambda: db.hears_new_jobs, 5.0 + LISTEN_CHECK_SECONDS)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.dispose()
 
 
 @pytest.mark.postgres
@@ -208,19 +213,15 @@ async def test_a_listen_that_hears_nothing_is_reported_once_and_the_poll_speeds_
     name = f"jobstore_test_{uuid.uuid4().hex[:12]}"
     await pg_admin(f'CREATE DATABASE "{name}"')
     db = Database(database_url, listen_url=pg_dsn(name))
-    heard: list[int] = []
     caplog.set_level(logging.WARNING, logger="jobstore.store.listen")
-    task = listen(db, heard)
     try:
-        await asyncio.sleep(LISTEN_CHECK_SECONDS + 0.5)
-        assert not db.hears_new_jobs
-        assert db.idle_poll_seconds(1.0) == UNHEARD_POLL_SECONDS
+        async with listening(db):
+            await asyncio.sleep(LISTEN_CHECK_SECONDS + 0.5)
+            assert not db.hears_new_jobs
+            assert db.idle_poll_seconds(1.0) == UNHEARD_POLL_SECONDS
         warnings = [r for r in caplog.records if "LISTEN hears nothing" in r.getMessage()]
         assert len(warnings) == 1
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.dispose()
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -228,15 +229,10 @@ async def test_a_listen_that_hears_nothing_is_reported_once_and_the_poll_speeds_
 @pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
 async def test_a_listen_url_of_its_own_hears_creates(database_url: str) -> None:
     db = Database(database_url, pooler="transaction", listen_url=database_url)
-    heard: list[int] = []
-    task = listen(db, heard)
-    try:
+    async with listening(db) as heard:
         assert db.can_listen
         assert await wait_until(lambda: db.hears_new_jobs, LISTEN_CHECK_SECONDS)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.dispose()
+        assert await a_create_wakes(db, heard)
 
 
 @pytest.mark.postgres
