@@ -65,6 +65,24 @@ class Metrics:
             registry=r,
         )
         self.claimed = Counter("jobstore_jobs_claimed", "Jobs claimed by this node", registry=r)
+        self.held_back = Counter(
+            "jobstore_jobs_held_back",
+            "Queued jobs (or keys at their limit) a claim on this node passed over because a "
+            "concurrency limit was reached",
+            registry=r,
+        )
+        self.schedule_fires = Counter(
+            "jobstore_schedule_fires",
+            "Jobs created by recurring schedules on this node (one per fire time)",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_misfires = Counter(
+            "jobstore_schedule_misfires",
+            "Missed fire times a schedule's misfire policy let go, seen on this node",
+            ["schedule"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "jobstore_queue_depth", "Queued jobs in the database (all nodes)", registry=r
         )
@@ -111,6 +129,15 @@ class Metrics:
         self.claim_duration.observe(seconds)
         if claimed:
             self.claimed.inc(claimed)
+
+    def jobs_held_back(self, count: int) -> None:
+        self.held_back.inc(count)
+
+    def schedule_fired(self, schedule: str, fires: int, missed: int) -> None:
+        if fires:
+            self._child(self.schedule_fires, schedule).inc(fires)
+        if missed:
+            self._child(self.schedule_misfires, schedule).inc(missed)
 
     def http_observed(self, method: str, route: str, status: int, seconds: float) -> None:
         self._child(self.http_duration, method, route, str(status)).observe(seconds)

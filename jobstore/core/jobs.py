@@ -272,6 +272,7 @@ class JobService:
             retry_errors=bool(run.retry_errors),
             backoff_seconds=run.backoff_seconds,
             timeout_seconds=run.timeout_seconds,
+            concurrency_key=run.concurrency_key,
         )
 
     async def create_job(

@@ -140,6 +140,12 @@ class ScheduleExists(ClientError):
         self.name = name
 
 
+class LimitNotFound(ClientError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no concurrency limit is set for key {key!r}")
+        self.key = key
+
+
 class JobFailed(JobstoreError):
     """Raise from a handler to end the attempt `error` with this message.
 

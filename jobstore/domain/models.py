@@ -99,6 +99,7 @@ class Job:
     retry_errors: bool = False
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
+    concurrency_key: str | None = None
     request_data: bytes | None = None
     request_text: str | None = None
     response_encoding: Encoding | None = None
@@ -136,6 +137,7 @@ class Job:
             retry_errors=row.get("retry_errors", False),
             backoff_seconds=row.get("backoff_seconds"),
             timeout_seconds=row.get("timeout_seconds"),
+            concurrency_key=row.get("concurrency_key"),
             request_data=row.get("request_data"),
             request_text=row.get("request_text"),
             response_encoding=Encoding(enc) if enc else None,
@@ -205,6 +207,7 @@ class NewJob:
     retry_errors: bool = False
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,7 @@ class Claimed:
     retry_errors: bool = False
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

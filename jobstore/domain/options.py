@@ -1,4 +1,5 @@
-"""The engine's per-job options: when a job may start, its priority, retries and timeout.
+"""The engine's per-job options: when a job may start, its priority, retries, timeout and
+concurrency key.
 
 Kinetica sends them as strings in `options`; REST as typed JSON fields; endpoints declare
 defaults in `@endpoint(...)`. One parser reads all three, and every refusal names the option.
@@ -24,9 +25,11 @@ OPTION_NAMES = (
     "retry_errors",
     "backoff_seconds",
     "timeout_seconds",
+    "concurrency_key",
 )
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 MAX_ATTEMPTS_LIMIT = 1000
+MAX_KEY_LENGTH = 128
 # Plain ASCII numbers: int() and float() also take "1_0", Arabic-Indic digits, "nan" and "1e999".
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -45,6 +48,7 @@ class RunOptions:
     retry_errors: bool | None = None
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
+    concurrency_key: str | None = None
 
     def or_defaults(self, defaults: RunOptions) -> RunOptions:
         """These options, each missing one taken from `defaults`."""
@@ -70,7 +74,21 @@ def parse_run_options(options: Mapping[str, Any]) -> RunOptions:
         retry_errors=_boolean(options, "retry_errors"),
         backoff_seconds=_seconds(options, "backoff_seconds", allow_zero=True),
         timeout_seconds=_seconds(options, "timeout_seconds", allow_zero=False),
+        concurrency_key=concurrency_key(options.get("concurrency_key")),
     )
+
+
+def concurrency_key(value: Any, name: str = "concurrency_key") -> str | None:
+    """A concurrency key (e.g. a customer id): 1 to 128 characters, none of them a control
+    character. "" means not given, as Kinetica clients send it."""
+    if value is None or value == "":
+        return None
+    rule = f"must be a string of 1 to {MAX_KEY_LENGTH} characters without control characters"
+    if not isinstance(value, str):
+        raise BadOption(name, f"{rule}, got {value!r}")
+    if len(value) > MAX_KEY_LENGTH or not value.isprintable():
+        raise BadOption(name, f"{rule}, got {value[:40]!r}")
+    return value
 
 
 def _given(options: Mapping[str, Any], name: str) -> Any:

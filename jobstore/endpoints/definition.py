@@ -11,6 +11,7 @@ from typing import Any
 
 from jobstore.codecs import Schema
 from jobstore.domain.errors import BadOption, ConfigError
+from jobstore.domain.limits import EndpointLimits
 from jobstore.domain.options import RunOptions, parse_run_options
 from jobstore.endpoints.context import JobContext
 
@@ -27,7 +28,8 @@ class Endpoint:
     `raw` handlers get the payload as sent (text for JSON, bytes otherwise) and return the
     same kind. `retryable=False` means the handler is never run twice: if its node dies mid-run,
     the job ends `error`, and its jobs cannot ask for `retry_errors`. `defaults` are the engine
-    options (priority, retries, timeout) of jobs that do not give their own.
+    options (priority, retries, timeout) of jobs that do not give their own. `limits` cap how
+    many of its jobs run at once, per concurrency key and in all (see domain/limits.py).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Endpoint:
     max_attempts: int | None = None
     description: str = ""
     defaults: RunOptions = field(default_factory=RunOptions)
+    limits: EndpointLimits = field(default_factory=EndpointLimits)
 
     @property
     def is_async(self) -> bool:
@@ -63,11 +66,15 @@ def endpoint(
     retry_errors: bool | None = None,
     backoff_seconds: float | None = None,
     timeout_seconds: float | None = None,
+    concurrency_limit: int | None = None,
+    global_limit: int | None = None,
 ) -> Callable[[Handler], Handler]:
     """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image").
 
     `max_attempts`, `priority`, `retry_errors`, `backoff_seconds` and `timeout_seconds` are
-    defaults for its jobs; a job's own options win.
+    defaults for its jobs; a job's own options win. `concurrency_limit` is how many of its jobs
+    with one `concurrency_key` run at once (unless the key has a named limit);
+    `global_limit` how many of its jobs run at once in all; both across every node.
     """
     given = {
         "max_attempts": max_attempts,
@@ -82,6 +89,14 @@ def endpoint(
         raise ConfigError(f"endpoint {name}: {exc}") from None
     if defaults.retry_errors and not retryable:
         raise ConfigError(f"endpoint {name}: retry_errors needs a retryable endpoint")
+    for what, value in (("concurrency_limit", concurrency_limit), ("global_limit", global_limit)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigError(
+                f"endpoint {name}: {what} must be a whole number from 1, got {value!r}"
+            )
+    limits = EndpointLimits(concurrency_limit, global_limit)
 
     def mark(fn: Handler) -> Handler:
         ep = Endpoint(
@@ -94,6 +109,7 @@ def endpoint(
             max_attempts=max_attempts,
             description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
             defaults=defaults,
+            limits=limits,
         )
         setattr(fn, MARK, ep)
         return fn

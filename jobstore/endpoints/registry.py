@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from jobstore.domain.errors import ConfigError, UnknownEndpoint
+from jobstore.domain.limits import EndpointLimits
 from jobstore.endpoints import builtins
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.definition import MARK, Endpoint, endpoint
@@ -67,6 +68,10 @@ class EndpointRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._endpoints
+
+    def limits(self) -> dict[str, EndpointLimits]:
+        """Every endpoint's declared limits, by name."""
+        return {name: ep.limits for name, ep in self._endpoints.items()}
 
     def names(self) -> list[str]:
         return sorted(self._endpoints)

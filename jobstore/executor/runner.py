@@ -42,6 +42,7 @@ from jobstore.executor.tasks import Tasks
 from jobstore.metrics import Metrics
 from jobstore.store import Database, RescueResult
 from jobstore.store.batch import GroupCommit
+from jobstore.store.limits import LimitedClaim
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ class Executor:
         # False once a claim found fewer jobs than it asked for: then a freed slot is no reason
         # to claim again (an empty claim costs a transaction); new work arrives through wake().
         self._queue_may_have_more = True
+        # Whether a claim should look at jobs with a concurrency key or a limited endpoint
+        # (store/limits.py): only when some may be claimable, or a poll interval has passed.
+        self._limited_may_have_work = True
+        self._limited_looked_at = 0.0
         self._threads = ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
         )
@@ -114,6 +119,7 @@ class Executor:
     def wake(self) -> None:
         """A job was created: look for work now instead of at the next poll."""
         self._queue_may_have_more = True
+        self._limited_may_have_work = True
         self._wake.set()
 
     def request_cancel(self, job_ids: Sequence[int]) -> None:
@@ -185,20 +191,54 @@ class Executor:
         began = time.perf_counter()
         now = self.clock.now()  # the moment the claim is decided: started_at
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        limits = self.registry.limits()
+        plain = [name for name, limit in limits.items() if limit.global_limit is None]
+        limited = LimitedClaim()
         async with self.db.transaction() as conn:
+            if self._limited_due():
+                limited = await self.db.limits.job_claim_limited(
+                    conn,
+                    node=self.config.node_id,
+                    endpoints=limits,
+                    limit=free,
+                    now=now,
+                    lease_until=lease_until,
+                )
+            asked = free - len(limited.claimed)
             claimed = await self.store.job_claim(
                 conn,
                 node=self.config.node_id,
-                endpoints=self.registry.names(),
-                limit=free,
+                endpoints=plain,
+                limit=asked,
                 now=now,
                 lease_until=lease_until,
             )
-        self._queue_may_have_more = len(claimed) >= free
+        self._limited_noted(limited, asked_for=free)
+        self._queue_may_have_more = (asked > 0 and len(claimed) >= asked) or (
+            self._limited_may_have_work
+        )
+        claimed = limited.claimed + claimed
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
+            if limited.held_back:
+                self.metrics.jobs_held_back(limited.held_back)
         self._start(claimed, lease_until)
         return claimed
+
+    def _limited_due(self) -> bool:
+        """Whether this claim looks at keyed and limited jobs too: when some may be claimable
+        (a job was created, a limited job ended here, the last look filled its share), and once
+        a poll interval anyway (a limited job may have ended on another node)."""
+        return (
+            self._limited_may_have_work
+            or time.monotonic() - self._limited_looked_at >= self.config.poll_seconds
+        )
+
+    def _limited_noted(self, limited: LimitedClaim, *, asked_for: int) -> None:
+        if limited.looked or not self._limited_may_have_work:
+            self._limited_looked_at = time.monotonic()
+        # Jobs held back by a limit wait for a limited job to end, not for the next claim.
+        self._limited_may_have_work = limited.looked and len(limited.claimed) >= asked_for
 
     def _start(self, claimed: list[Claimed], lease_until: datetime) -> None:
         """A task for each claimed job (after the claim's commit)."""
@@ -282,8 +322,17 @@ class Executor:
 
     def _forget(self, run: Run) -> None:
         self._running.forget(run)
-        if self._queue_may_have_more:
+        job = run.claimed
+        if job.concurrency_key is not None or self._has_global_limit(job.endpoint):
+            self._limited_may_have_work = True  # a slot of its key or endpoint is free
+            self._wake.set()
+        elif self._queue_may_have_more:
             self._wake.set()  # a slot is free and the queue may hold more
+
+    def _has_global_limit(self, endpoint: str) -> bool:
+        return endpoint in self.registry and (
+            self.registry.get(endpoint).limits.global_limit is not None
+        )
 
     async def _execute(self, run: Run) -> Outcome:
         job, ctx = run.claimed, run.ctx

@@ -29,6 +29,7 @@ from jobstore.store.cdm import CdmStore
 from jobstore.store.diagnose import describe_connect_error, display_url, missing_file
 from jobstore.store.driver import Driver
 from jobstore.store.jobs import JobStore
+from jobstore.store.limits import LimitStore
 from jobstore.store.listen import UNHEARD_POLL_SECONDS, ListenCheck
 from jobstore.store.postgres import PostgresDriver
 from jobstore.store.schedules import ScheduleStore
@@ -122,6 +123,7 @@ class Database:
         self.cdm = CdmStore(self.driver)
         self.accounts = AuthStore()
         self.schedules = ScheduleStore(self.driver)
+        self.limits = LimitStore(self.driver)
 
     @property
     def shown_url(self) -> str:

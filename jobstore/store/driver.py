@@ -67,6 +67,18 @@ class Driver(Protocol):
         rows; it opens their attempts in `job_attempts` too. Built once: only binds change."""
         ...
 
+    @property
+    def claim_ids(self) -> sa.Executable:
+        """Like `claim`, for the queued jobs whose ids are `:ids` (a limited claim's picks)."""
+        ...
+
+    async def queued_of_keys(
+        self, conn: AsyncConnection, wants: Sequence[tuple[str, int]], endpoints: Sequence[str]
+    ) -> list[Any]:
+        """For each (key, n) in `wants`, the first n queued jobs with that concurrency key
+        among `endpoints`, in claim order: rows (job_id, endpoint, concurrency_key, priority)."""
+        ...
+
     async def job_finish(
         self, conn: AsyncConnection, rows: Sequence[FinishRow], *, now: datetime
     ) -> list[Any]:
@@ -89,6 +101,11 @@ class Driver(Protocol):
 
     async def maintenance_lock(self, conn: AsyncConnection, name: str) -> bool:
         """Try to become the one node doing `name` until this transaction ends."""
+        ...
+
+    async def limited_claim_lock(self, conn: AsyncConnection) -> None:
+        """Wait until no other node is making a limited claim; held until this transaction
+        ends (what makes counting running jobs and claiming more one step)."""
         ...
 
     def migration_lock(self, conn: Connection) -> None:

@@ -433,6 +433,7 @@ def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
         "retry_errors": new.retry_errors,
         "backoff_seconds": new.backoff_seconds,
         "timeout_seconds": new.timeout_seconds,
+        "concurrency_key": new.concurrency_key,
         "progress": 0,
         "status_map": {},
         "remove_on_complete": new.remove_on_complete,

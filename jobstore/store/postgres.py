@@ -32,6 +32,7 @@ from jobstore.store.statements import (
     FINISH_RETURNING,
     FINISH_SET,
     FINISH_WHERE,
+    HAS_NO_KEY,
     IS_QUEUED,
     AttemptRow,
     FinishRow,
@@ -45,6 +46,18 @@ log = logging.getLogger(__name__)
 NEW_JOB_CHANNEL = "jobstore_new_job"
 # Any constant works; it only has to be the same on every node.
 _MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
+_LIMITED_CLAIM_LOCK_KEY = 0x6A6C696D  # "jlim"
+# Each key's first queued jobs, one index range per key (ix_jobs_queued_keyed).
+_QUEUED_OF_KEYS = sa.text(
+    """SELECT j.job_id, j.endpoint, j.concurrency_key, j.priority
+       FROM unnest(CAST(:keys AS TEXT[]), CAST(:counts AS INTEGER[])) AS k(key, n)
+       CROSS JOIN LATERAL (
+         SELECT job_id, endpoint, concurrency_key, priority FROM jobs
+         WHERE status = 'queued' AND concurrency_key = k.key
+           AND endpoint = ANY(CAST(:endpoints AS TEXT[]))
+         ORDER BY priority DESC, job_id LIMIT k.n
+       ) AS j"""
+)
 # SQLSTATE classes that mean "the server cannot serve us" rather than "this statement is
 # wrong": connection exception, insufficient resources, operator intervention (shutting down,
 # starting up), invalid authorization, and a read-only server (a standby, or a primary demoted
@@ -103,6 +116,25 @@ _ATTEMPTS_CLOSE = sa.text(
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 
 
+def _claim_opening_attempts(which: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The claim of the queued jobs `which` selects, opening their attempts in the same
+    statement: one round trip per claim."""
+    node = sa.bindparam("node", type_=sa.String())
+    now = sa.bindparam("now", type_=UTCDateTime())
+    claimed = claim_update(
+        which,
+        IS_QUEUED,
+        node=node,
+        now=now,
+        lease_until=sa.bindparam("lease_until", type_=UTCDateTime()),
+    ).cte("claimed")
+    opened = sa.insert(job_attempts).from_select(
+        ["job_id", "attempt", "node", "started_at"],
+        sa.select(claimed.c.job_id, claimed.c.attempt, node, now),
+    )
+    return sa.select(claimed).add_cte(opened.cte("opened"))
+
+
 class PostgresDriver:
     can_listen = True
 
@@ -113,28 +145,22 @@ class PostgresDriver:
         # in a nested loop, and each rescan skips the rows it just locked: more than `limit`.
         picked = (
             sa.select(jobs.c.job_id)
-            .where(IS_QUEUED, jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)))
+            .where(
+                IS_QUEUED,
+                HAS_NO_KEY,
+                jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)),
+            )
             .order_by(*CLAIM_ORDER)
             .limit(sa.bindparam("limit", type_=sa.Integer()))
             .with_for_update(skip_locked=True)
             .cte("picked")
             .prefix_with("MATERIALIZED")
         )
-        node = sa.bindparam("node", type_=sa.String())
-        now = sa.bindparam("now", type_=UTCDateTime())
-        claimed = claim_update(
-            jobs.c.job_id == picked.c.job_id,
-            IS_QUEUED,
-            node=node,
-            now=now,
-            lease_until=sa.bindparam("lease_until", type_=UTCDateTime()),
-        ).cte("claimed")
-        # The attempts open in the same statement: one round trip per claim.
-        opened = sa.insert(job_attempts).from_select(
-            ["job_id", "attempt", "node", "started_at"],
-            sa.select(claimed.c.job_id, claimed.c.attempt, node, now),
+        self.claim = _claim_opening_attempts(jobs.c.job_id == picked.c.job_id)
+        # A limited claim's picks are held by its lock (limited_claim_lock): no SKIP LOCKED.
+        self.claim_ids = _claim_opening_attempts(
+            jobs.c.job_id.in_(sa.bindparam("ids", expanding=True))
         )
-        self.claim = sa.select(claimed).add_cte(opened.cte("opened"))
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -224,6 +250,18 @@ class PostgresDriver:
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         got = await conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
         return bool(got.scalar_one())
+
+    async def limited_claim_lock(self, conn: AsyncConnection) -> None:
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LIMITED_CLAIM_LOCK_KEY)))
+
+    async def queued_of_keys(
+        self, conn: AsyncConnection, wants: Sequence[tuple[str, int]], endpoints: Sequence[str]
+    ) -> list[Any]:
+        if not wants:
+            return []
+        keys, counts = zip(*wants, strict=True)
+        params = {"keys": list(keys), "counts": list(counts), "endpoints": list(endpoints)}
+        return list((await conn.execute(_QUEUED_OF_KEYS, params)).all())
 
     def migration_lock(self, conn: Connection) -> None:
         # Nodes starting together must not migrate at the same time.

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobstore.domain.models import AttemptOutcome, Claimed, Encoding, JobState, Outcome, Payload
+from jobstore.domain.models import AttemptOutcome, Claimed, JobState, Outcome
 from jobstore.store.driver import Driver
 from jobstore.store.statements import (
     IS_RUNNING,
@@ -25,6 +25,7 @@ from jobstore.store.statements import (
     AttemptRow,
     FinishRow,
     cancel_map,
+    claimed_from_row,
 )
 from jobstore.store.tables import job_attempts, job_tombstones, jobs
 
@@ -69,8 +70,10 @@ class RunStore:
         now: datetime,
         lease_until: datetime,
     ) -> list[Claimed]:
-        """Move up to `limit` queued jobs to running, owned by `node`: the highest priority
-        first, and the oldest first among equals. Each claim opens a row in `job_attempts`.
+        """Move up to `limit` queued jobs without a concurrency key to running, owned by
+        `node`: the highest priority first, and the oldest first among equals. Each claim opens
+        a row in `job_attempts`. (Keyed jobs and jobs of endpoints with a global limit are
+        claimed by LimitStore.job_claim_limited.)
 
         One UPDATE. On PostgreSQL it skips rows other nodes are claiming; on SQLite the
         caller's BEGIN IMMEDIATE holds the database write lock, so no other node claims.
@@ -84,21 +87,7 @@ class RunStore:
             "now": now,
             "lease_until": lease_until,
         }
-        claimed = [
-            Claimed(
-                job_id=r.job_id,
-                job_tag=r.job_tag,
-                endpoint=r.endpoint,
-                request=Payload(Encoding(r.request_encoding), r.request_data, r.request_text),
-                attempt=r.attempt,
-                cancel_requested=r.cancel_requested,
-                max_attempts=r.max_attempts,
-                retry_errors=r.retry_errors,
-                backoff_seconds=r.backoff_seconds,
-                timeout_seconds=r.timeout_seconds,
-            )
-            for r in await conn.execute(self.driver.claim, params)
-        ]
+        claimed = [claimed_from_row(r) for r in await conn.execute(self.driver.claim, params)]
         claimed.sort(key=lambda c: c.job_id)
         return claimed
 

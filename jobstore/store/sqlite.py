@@ -56,9 +56,18 @@ _UNAVAILABLE = (
 # cannot render this hint.
 _PICK = sa.text(
     "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
-    " WHERE status = 'queued' AND endpoint IN :endpoints"
+    " WHERE status = 'queued' AND concurrency_key IS NULL AND endpoint IN :endpoints"
     " ORDER BY priority DESC, job_id LIMIT :limit"
 ).bindparams(sa.bindparam("endpoints", expanding=True), sa.bindparam("limit"))
+
+
+# One key's first queued jobs (ix_jobs_queued_keyed); run once per key: in-process, cheap.
+_QUEUED_OF_KEY = sa.text(
+    "SELECT job_id, endpoint, concurrency_key, priority FROM jobs"
+    " INDEXED BY ix_jobs_queued_keyed"
+    " WHERE status = 'queued' AND concurrency_key = :key AND endpoint IN :endpoints"
+    " ORDER BY priority DESC, job_id LIMIT :n"
+).bindparams(sa.bindparam("endpoints", expanding=True))
 
 
 class SqliteDriver:
@@ -71,6 +80,14 @@ class SqliteDriver:
         # job_attempts_open (migration 0007) opens each claimed job's attempt inside it.
         self.claim = claim_update(
             jobs.c.job_id.in_(_PICK.columns(jobs.c.job_id)),
+            node=sa.bindparam("node"),
+            now=sa.bindparam("now"),
+            lease_until=sa.bindparam("lease_until"),
+        )
+        # The caller's write lock holds a limited claim's picks queued until it moves them.
+        self.claim_ids = claim_update(
+            jobs.c.job_id.in_(sa.bindparam("ids", expanding=True)),
+            jobs.c.status == "queued",
             node=sa.bindparam("node"),
             now=sa.bindparam("now"),
             lease_until=sa.bindparam("lease_until"),
@@ -155,6 +172,18 @@ class SqliteDriver:
 
     async def maintenance_lock(self, conn: AsyncConnection, name: str) -> bool:
         return True  # the transaction holds the only write lock: the caller is alone
+
+    async def limited_claim_lock(self, conn: AsyncConnection) -> None:
+        return None  # the transaction holds the only write lock: no other claim runs
+
+    async def queued_of_keys(
+        self, conn: AsyncConnection, wants: Sequence[tuple[str, int]], endpoints: Sequence[str]
+    ) -> list[Any]:
+        rows: list[Any] = []
+        for key, n in wants:
+            params = {"key": key, "n": n, "endpoints": list(endpoints)}
+            rows += (await conn.execute(_QUEUED_OF_KEY, params)).all()
+        return rows
 
     def migration_lock(self, conn: Connection) -> None:
         return None  # the migration's transaction holds the only write lock

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobstore.domain.models import JobState
+from jobstore.domain.models import Claimed, Encoding, JobState, Payload
 from jobstore.store.tables import jobs
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
@@ -16,6 +16,8 @@ SCHEDULED = JobState.SCHEDULED.value
 IS_QUEUED = jobs.c.status == sa.literal_column("'queued'")
 IS_RUNNING = jobs.c.status == sa.literal_column("'running'")
 IS_SCHEDULED = jobs.c.status == sa.literal_column("'scheduled'")
+# The plain claim takes jobs without a concurrency key only (the rows ix_jobs_queued holds).
+HAS_NO_KEY = jobs.c.concurrency_key.is_(None)
 # The claim's order, which ix_jobs_queued holds: highest priority first, then oldest.
 CLAIM_ORDER = (jobs.c.priority.desc(), jobs.c.job_id)
 
@@ -48,7 +50,25 @@ def claim_update(
             jobs.c.retry_errors,
             jobs.c.backoff_seconds,
             jobs.c.timeout_seconds,
+            jobs.c.concurrency_key,
         )
+    )
+
+
+def claimed_from_row(r: Any) -> Claimed:
+    """A claimed job from a row that `claim_update` returned."""
+    return Claimed(
+        job_id=r.job_id,
+        job_tag=r.job_tag,
+        endpoint=r.endpoint,
+        request=Payload(Encoding(r.request_encoding), r.request_data, r.request_text),
+        attempt=r.attempt,
+        cancel_requested=r.cancel_requested,
+        max_attempts=r.max_attempts,
+        retry_errors=r.retry_errors,
+        backoff_seconds=r.backoff_seconds,
+        timeout_seconds=r.timeout_seconds,
+        concurrency_key=r.concurrency_key,
     )
 
 

@@ -82,6 +82,9 @@ jobs = sa.Table(
     sa.Column("retry_errors", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("backoff_seconds", sa.Float(), nullable=True),
     sa.Column("timeout_seconds", sa.Float(), nullable=True),
+    # Jobs with a key run at most as many at once as the key's limit (concurrency_limits, or
+    # the endpoint's concurrency_limit), across nodes; see store/limits.py.
+    sa.Column("concurrency_key", sa.String(128), nullable=True),
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -98,13 +101,25 @@ jobs = sa.Table(
 )
 
 # Claim: the highest priority first, then the oldest, read through a partial index that holds
-# only queued rows, in exactly that order.
+# only queued rows without a concurrency key, in exactly that order.
+_QUEUED_FREE = sa.and_(jobs.c.status == "queued", jobs.c.concurrency_key.is_(None))
 sa.Index(
     "ix_jobs_queued",
     jobs.c.priority.desc(),
     jobs.c.job_id,
-    postgresql_where=jobs.c.status == "queued",
-    sqlite_where=jobs.c.status == "queued",
+    postgresql_where=_QUEUED_FREE,
+    sqlite_where=_QUEUED_FREE,
+)
+# The limited claim: queued rows with a key, per key in claim order (and the keys themselves,
+# walked one by one).
+_QUEUED_KEYED = sa.and_(jobs.c.status == "queued", jobs.c.concurrency_key.is_not(None))
+sa.Index(
+    "ix_jobs_queued_keyed",
+    jobs.c.concurrency_key,
+    jobs.c.priority.desc(),
+    jobs.c.job_id,
+    postgresql_where=_QUEUED_KEYED,
+    sqlite_where=_QUEUED_KEYED,
 )
 # Due jobs: scheduled rows only, by the time they may start.
 sa.Index(
@@ -282,3 +297,16 @@ schedules = sa.Table(
 )
 # Due schedules, by their next fire time (the query filters the enabled ones).
 sa.Index("ix_schedules_next_fire_at", schedules.c.next_fire_at)
+
+# Named concurrency limits, set at run time (`jobstore limits set KEY N`): at most
+# `max_running` jobs with this concurrency key run at once, across nodes. A key without a row
+# takes its endpoint's concurrency_limit, or runs unlimited.
+concurrency_limits = sa.Table(
+    "concurrency_limits",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("max_running", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=True),
+    sa.CheckConstraint("max_running >= 0", name="max_running"),
+)

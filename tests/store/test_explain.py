@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from jobstore.domain.clock import SystemClock
 from jobstore.domain.models import Encoding, JobState, Outcome, Payload
 from jobstore.store import Database
+from jobstore.store import limits as limits_store
 from tests.support.databases import drop_pg_database, new_pg_database
 from tests.support.factories import LEASE, new_job
 
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.postgres
 
 JOBS = 20_000
 QUEUED = 300
+KEYED = 400  # queued jobs with a concurrency key, over KEYS keys
+KEYS = 40
 SCHEDULED = 200
 BATCH = 1_000
 ENDPOINTS = ("/echo", "/sleep", "/fail")
@@ -66,10 +69,16 @@ async def _fill(db: Database) -> None:
             [replace(new_job(f"later-{n}"), delay_seconds=3600 + n) for n in range(SCHEDULED)],
             now,
         )
+    async with db.transaction() as conn:  # and some with a concurrency key
+        await store.job_create_many(
+            conn,
+            [replace(new_job(f"keyed-{n}"), concurrency_key=f"k{n % KEYS}") for n in range(KEYED)],
+            now,
+        )
     async with db.engine.connect() as conn:
         await conn.execute(sa.text("ANALYZE jobs"))
         await conn.commit()
-        assert await _count_queued(conn) == QUEUED
+        assert await _count_queued(conn) == QUEUED + KEYED
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +247,22 @@ async def test_lookup_by_id_uses_the_primary_key(filled: Database) -> None:
 
     statement, plan = await _explain(filled, by_id)
     _assert_uses(plan, "pk_jobs", statement)
+
+
+async def test_the_limited_claim_reads_keys_and_their_lines_through_the_keyed_index(
+    filled: Database,
+) -> None:
+    """The keys of queued jobs (a loose index scan) and each key's first jobs (one index range
+    per key) never read the whole queue."""
+    endpoints = list(ENDPOINTS)
+
+    async def keys(conn: Any) -> object:
+        return await conn.execute(limits_store._QUEUED_KEYS, {"max_keys": limits_store.MAX_KEYS})
+
+    async def lines(conn: Any) -> object:
+        wants = [(f"k{n}", 4) for n in range(0, KEYS, 3)]
+        return await filled.driver.queued_of_keys(conn, wants, endpoints)
+
+    for call in (keys, lines):
+        statement, plan = await _explain(filled, call)
+        _assert_uses(plan, "ix_jobs_queued_keyed", statement)

@@ -275,8 +275,15 @@ class Server:
         data: dict[str, Any] = json.loads(envelope["data_str"])
         return data
 
-    def create_job(self, endpoint: str, request: Any, *, tag: str | None = None) -> int:
-        options = {"job_tag": tag} if tag else {}
+    def create_job(
+        self,
+        endpoint: str,
+        request: Any,
+        *,
+        tag: str | None = None,
+        options: dict[str, str] | None = None,
+    ) -> int:
+        options = {**({"job_tag": tag} if tag else {}), **(options or {})}
         data = self.call(
             "/create/job",
             {

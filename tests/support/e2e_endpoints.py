@@ -53,3 +53,13 @@ def add(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.set_progress(50)
     time.sleep(0.05)
     return {"sum": request["a"] + request["b"], "job_id": ctx.job_id}
+
+
+@endpoint("/limited", concurrency_limit=2)
+async def limited(request: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """At most 2 jobs with one concurrency_key at once: write `start ID TIME` and `end ID TIME`
+    (wall-clock seconds, comparable across processes) around a sleep of `seconds`."""
+    _append(request["path"], f"start {ctx.job_id} {time.time():.6f}")
+    await ctx.sleep(float(request.get("seconds", 0.3)))
+    _append(request["path"], f"end {ctx.job_id} {time.time():.6f}")
+    return {"job_id": ctx.job_id}
