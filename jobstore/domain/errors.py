@@ -140,6 +140,18 @@ class ScheduleExists(ClientError):
         self.name = name
 
 
+class ScheduleManaged(ClientError):
+    """A schedule another facade keeps (a CDM definition's): changed through it, not directly."""
+
+    def __init__(self, name: str, source: str) -> None:
+        super().__init__(
+            f"schedule {name!r} belongs to a {source.upper()} definition: change or delete the "
+            "definition instead (pause, resume and fire now work here)"
+        )
+        self.name = name
+        self.source = source
+
+
 class LimitNotFound(ClientError):
     def __init__(self, key: str) -> None:
         super().__init__(f"no concurrency limit is set for key {key!r}")

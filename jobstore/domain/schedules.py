@@ -28,9 +28,12 @@ from jobstore.domain.errors import BadOption
 MISFIRE_GRACE = timedelta(seconds=60)  # as Quartz's default misfire threshold
 MISFIRE_ALL_CAP = 100
 MIN_EVERY_SECONDS = 1.0
+MAX_EVERY_SECONDS = 10 * 365 * 24 * 3600.0  # ten years, as the engine's other durations
 _COUNT_LIMIT = 10_000  # a cron's missed fire times are counted up to this many
 _TICK = timedelta(microseconds=1)  # the finest step of a datetime
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# Fire times stay far from the end of what a datetime holds (year 9999).
+_LAST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class Misfire(enum.StrEnum):
@@ -66,7 +69,7 @@ class ScheduleSpec:
             raise BadOption("cron", "give either cron or every_seconds, not both nor neither")
         try:
             zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", too long
             raise BadOption("timezone", f"unknown time zone {self.timezone!r}") from None
         object.__setattr__(self, "_zone", zone)
         if self.cron is not None:
@@ -82,15 +85,19 @@ class ScheduleSpec:
             if self._at_or_after(_EPOCH) is None:
                 raise BadOption("cron", f"{self.cron!r} matches no date")
         if self.every_seconds is not None and not (
-            math.isfinite(self.every_seconds) and self.every_seconds >= MIN_EVERY_SECONDS
+            math.isfinite(self.every_seconds)
+            and MIN_EVERY_SECONDS <= self.every_seconds <= MAX_EVERY_SECONDS
         ):
             raise BadOption(
-                "every_seconds", f"must be a number of seconds, {MIN_EVERY_SECONDS:g} or more"
+                "every_seconds",
+                f"must be a number of seconds from {MIN_EVERY_SECONDS:g} to {MAX_EVERY_SECONDS:g}",
             )
         for name in ("start_at", "end_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise BadOption(name, "must carry a time zone")
+            if value is not None and not _EPOCH <= value <= _LAST:
+                raise BadOption(name, f"must be from {_EPOCH:%Y} to {_LAST:%Y}")
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise BadOption("end_at", "must be after start_at")
 

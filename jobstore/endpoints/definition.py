@@ -5,7 +5,7 @@ declares one. Users mark plain functions with `@jobstore.endpoint(...)` in a mod
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,12 +13,25 @@ from jobstore.codecs import Schema
 from jobstore.domain.errors import BadOption, ConfigError
 from jobstore.domain.limits import EndpointLimits
 from jobstore.domain.options import RunOptions, parse_run_options
+from jobstore.domain.schedules import Misfire, ScheduleSpec
 from jobstore.endpoints.context import JobContext
 
-__all__ = ["MARK", "Endpoint", "Handler", "endpoint"]
+__all__ = ["MARK", "SCHEDULE_FIELDS", "Endpoint", "Handler", "endpoint"]
 
 Handler = Callable[[Any, JobContext], Any]
 MARK = "__jobstore_endpoint__"
+# What `@endpoint(schedule={...})` may give: when it fires, and the job each fire creates.
+SCHEDULE_FIELDS = (
+    "name",
+    "cron",
+    "every_seconds",
+    "timezone",
+    "misfire",
+    "start_at",
+    "end_at",
+    "payload",
+    "options",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,8 @@ class Endpoint:
     description: str = ""
     defaults: RunOptions = field(default_factory=RunOptions)
     limits: EndpointLimits = field(default_factory=EndpointLimits)
+    # A recurring schedule declared in code: the fields of a schedule create (core/schedules.py).
+    schedule: Mapping[str, Any] | None = None
 
     @property
     def is_async(self) -> bool:
@@ -68,6 +83,7 @@ def endpoint(
     timeout_seconds: float | None = None,
     concurrency_limit: int | None = None,
     global_limit: int | None = None,
+    schedule: str | Mapping[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Mark a function `handler(request, ctx)` as the endpoint `name` (e.g. "/resize/image").
 
@@ -75,6 +91,8 @@ def endpoint(
     defaults for its jobs; a job's own options win. `concurrency_limit` is how many of its jobs
     with one `concurrency_key` run at once (unless the key has a named limit);
     `global_limit` how many of its jobs run at once in all; both across every node.
+    `schedule` is a cron expression, or a dict of schedule fields (`cron` or `every_seconds`,
+    `timezone`, `misfire`, `payload`, `name`, ...): every node stores it at start.
     """
     given = {
         "max_attempts": max_attempts,
@@ -97,6 +115,7 @@ def endpoint(
                 f"endpoint {name}: {what} must be a whole number from 1, got {value!r}"
             )
     limits = EndpointLimits(concurrency_limit, global_limit)
+    declared = _schedule(name, schedule)
 
     def mark(fn: Handler) -> Handler:
         ep = Endpoint(
@@ -110,8 +129,32 @@ def endpoint(
             description=(inspect.getdoc(fn) or "").split("\n", 1)[0],
             defaults=defaults,
             limits=limits,
+            schedule=declared,
         )
         setattr(fn, MARK, ep)
         return fn
 
     return mark
+
+
+def _schedule(name: str, schedule: str | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A declared schedule as a dict of schedule fields; when it fires is checked now."""
+    if schedule is None:
+        return None
+    fields: dict[str, Any] = {"cron": schedule} if isinstance(schedule, str) else dict(schedule)
+    unknown = set(fields) - set(SCHEDULE_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"endpoint {name}: schedule has unknown fields {sorted(unknown)}; "
+            f"known are {', '.join(SCHEDULE_FIELDS)}"
+        )
+    try:
+        ScheduleSpec(
+            cron=fields.get("cron"),
+            every_seconds=fields.get("every_seconds"),
+            timezone=fields.get("timezone", "UTC"),
+            misfire=Misfire(fields.get("misfire", "skip")),
+        )
+    except (BadOption, ValueError) as exc:
+        raise ConfigError(f"endpoint {name}: schedule: {exc}") from None
+    return fields

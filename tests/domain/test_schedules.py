@@ -41,6 +41,10 @@ def fires(spec: ScheduleSpec, start: datetime, count: int) -> list[datetime]:
         ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, "timezone"),
         ({"every_seconds": 0.5}, "every_seconds"),
         ({"every_seconds": float("nan")}, "every_seconds"),
+        ({"every_seconds": 1e300}, "every_seconds"),  # would overflow a datetime
+        ({"cron": "* * * * *", "timezone": "America"}, "timezone"),  # a folder of zones
+        ({"cron": "* * * * *", "timezone": "x" * 300}, "timezone"),  # a name too long
+        ({"every_seconds": 5, "start_at": utc(9500, 1, 1)}, "start_at"),
         ({"every_seconds": 5, "start_at": datetime(2026, 1, 1)}, "start_at"),
         ({"every_seconds": 5, "start_at": utc(2026, 1, 2), "end_at": utc(2026, 1, 1)}, "end_at"),
     ],
