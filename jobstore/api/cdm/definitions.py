@@ -5,20 +5,35 @@ What a definition runs comes from its driver config group `jobstoreConfig`: `end
 (e.g. /sleep), `request` (a JSON text template) and `requestEncoding` (json). CDM's own fields
 (links, connectors, from/to config values) are resolved too and handed to the endpoint's
 request under their own names.
+
+A definition whose `schedulerConfig` asks for it also has a schedule (api/cdm/scheduling.py),
+kept with it in the same transaction; each fire starts it as a start without variables would,
+at the planned fire time, and is skipped while the previous submission is not finished.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobstore.api.cdm.scheduling import (
+    IDENTITY,
+    MISFIRE,
+    SOURCE,
+    SchedulerConfigError,
+    is_scheduled,
+    read_timing,
+    schedule_name,
+)
 from jobstore.api.cdm.variables import resolve
 from jobstore.codecs.jsontext import check_text
 from jobstore.core.definitions import Definition, DefinitionService, SubmissionRow
 from jobstore.core.jobs import JobService
+from jobstore.core.schedules import NewSchedule, ScheduleService
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import (
     BadRequest,
@@ -26,11 +41,15 @@ from jobstore.domain.errors import (
     DefinitionBusy,
     DefinitionExists,
     DefinitionNotFound,
+    ScheduleExists,
     UnknownEndpoint,
 )
-from jobstore.domain.models import Encoding, Payload
+from jobstore.domain.models import Encoding, Inserted, NewJob, Payload
+from jobstore.domain.schedules import Schedule
 
-__all__ = ["CdmError", "CdmService", "Definition", "Started", "SubmissionRow"]
+__all__ = ["CdmError", "CdmService", "Definition", "Started", "SubmissionRow", "scheduled"]
+
+log = logging.getLogger(__name__)
 
 JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
 CONFIG_SECTIONS = ("from-config-values", "to-config-values", "driver-config-values")
@@ -67,6 +86,7 @@ class Started:
     user: str | None
     at: datetime
     is_delete_job: bool
+    is_execute_auto: bool = False
 
 
 def config_inputs(definition: Mapping[str, Any], section: str) -> dict[str, Any]:
@@ -77,6 +97,11 @@ def config_inputs(definition: Mapping[str, Any], section: str) -> dict[str, Any]
         for item in config.get("inputs") or []:
             found[str(item.get("name"))] = item.get("value")
     return found
+
+
+def scheduled(definition: Mapping[str, Any]) -> bool:
+    """Whether a definition runs on a schedule (CDM's `is-execute-auto`)."""
+    return is_scheduled(config_inputs(definition, "driver-config-values"))
 
 
 def _check_texts(value: Any) -> None:
@@ -145,12 +170,21 @@ class CdmService:
     """CDM's named jobs in CDM's terms, over the core's DefinitionService."""
 
     def __init__(
-        self, jobs: JobService, *, cluster_id: str | None = None, clock: Clock | None = None
+        self,
+        jobs: JobService,
+        *,
+        cluster_id: str | None = None,
+        clock: Clock | None = None,
+        schedules: ScheduleService | None = None,
     ) -> None:
+        """Without `schedules`, definitions that ask for a schedule are refused."""
         self.jobs = jobs
-        self.definitions = DefinitionService(jobs)
+        self.schedules = schedules
+        self.definitions = DefinitionService(jobs, schedules)
         self.cluster_id = cluster_id
         self.clock = clock or SystemClock()
+        if schedules is not None:
+            schedules.register_source(SOURCE, self._fire)
 
     def check_cluster(self, cluster_id: str) -> None:
         if self.cluster_id is not None and cluster_id != self.cluster_id:
@@ -163,10 +197,18 @@ class CdmService:
         names = [name for name, _, _ in checked]
         if len(set(names)) != len(names):
             raise CdmError("Cdm.0104", "the same job name appears twice in the request")
+        planned = {}
+        for name, _, definition in checked:
+            if (
+                schedule := self._schedule(project, cluster_id, name, definition, user)
+            ) is not None:
+                planned[name] = schedule
         try:
-            await self.definitions.create(project, cluster_id, checked, user)
+            await self.definitions.create(project, cluster_id, checked, user, planned)
         except DefinitionExists as exc:
             raise CdmError("Cdm.0104", f"Job[{exc.name}] already exists.") from None
+        except ScheduleExists as exc:
+            raise CdmError("Cdm.0104", f"the schedule name {exc} is taken") from None
         return names
 
     async def get(self, project: str, cluster_id: str, name: str) -> Definition:
@@ -202,14 +244,28 @@ class CdmService:
         new_name, job_type, definition = _validate(job, self.jobs.registry.__contains__)
         if new_name != name:
             raise CdmError("Cdm.0095", f"the job's name cannot change ({name} -> {new_name})")
+        schedule = self._schedule(project, cluster_id, name, definition, user)
         try:
-            await self.definitions.update(project, cluster_id, name, job_type, definition, user)
+            await self.definitions.update(
+                project,
+                cluster_id,
+                name,
+                job_type,
+                definition,
+                user,
+                schedule_name=schedule_name(project, cluster_id, name),
+                schedule=schedule,
+            )
         except DefinitionNotFound:
             raise not_found(name) from None
+        except ScheduleExists as exc:
+            raise CdmError("Cdm.0104", f"the schedule name {exc} is taken") from None
 
     async def delete(self, project: str, cluster_id: str, name: str) -> None:
         try:
-            await self.definitions.delete(project, cluster_id, name)
+            await self.definitions.delete(
+                project, cluster_id, name, schedule_name=schedule_name(project, cluster_id, name)
+            )
         except DefinitionNotFound:
             raise not_found(name) from None
 
@@ -230,7 +286,7 @@ class CdmService:
             except ClientError as exc:
                 raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from None
         definition = await self.get(project, cluster_id, name)
-        endpoint, request, is_delete = self._request(definition, variables, now)
+        endpoint, request, is_delete = self._request(name, definition.definition, variables, now)
         try:
             new = self.jobs.prepare_job(
                 endpoint,
@@ -248,19 +304,23 @@ class CdmService:
             raise not_found(name) from None
         except DefinitionBusy:
             raise CdmError("Cdm.0500", f"Job[{name}] is already running.") from None
-        return Started(job_id, name, user, now, is_delete)
+        return Started(job_id, name, user, now, is_delete, scheduled(definition.definition))
 
     def _request(
-        self, definition: Definition, variables: Mapping[str, str], now: datetime
+        self,
+        name: str,
+        definition: Mapping[str, Any],
+        variables: Mapping[str, str],
+        now: datetime,
     ) -> tuple[str, Any, bool]:
         """(endpoint, request value, delete-after-run) with every placeholder resolved."""
         resolved: dict[str, Any] = {}
-        for key, value in definition.definition.items():
+        for key, value in definition.items():
             resolved[key] = _resolve_all(value, variables, now)
         driver = config_inputs(resolved, "driver-config-values")
         endpoint = str(driver[ENDPOINT_INPUT])
         template = driver.get(REQUEST_INPUT)
-        cdm_fields = {"job-name": definition.name}
+        cdm_fields = {"job-name": name}
         cdm_fields.update({k: resolved[k] for k in CDM_FIELDS if k in resolved})
         request: Any = cdm_fields
         if template not in (None, ""):
@@ -274,8 +334,98 @@ class CdmService:
             request = {**cdm_fields, **parsed} if isinstance(parsed, dict) else parsed
         disposable = str(driver.get(DELETE_INPUT) or "NONE").upper()
         is_delete = disposable not in ("NONE", "FALSE", "")
-        is_delete = is_delete or definition.definition.get("isDeleteJob") is True
+        is_delete = is_delete or definition.get("isDeleteJob") is True
         return endpoint, request, is_delete
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def _schedule(
+        self,
+        project: str,
+        cluster_id: str,
+        name: str,
+        definition: dict[str, Any],
+        user: str | None,
+    ) -> NewSchedule | None:
+        """The schedule a definition asks for (None: none); CdmError when it cannot run."""
+        try:
+            timing = read_timing(config_inputs(definition, "driver-config-values"))
+        except SchedulerConfigError as exc:
+            raise CdmError("Cdm.0104", f"Job[{name}]: {exc}") from None
+        if timing is None:
+            return None
+        if self.schedules is None:
+            raise CdmError("Cdm.0104", f"Job[{name}]: this node runs no scheduled jobs")
+        # A fire has no variables: what it creates must come from the built-ins alone. What it
+        # would create now is checked, and stored as the schedule's job for people to read.
+        try:
+            endpoint, request, _ = self._request(name, definition, {}, self.clock.now())
+            payload = Payload(Encoding.JSON, text=json.dumps(request))
+            options = dict(zip(IDENTITY, (project, cluster_id, name), strict=True))
+            self.jobs.prepare_job(endpoint, payload, options, created_by=user)
+        except ClientError as exc:
+            raise CdmError(
+                "Cdm.0104", f"Job[{name}] runs on a schedule, whose runs have no variables: {exc}"
+            ) from None
+        return NewSchedule(
+            name=schedule_name(project, cluster_id, name),
+            endpoint=endpoint,
+            payload=payload,
+            options=options,
+            cron=timing.cron,
+            every_seconds=timing.every_seconds,
+            misfire=MISFIRE,
+            start_at=timing.start_at,
+            end_at=timing.end_at,
+            source=SOURCE,
+            created_by=user,
+        )
+
+    async def _fire(
+        self, conn: Any, schedule: Schedule, fire_time: datetime | None
+    ) -> tuple[NewJob, Inserted] | None:
+        """One fire of a definition's schedule (ScheduleService.register_source): a submission,
+        its placeholders resolved at the planned fire time (None: fired on request, now).
+        Skipped (None) while the previous submission is not finished, and when a later fire
+        time is due too (after an outage: one run, of the latest)."""
+        project, cluster_id, name = (str(schedule.options.get(key)) for key in IDENTITY)
+        definition = await self.definitions.get_in(conn, project, cluster_id, name)
+        if definition is None:  # deleted after its run (disposableType): its schedule goes too
+            log.info("CDM job %s is gone: its schedule %s is deleted", name, schedule.name)
+            assert self.schedules is not None
+            await self.schedules.delete_in(conn, schedule.name)
+            return None
+        if fire_time is not None:
+            later = schedule.spec().next_fire(fire_time)
+            if later is not None and later <= self.clock.now():
+                return None  # a missed fire time with a later one due: the later one runs
+        at = fire_time or self.clock.now()
+        endpoint, request, is_delete = self._request(name, definition.definition, {}, at)
+        options = {"schedule": schedule.name}
+        if fire_time is not None:
+            options.update(job_tag=schedule.tag_for(fire_time), fire_time=fire_time.isoformat())
+        new = self.jobs.prepare_job(
+            endpoint,
+            Payload(Encoding.JSON, text=json.dumps(request)),
+            options,
+            created_by=schedule.created_by,
+            project=project,
+        )
+        try:
+            inserted = await self.definitions.start_in(
+                conn,
+                definition,
+                new,
+                is_delete_job=is_delete,
+                user=schedule.created_by,
+                now=self.clock.now(),
+            )
+        except DefinitionBusy:
+            if fire_time is None:
+                raise CdmError("Cdm.0500", f"Job[{name}] is already running.") from None
+            log.info("CDM job %s is still running: its run of %s is skipped", name, at.isoformat())
+            return None
+        return new, inserted
 
     async def stop(self, project: str, cluster_id: str, name: str) -> bool:
         """Cancel the running submission; False when nothing was running."""

@@ -25,6 +25,7 @@ from jobstore.api.cdm.definitions import (
     Definition,
     Started,
     SubmissionRow,
+    scheduled,
 )
 from jobstore.api.credentials import X_AUTH_TOKEN, NotAuthenticated, authenticate
 from jobstore.api.errors import guard
@@ -122,6 +123,7 @@ def _base_submission(
     executed: int | None,
     updated: int | None,
     is_delete: bool,
+    auto: bool,
 ) -> dict[str, Any]:
     return {
         "submission-id": job_id,
@@ -136,7 +138,7 @@ def _base_submission(
         "last-update-user": user or "",
         "isIncrementing": False,
         "isStopingIncrement": "",
-        "is-execute-auto": False,
+        "is-execute-auto": auto,
         "isDeleteJob": is_delete,
         "delete_rows": 0,
         "update_rows": 0,
@@ -156,10 +158,12 @@ def started_view(started: Started) -> dict[str, Any]:
         at,
         at,
         started.is_delete_job,
+        started.is_execute_auto,
     )
 
 
-def submission_view(row: SubmissionRow) -> dict[str, Any]:
+def submission_view(row: SubmissionRow, auto: bool = False) -> dict[str, Any]:
+    """A submission; `auto`: its definition runs on a schedule."""
     status = STATUS.get(row.status, "UNKNOWN")
     if status == "SUCCEEDED":
         progress = 100.0
@@ -178,6 +182,7 @@ def submission_view(row: SubmissionRow) -> dict[str, Any]:
         _ms(row.started_at) or created,
         _ms(row.finished_at) or _ms(row.updated_at) or created,
         row.is_delete_job,
+        auto,
     )
     view["external-id"] = row.job_tag
     if status == "SUCCEEDED":
@@ -228,6 +233,7 @@ def definition_view(definition: Definition) -> dict[str, Any]:
             "creation-date": _ms(definition.created_at),
             "update-user": definition.updated_by or "",
             "update-date": _ms(definition.updated_at),
+            "is-execute-auto": scheduled(definition.definition),
         }
     )
     return view
@@ -372,7 +378,8 @@ class CdmApi:
         )
         if not rows and definition is not None:
             return JSONResponse({"submissions": [never_executed_view(definition)]})
-        return JSONResponse({"submissions": [submission_view(r) for r in rows]})
+        auto = definition is not None and scheduled(definition.definition)
+        return JSONResponse({"submissions": [submission_view(r, auto) for r in rows]})
 
     async def history(self, request: Request, principal: Principal) -> Response:
         params = request.query_params
@@ -382,12 +389,13 @@ class CdmApi:
         _check_path({"job_name": name})
         page_no = _int_param(params.get("page_no", params.get("page")), "page_no", 1, 1, 10**6)
         page_size = _int_param(params.get("page_size", params.get("size")), "page_size", 10, 1, 100)
-        total, rows, _ = await self.service.submissions(
+        total, rows, definition = await self.service.submissions(
             *self._scope(request), name, page_no=page_no, page_size=page_size
         )
+        auto = definition is not None and scheduled(definition.definition)
         return JSONResponse(
             {
-                "submissions": [submission_view(r) for r in rows],
+                "submissions": [submission_view(r, auto) for r in rows],
                 "total": total,
                 "page_no": page_no,
                 "page_size": page_size,
