@@ -1,4 +1,5 @@
-"""Jobs as JSON documents, shared by the REST API and the dashboard (not a facade itself).
+"""Jobs and schedules as JSON documents, shared by the REST API and the dashboard (not a facade
+itself).
 
 A payload is shown the way a person wants to read it: JSON jobs as their JSON value, binary
 jobs as base64 plus, when the endpoint has an Avro schema, the decoded record.
@@ -12,13 +13,26 @@ from datetime import datetime
 from typing import Any
 
 from jobstore.codecs import Schema, jsontext, unwrap_bytes
+from jobstore.core.schedules import NAME as SCHEDULE_NAME
 from jobstore.domain.errors import JobstoreError, UnknownEndpoint
 from jobstore.domain.models import FINAL_STATES, Attempt, Encoding, Job, JobState, Payload
+from jobstore.domain.schedules import Schedule
 from jobstore.endpoints.registry import EndpointRegistry
+
+JOBS_PATH = "/api/v1/jobs"
+SCHEDULES_PATH = "/api/v1/schedules"
 
 
 def iso(when: datetime | None) -> str | None:
     return when.isoformat().replace("+00:00", "Z") if when is not None else None
+
+
+def job_location(job_id: int) -> str:
+    return f"{JOBS_PATH}/{job_id}"
+
+
+def schedule_location(name: str) -> str:
+    return f"{SCHEDULES_PATH}/{name}"
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -124,9 +138,61 @@ def job_detail(job: Job, registry: EndpointRegistry) -> dict[str, Any]:
     """Everything about one job: the summary plus request, response and options."""
     request_schema, _ = _schemas(registry, job.endpoint)
     has_request = job.request_data is not None or job.request_text is not None
-    return {
+    detail: dict[str, Any] = {
         **job_summary(job),
         "options": job.options,
         "request": payload_document(job.request, request_schema) if has_request else None,
         "response": job_result(job, registry),
     }
+    # A schedule's fire names it in the job's options (core/schedules.py); a name no schedule
+    # could have (any create through Kinetica may set the option) gets no link.
+    schedule = job.options.get("schedule")
+    if isinstance(schedule, str) and SCHEDULE_NAME.fullmatch(schedule):
+        detail["schedule"] = schedule
+        detail["links"] = {"schedule": schedule_location(schedule)}
+    return detail
+
+
+def schedule_document(schedule: Schedule) -> dict[str, Any]:
+    """A recurring schedule: the job each fire creates, when it fires, where it stands."""
+    payload: dict[str, Any]
+    if schedule.request_encoding == Encoding.JSON.value:
+        try:
+            payload = {"payload": jsontext.loads(schedule.request_text or "", what="payload")}
+        except JobstoreError:  # only a hand-edited row: the core refuses it at create
+            payload = {"payload": None}
+    else:
+        data = schedule.request_data or b""
+        payload = {"payload_base64": base64.b64encode(data).decode("ascii")}
+    last_job = schedule.last_job_id
+    return {
+        "name": schedule.name,
+        "endpoint": schedule.endpoint,
+        "encoding": schedule.request_encoding,
+        **payload,
+        "remove_on_complete": _true(schedule.options.get("remove_job_on_complete")),
+        "options": schedule.options,
+        "cron": schedule.cron,
+        "every_seconds": schedule.every_seconds,
+        "timezone": schedule.timezone,
+        "misfire": schedule.misfire.value,
+        "start_at": iso(schedule.start_at),
+        "end_at": iso(schedule.end_at),
+        "enabled": schedule.enabled,
+        "source": schedule.source,
+        "created_by": schedule.created_by,
+        "next_fire_at": iso(schedule.next_fire_at),
+        "last_fire_at": iso(schedule.last_fire_at),
+        "last_job_id": last_job,
+        "created_at": iso(schedule.created_at),
+        "updated_at": iso(schedule.updated_at),
+        "links": {
+            "self": schedule_location(schedule.name),
+            "last_job": job_location(last_job) if last_job is not None else None,
+        },
+    }
+
+
+def _true(option: str | None) -> bool:
+    """A boolean job option, as the core reads one (core/jobs.py parse_bool)."""
+    return (option or "").strip().lower() in ("true", "1", "yes")

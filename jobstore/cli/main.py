@@ -1,8 +1,9 @@
 """The `jobstore` command: its parser, and the dispatch to each command's module.
 
 Nodes are built by cli/node.py (the composition root) and run by cli/serve.py; database
-commands are in cli/admin.py and `jobstore jobs ...` in cli/jobs.py. Those modules are
-imported only by the command that needs them, so `jobstore jobs ...` and `--help` start fast.
+commands are in cli/admin.py, `jobstore jobs ...` in cli/jobs.py, `jobstore schedules ...`
+in cli/schedules.py and `jobstore limits ...` in cli/limits.py. Those modules are imported
+only by the command that needs them, so `jobstore jobs ...` and `--help` start fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from jobstore import __version__
-from jobstore.cli import jobs_args
+from jobstore.cli import jobs_args, limits_args, schedules_args
 from jobstore.cli.logs import setup_logging
 from jobstore.cli.settings import add_options, environment, settings_from
 from jobstore.domain.errors import CannotListen, ConfigError, DatabaseUnusable, JobstoreError
@@ -30,6 +31,8 @@ examples:
   jobstore serve --port 9300 --endpoints mypkg.jobs
   jobstore worker --database-url postgresql://jobs@db/jobs   # executor only
   jobstore jobs create /sleep --data '{"seconds": 5}' --wait
+  jobstore schedules add nightly /sleep --cron '0 2 * * *' --payload '{"seconds": 5}'
+  jobstore limits set customer-42 2
   jobstore db upgrade --database-url postgresql://jobs@db/jobs
   jobstore users add alice --password-stdin
 
@@ -39,7 +42,8 @@ EPILOG = """\
 exit status: 0 ok; 1 the executor failed or the server could not start; 2 a configuration or
 usage error; 3 the database is down, missing, refused us or lacks jobstore's schema (run
 `jobstore db upgrade`); 4 the port is in use or cannot be bound; 130 Ctrl-C.
-`jobstore jobs ...` has its own statuses: `jobstore jobs --help`.
+`jobstore jobs ...`, `jobstore schedules ...` and `jobstore limits ...` have their own statuses:
+`jobstore jobs --help`.
 """
 
 # Exit statuses of start-up failures, one line each on stderr (docs/configuration.md).
@@ -182,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         env,
     )
     jobs_args.add_parser(sub, env)
+    schedules_args.add_parser(sub, env)
+    limits_args.add_parser(sub, env)
     return parser
 
 
@@ -201,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jobstore.cli.jobs import run
 
             return run(args, environment())
+        if args.command == "schedules":
+            from jobstore.cli.schedules import run as run_schedules
+
+            return run_schedules(args, environment())
+        if args.command == "limits":
+            from jobstore.cli.limits import run as run_limits
+
+            return run_limits(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
         # Alembic's INFO lines (its plugins, "Context impl ...", each step) are noise; the

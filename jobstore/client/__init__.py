@@ -8,9 +8,10 @@
         print(done.status, done.response.value if done.response else None)
 
 Both classes have the same methods with the same arguments and typed results (models.py);
-each method is one operation of _operations.py, run with blocking or with async I/O. Errors
-are in errors.py. docs/client.md is the guide. This package imports nothing of jobstore but
-its version, so applications and the `jobstore jobs` commands load only httpx with it.
+each method is one operation of _operations.py (of _schedules.py for recurring schedules, of
+_limits.py for concurrency limits), run with blocking or with async I/O. Errors are in
+errors.py. docs/client.md is the guide. This package imports nothing of jobstore but its
+version, so applications and the `jobstore jobs` commands load only httpx with it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from jobstore.client._operations import (
     JobFilters,
     JobOptions,
     JobRef,
+    RunOptions,
     safe_url,
 )
+from jobstore.client._schedules import ScheduleChanges, ScheduleTiming
 from jobstore.client._sync import Client
 from jobstore.client.errors import (
     ApiError,
@@ -49,8 +52,12 @@ from jobstore.client.models import (
     JobPage,
     JobResult,
     JobStatus,
+    Limit,
+    LimitSource,
+    Misfire,
     Payload,
     PruneResult,
+    Schedule,
     Stats,
 )
 
@@ -77,10 +84,17 @@ __all__ = [
     "JobRemoved",
     "JobResult",
     "JobStatus",
+    "Limit",
+    "LimitSource",
+    "Misfire",
     "NotFound",
     "Payload",
     "PruneResult",
     "RemoteError",
+    "RunOptions",
+    "Schedule",
+    "ScheduleChanges",
+    "ScheduleTiming",
     "Stats",
     "Unauthorized",
     "Unavailable",

@@ -3,13 +3,17 @@ _operations.py that Client's runs, awaiting the I/O instead of blocking on it.""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Unpack
 
 import httpx
 
+from jobstore.client import _limits as lim
 from jobstore.client import _operations as ops
+from jobstore.client import _schedules as sched
 from jobstore.client._operations import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -19,8 +23,10 @@ from jobstore.client._operations import (
     JobOptions,
     JobQuery,
     JobRef,
+    RunOptions,
     T,
 )
+from jobstore.client._schedules import ScheduleChanges, ScheduleTiming
 from jobstore.client.models import (
     Attempt,
     BulkResult,
@@ -28,7 +34,10 @@ from jobstore.client.models import (
     Job,
     JobPage,
     JobResult,
+    Limit,
+    Misfire,
     PruneResult,
+    Schedule,
     Stats,
 )
 
@@ -157,6 +166,100 @@ class AsyncClient:
             for job in page.items:
                 yield job
             query = query.following(page)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        name: str,
+        endpoint: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every_seconds: float | None = None,
+        timezone: str | None = None,
+        misfire: Misfire | None = None,
+        start_at: datetime | str | None = None,
+        end_at: datetime | str | None = None,
+        enabled: bool = True,
+        payload_bytes: bytes | None = None,
+        payload_base64: str | None = None,
+        encoding: str | None = None,
+        remove_on_complete: bool = False,
+        **options: Unpack[RunOptions],
+    ) -> Schedule:
+        """Create a recurring schedule; see Client.create_schedule."""
+        timing = ScheduleTiming(
+            cron=cron,
+            every_seconds=every_seconds,
+            timezone=timezone,
+            misfire=misfire,
+            start_at=start_at,
+            end_at=end_at,
+            enabled=enabled,
+        )
+        return await self._run(
+            sched.create_schedule(
+                name,
+                endpoint,
+                payload,
+                payload_bytes=payload_bytes,
+                payload_base64=payload_base64,
+                encoding=encoding,
+                remove_on_complete=remove_on_complete,
+                timing=timing,
+                options=options,
+            )
+        )
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        """Every schedule, by name."""
+        return await self._run(sched.list_schedules())
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """A schedule by name; NotFound when there is none."""
+        return await self._run(sched.get_schedule(name))
+
+    async def update_schedule(self, name: str, **changes: Unpack[ScheduleChanges]) -> Schedule:
+        """Change a schedule's fields given; see Client.update_schedule."""
+        return await self._run(sched.update_schedule(name, changes))
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop a schedule's fires until it is resumed."""
+        return await self._run(sched.set_enabled(name, False))
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Fire a paused schedule again; see Client.resume_schedule."""
+        return await self._run(sched.set_enabled(name, True))
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule; the jobs it created stay."""
+        await self._run(sched.delete_schedule(name))
+
+    async def fire_schedule(self, name: str) -> int:
+        """Create the schedule's job now (paused or not); the job's id."""
+        return await self._run(sched.fire_schedule(name))
+
+    # -- concurrency limits -----------------------------------------------------------------
+
+    async def list_limits(self) -> builtins.list[Limit]:
+        """Every concurrency key with a named limit or with queued or running jobs, by key."""
+        return await self._run(lim.list_limits())
+
+    async def get_limit(self, key: str) -> Limit:
+        """One concurrency key; NotFound when it has no named limit and no queued or running
+        jobs."""
+        return await self._run(lim.get_limit(key))
+
+    async def set_limit(self, key: str, max_running: int) -> Limit:
+        """Set (or change) the named limit of `key`: at most `max_running` of its jobs run at
+        once, on all nodes (0 holds them). Forbidden unless an admin (with authentication)."""
+        return await self._run(lim.set_limit(key, max_running))
+
+    async def delete_limit(self, key: str) -> None:
+        """Remove the named limit of `key` (it falls back to its endpoints' limit, or none);
+        NotFound when it has none."""
+        await self._run(lim.delete_limit(key))
 
     # -- the node ---------------------------------------------------------------------------
 

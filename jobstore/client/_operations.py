@@ -146,17 +146,23 @@ def safe_url(url: str) -> str:
 # -- jobs ---------------------------------------------------------------------------------------
 
 
-class JobOptions(TypedDict, total=False):
-    """The engine's options of a new job, all optional: `create` takes them as keywords and
-    sends only those given; the endpoint's defaults, then the node's, fill in the rest."""
+class RunOptions(TypedDict, total=False):
+    """How a job runs, all optional (for a job, and for each job of a schedule)."""
 
-    run_at: datetime | str  # scheduled until then: a datetime with a time zone, or RFC 3339
-    delay_seconds: float  # or: scheduled this long after the create (>= 0)
     priority: int  # -1000 to 1000; a higher priority starts first (default 0)
     max_attempts: int  # how many runs the job may have (>= 1)
     retry_errors: bool  # run a failed or timed-out attempt again while attempts are left
     backoff_seconds: float  # the wait before the first retry (>= 0), doubled for each next one
     timeout_seconds: float  # a run that takes longer fails as timed out (> 0)
+    concurrency_key: str  # at most its limit of the jobs of one key run at once (1-128 chars)
+
+
+class JobOptions(RunOptions, total=False):
+    """The engine's options of a new job, all optional: `create` takes them as keywords and
+    sends only those given; the endpoint's defaults, then the node's, fill in the rest."""
+
+    run_at: datetime | str  # scheduled until then: a datetime with a time zone, or RFC 3339
+    delay_seconds: float  # or: scheduled this long after the create (>= 0)
 
 
 def create(
@@ -281,12 +287,12 @@ class JobQuery:
 
     @classmethod
     def _read(cls, filters: Mapping[str, Any], allowed: type) -> JobQuery:
-        _check_names(filters, allowed)
+        check_names(filters, allowed)
         status = filters.get("status", ())
         after, before = filters.get("created_after"), filters.get("created_before")
         for name, when in (("created_after", after), ("created_before", before)):
             if when is not None:
-                _check_zone(name, when)
+                check_zone(name, when)
         return cls(
             (status,) if isinstance(status, str) else tuple(status),
             filters.get("endpoint"),
@@ -354,7 +360,7 @@ def prune(retention: Mapping[str, str] | None) -> Flow[PruneResult]:
 # -- checking arguments -------------------------------------------------------------------------
 
 
-def _check_names(given: Mapping[str, Any], allowed: type) -> None:
+def check_names(given: Mapping[str, Any], allowed: type) -> None:
     """Keyword arguments unpacked from a TypedDict are not checked at run time: say it as
     Python would."""
     unknown = set(given) - set(allowed.__annotations__)
@@ -362,19 +368,19 @@ def _check_names(given: Mapping[str, Any], allowed: type) -> None:
         raise TypeError(f"unexpected keyword argument {', '.join(sorted(unknown))}")
 
 
-def _check_zone(name: str, when: datetime) -> None:
+def check_zone(name: str, when: datetime) -> None:
     if when.utcoffset() is None:
         raise ValueError(f"{name} needs a time zone, e.g. datetime.now(UTC)")
 
 
 def _options_body(options: JobOptions) -> dict[str, Any]:
     """The options given (not None), as the create body's fields."""
-    _check_names(options, JobOptions)
+    check_names(options, JobOptions)
     given: dict[str, Any] = {name: value for name, value in options.items() if value is not None}
     if "run_at" in given and "delay_seconds" in given:
         raise ValueError("give run_at or delay_seconds, not both")
     if isinstance(run_at := given.get("run_at"), datetime):
-        _check_zone("run_at", run_at)
+        check_zone("run_at", run_at)
         given["run_at"] = run_at.isoformat()
     return given
 

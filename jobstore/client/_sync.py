@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Unpack
 
 import httpx
 
+from jobstore.client import _limits as lim
 from jobstore.client import _operations as ops
+from jobstore.client import _schedules as sched
 from jobstore.client._operations import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -18,8 +22,10 @@ from jobstore.client._operations import (
     JobOptions,
     JobQuery,
     JobRef,
+    RunOptions,
     T,
 )
+from jobstore.client._schedules import ScheduleChanges, ScheduleTiming
 from jobstore.client.models import (
     Attempt,
     BulkResult,
@@ -27,7 +33,10 @@ from jobstore.client.models import (
     Job,
     JobPage,
     JobResult,
+    Limit,
+    Misfire,
     PruneResult,
+    Schedule,
     Stats,
 )
 
@@ -161,6 +170,105 @@ class Client:
             page = self._run(ops.list_jobs(query))
             yield from page.items
             query = query.following(page)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        endpoint: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every_seconds: float | None = None,
+        timezone: str | None = None,
+        misfire: Misfire | None = None,
+        start_at: datetime | str | None = None,
+        end_at: datetime | str | None = None,
+        enabled: bool = True,
+        payload_bytes: bytes | None = None,
+        payload_base64: str | None = None,
+        encoding: str | None = None,
+        remove_on_complete: bool = False,
+        **options: Unpack[RunOptions],
+    ) -> Schedule:
+        """Create a recurring schedule: each fire creates a job of `endpoint` with `payload`
+        (as `create` takes them) and the engine's `options` (RunOptions); it fires on `cron`
+        in `timezone`, or every `every_seconds` (give one), from `start_at` to `end_at`.
+        Conflict (schedule-exists) when the name is taken."""
+        timing = ScheduleTiming(
+            cron=cron,
+            every_seconds=every_seconds,
+            timezone=timezone,
+            misfire=misfire,
+            start_at=start_at,
+            end_at=end_at,
+            enabled=enabled,
+        )
+        return self._run(
+            sched.create_schedule(
+                name,
+                endpoint,
+                payload,
+                payload_bytes=payload_bytes,
+                payload_base64=payload_base64,
+                encoding=encoding,
+                remove_on_complete=remove_on_complete,
+                timing=timing,
+                options=options,
+            )
+        )
+
+    def list_schedules(self) -> builtins.list[Schedule]:
+        """Every schedule, by name."""
+        return self._run(sched.list_schedules())
+
+    def get_schedule(self, name: str) -> Schedule:
+        """A schedule by name; NotFound when there is none."""
+        return self._run(sched.get_schedule(name))
+
+    def update_schedule(self, name: str, **changes: Unpack[ScheduleChanges]) -> Schedule:
+        """Change the fields given (None: back to the default) and keep the others. Giving
+        `cron` drops `every_seconds` and the other way round; a new timing, or enabled=True,
+        makes the next fire the first fire time from now."""
+        return self._run(sched.update_schedule(name, changes))
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stop a schedule's fires until it is resumed."""
+        return self._run(sched.set_enabled(name, False))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Fire again, from the first fire time from now (the missed ones are not made up)."""
+        return self._run(sched.set_enabled(name, True))
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete a schedule; the jobs it created stay."""
+        self._run(sched.delete_schedule(name))
+
+    def fire_schedule(self, name: str) -> int:
+        """Create the schedule's job now (paused or not); the job's id."""
+        return self._run(sched.fire_schedule(name))
+
+    # -- concurrency limits -----------------------------------------------------------------
+
+    def list_limits(self) -> builtins.list[Limit]:
+        """Every concurrency key with a named limit or with queued or running jobs, by key."""
+        return self._run(lim.list_limits())
+
+    def get_limit(self, key: str) -> Limit:
+        """One concurrency key; NotFound when it has no named limit and no queued or running
+        jobs."""
+        return self._run(lim.get_limit(key))
+
+    def set_limit(self, key: str, max_running: int) -> Limit:
+        """Set (or change) the named limit of `key`: at most `max_running` of its jobs run at
+        once, on all nodes (0 holds them). Forbidden unless an admin (with authentication)."""
+        return self._run(lim.set_limit(key, max_running))
+
+    def delete_limit(self, key: str) -> None:
+        """Remove the named limit of `key` (it falls back to its endpoints' limit, or none);
+        NotFound when it has none."""
+        self._run(lim.delete_limit(key))
 
     # -- the node ---------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ RemoteError
 │   ├── BadRequest     400  invalid-request, unknown-endpoint
 │   ├── Unauthorized   401  unauthorized: no credentials, or wrong ones
 │   ├── Forbidden      403  forbidden: an administrator's operation
-│   ├── NotFound       404  job-not-found (or another user's job), not-found
+│   ├── NotFound       404  job-not-found (or another user's job), schedule-not-found,
+│   │                       limit-not-found, not-found
 │   ├── Conflict       409  tag-conflict, job-not-finished, job-finished, job-not-retryable,
-│   │                       pruning-disabled
+│   │                       schedule-exists, pruning-disabled
 │   ├── JobRemoved     410  job-removed: it ended and was deleted (remove_on_complete)
 │   └── Unavailable    503  service-unavailable: the node's database did not answer
 └── WaitTimeout        wait() ran out of time before the job finished
@@ -71,12 +72,13 @@ class Forbidden(ApiError):
 
 
 class NotFound(ApiError):
-    """404: no such job (or another user's), or no such path."""
+    """404: no such job (or another user's), schedule or concurrency key, or no such path."""
 
 
 class Conflict(ApiError):
     """409: a tag held by a different request, a result not ready, a job already finished,
-    a retry of a job that did not end error or cancelled; `slug` says which."""
+    a retry of a job that did not end error or cancelled, a schedule name taken; `slug` says
+    which."""
 
 
 class JobRemoved(ApiError):

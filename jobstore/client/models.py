@@ -17,6 +17,10 @@ CancelOutcome = Literal["cancelled", "cancel_requested"]
 # died, given_back one whose node stopped and put the job back in the queue.
 AttemptOutcome = Literal["done", "error", "timeout", "lost", "cancelled", "given_back"]
 BulkAction = Literal["retry", "cancel"]
+# What a schedule does about fire times no node was up for: none of them, the latest once, all.
+Misfire = Literal["skip", "once", "all"]
+# Where a concurrency key's limit comes from: its named limit, or its endpoints' concurrency_limit.
+LimitSource = Literal["named", "endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,8 @@ class Job:
     `priority`, `run_at`, `max_attempts`, `retry_errors`, `backoff_seconds` and
     `timeout_seconds` are the job's engine options (its own, else its endpoint's or node's);
     `run_at` is when a `scheduled` job becomes due, `last_error` the error of its last failed
-    attempt while it waits to run again.
+    attempt while it waits to run again. `schedule` names the schedule whose fire made the job
+    (single jobs only).
     """
 
     id: int
@@ -86,6 +91,7 @@ class Job:
     options: dict[str, Any] | None = None
     request: Payload | None = None
     response: Payload | None = None
+    schedule: str | None = None
     # Only for create: True when this create made the job, False when a create with the same
     # tag and request had made it before (the node answered 200, not 201).
     new: bool | None = None
@@ -123,6 +129,7 @@ class Job:
             options=doc.get("options"),
             request=Payload.from_json(doc.get("request")),
             response=Payload.from_json(doc.get("response")),
+            schedule=doc.get("schedule"),
             new=new,
             raw=doc,
         )
@@ -280,6 +287,113 @@ class PruneResult:
             retention={str(k): str(v) for k, v in (doc.get("retention") or {}).items()},
             raw=doc,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring schedule: the job each fire creates (`endpoint`, its request and `options`)
+    and when it fires (`cron` in `timezone`, or every `every_seconds`, from `start_at` to
+    `end_at`).
+
+    `payload` is the request of a `json` schedule, `payload_bytes` that of a `binary` or
+    `snappy` one. `options` are each job's options as the node stores them (text).
+    `next_fire_at` is None when no fire time is left; `last_job_id` is the job of the last
+    fire (or fire now).
+    """
+
+    name: str
+    endpoint: str
+    encoding: str
+    payload: Any
+    payload_bytes: bytes | None
+    remove_on_complete: bool
+    options: dict[str, str]
+    cron: str | None
+    every_seconds: float | None
+    timezone: str
+    misfire: Misfire
+    start_at: datetime | None
+    end_at: datetime | None
+    enabled: bool
+    source: str
+    created_by: str | None
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_job_id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Schedule:
+        data = doc.get("payload_base64")
+        last_job = doc.get("last_job_id")
+        return cls(
+            name=str(doc["name"]),
+            endpoint=str(doc["endpoint"]),
+            encoding=str(doc.get("encoding") or "json"),
+            payload=doc.get("payload"),
+            payload_bytes=base64.b64decode(data) if data is not None else None,
+            remove_on_complete=bool(doc.get("remove_on_complete")),
+            options={str(k): str(v) for k, v in (doc.get("options") or {}).items()},
+            cron=doc.get("cron"),
+            every_seconds=_seconds(doc.get("every_seconds")),
+            timezone=str(doc.get("timezone") or "UTC"),
+            misfire=cast(Misfire, doc.get("misfire") or "skip"),
+            start_at=_time(doc.get("start_at")),
+            end_at=_time(doc.get("end_at")),
+            enabled=bool(doc["enabled"]),
+            source=str(doc.get("source") or ""),
+            created_by=doc.get("created_by"),
+            next_fire_at=_time(doc.get("next_fire_at")),
+            last_fire_at=_time(doc.get("last_fire_at")),
+            last_job_id=int(last_job) if last_job is not None else None,
+            created_at=_time(doc.get("created_at")),
+            updated_at=_time(doc.get("updated_at")),
+            raw=doc,
+        )
+
+    @classmethod
+    def list_from_json(cls, doc: dict[str, Any]) -> list[Schedule]:
+        """The schedules of GET /schedules, by name."""
+        return [cls.from_json(item) for item in doc["schedules"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One concurrency key now: `max_running`, the most of its jobs that run at once on all
+    nodes (None: no limit; 0: they are held), and where it comes from (`source`: its named
+    limit, the strictest `concurrency_limit` of its jobs' endpoints, or None); its `running`
+    and `queued` jobs (everyone's). `updated_at` and `updated_by` tell who set its named
+    limit, when it has one."""
+
+    key: str
+    max_running: int | None
+    source: LimitSource | None
+    running: int
+    queued: int
+    updated_at: datetime | None
+    updated_by: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Limit:
+        limit = doc.get("max_running")
+        return cls(
+            key=str(doc["key"]),
+            max_running=int(limit) if limit is not None else None,
+            source=cast("LimitSource | None", doc.get("source")),
+            running=int(doc.get("running") or 0),
+            queued=int(doc.get("queued") or 0),
+            updated_at=_time(doc.get("updated_at")),
+            updated_by=doc.get("updated_by"),
+            raw=doc,
+        )
+
+    @classmethod
+    def list_from_json(cls, doc: dict[str, Any]) -> list[Limit]:
+        """The keys of GET /limits, by key."""
+        return [cls.from_json(item) for item in doc["limits"]]
 
 
 def _time(value: str | None) -> datetime | None:

@@ -31,7 +31,7 @@ def test_worker_names_its_endpoints_and_logs_sigterm(tmp_path: Path) -> None:
         wait_for("the worker's start line", lambda: "worker, node w1" in log_path.read_text())
         start = next(line for line in log_path.read_text().splitlines() if "worker, node" in line)
         assert start.endswith(
-            "endpoints /e2e/add, /echo, /fail, /once, /record, /sleep, /slow_first"
+            "endpoints /e2e/add, /echo, /fail, /limited, /once, /record, /sleep, /slow_first"
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -22,8 +22,12 @@ from jobstore.client import (
     JobPage,
     JobResult,
     JobStatus,
+    Limit,
+    LimitSource,
+    Misfire,
     NotFound,
     Payload,
+    Schedule,
     WaitTimeout,
 )
 
@@ -70,6 +74,37 @@ def blocking(client: Client) -> None:
         assert_type(exc.detail, str)
     except WaitTimeout as exc:
         assert_type(exc.job, Job)
+    schedule = client.create_schedule(
+        "nightly",
+        "/echo",
+        {"a": 1},
+        cron="0 2 * * *",
+        timezone="Europe/Paris",
+        misfire="once",
+        start_at=datetime.now(UTC),
+        priority=3,
+        concurrency_key="customer-7",
+    )
+    assert_type(schedule, Schedule)
+    assert_type(schedule.misfire, Misfire)
+    assert_type(schedule.next_fire_at, datetime | None)
+    assert_type(schedule.last_job_id, int | None)
+    assert_type(client.list_schedules(), list[Schedule])
+    assert_type(client.update_schedule("nightly", every_seconds=60, priority=None), Schedule)
+    assert_type(client.pause_schedule("nightly").enabled, bool)
+    assert_type(client.fire_schedule("nightly"), int)
+    assert_type(client.delete_schedule("nightly"), None)
+    assert_type(client.get(1).schedule, str | None)
+    limit = client.set_limit("customer-7", 2)
+    assert_type(limit, Limit)
+    assert_type(limit.max_running, int | None)
+    assert_type(limit.source, LimitSource | None)
+    assert_type(limit.running, int)
+    assert_type(limit.updated_at, datetime | None)
+    assert_type(limit.updated_by, str | None)
+    assert_type(client.list_limits(), list[Limit])
+    assert_type(client.get_limit("customer-7").queued, int)
+    assert_type(client.delete_limit("customer-7"), None)
 
 
 async def asynchronous(client: AsyncClient) -> None:
@@ -85,5 +120,13 @@ async def asynchronous(client: AsyncClient) -> None:
     assert_type(await client.attempts(job), list[Attempt])
     assert_type(await client.retry_matching(endpoint="/echo"), BulkResult)
     assert_type(await client.cancel_matching(status=["queued", "scheduled"]), BulkResult)
+    assert_type(await client.create_schedule("s", "/echo", every_seconds=5), Schedule)
+    assert_type(await client.get_schedule("s"), Schedule)
+    assert_type(await client.resume_schedule("s"), Schedule)
+    assert_type(await client.fire_schedule("s"), int)
+    assert_type(await client.set_limit("k", 0), Limit)
+    assert_type(await client.get_limit("k"), Limit)
+    assert_type(await client.list_limits(), list[Limit])
+    assert_type(await client.delete_limit("k"), None)
     async with AsyncClient(token="jst_x") as other:
         assert_type(other, AsyncClient)

@@ -11,7 +11,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,8 +36,8 @@ MAX_JOB_ID = 2**63 - 1  # ids are BIGINT: a larger number can name no job
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 # The engine's options a create may give, with the JSON type each must have ("time": an RFC 3339
-# string, read as the listing reads its times); their ranges (and which combinations are
-# allowed) are the core's to check (domain/options.py).
+# string, read as the listing reads its times; "string": a non-empty one); their ranges (and
+# which combinations are allowed) are the core's to check (domain/options.py).
 OPTION_TYPES = {
     "run_at": "time",
     "delay_seconds": "number",
@@ -46,12 +46,14 @@ OPTION_TYPES = {
     "retry_errors": "boolean",
     "backoff_seconds": "number",
     "timeout_seconds": "number",
+    "concurrency_key": "string",
 }
 _TYPE_RULES = {
     "time": "must be an RFC 3339 time with a time zone, e.g. 2026-12-06T18:00:00Z",
     "number": "must be a number of seconds",
     "integer": "must be an integer",
     "boolean": "must be true or false",
+    "string": "must be a non-empty string",
 }
 CREATE_FIELDS = (
     "endpoint",
@@ -166,18 +168,20 @@ def parse_create(body: Any, idempotency_key: str | None) -> CreateRequest:
     if not isinstance(remove, bool):
         errors.append(FieldError("body", "remove_on_complete", "must be true or false"))
 
-    run_options = _run_options(body, errors)
-    payload, payload_field = _payload(body, errors)
+    run_options = parse_options(body, OPTION_TYPES, errors)
+    payload, payload_field = parse_payload(body, errors)
     if errors or payload is None:
         raise invalid(errors)
     assert isinstance(endpoint, str)
     return CreateRequest(endpoint, payload, payload_field, tag, remove is True, run_options)
 
 
-def _run_options(body: dict[str, Any], errors: list[FieldError]) -> dict[str, Any]:
-    """The engine's options in `body`, each of its JSON type; null means not given."""
+def parse_options(
+    body: dict[str, Any], types: Mapping[str, str], errors: list[FieldError]
+) -> dict[str, Any]:
+    """The engine's options of `types` in `body`, each of its JSON type; null means not given."""
     options: dict[str, Any] = {}
-    for name, kind in OPTION_TYPES.items():
+    for name, kind in types.items():
         value = body.get(name)
         if value is None:
             continue
@@ -200,6 +204,8 @@ def _typed(kind: str, value: Any) -> Any:
         return value if number else None
     if kind == "boolean":
         return value if isinstance(value, bool) else None
+    if kind == "string":
+        return value if isinstance(value, str) and value else None
     # parse_time also refuses a time that leaves the years a datetime holds once in UTC
     # ("0001-01-01T00:00:00+01:00"), which the store could not write.
     when = parse_time(value) if isinstance(value, str) else None
@@ -212,8 +218,9 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _payload(body: dict[str, Any], errors: list[FieldError]) -> tuple[Payload | None, str]:
-    """The job's request payload from `payload`/`payload_base64`/`encoding`; None if invalid."""
+def parse_payload(body: dict[str, Any], errors: list[FieldError]) -> tuple[Payload | None, str]:
+    """The job's request payload from `payload`/`payload_base64`/`encoding`, and the field a
+    payload error points at; None if invalid."""
     raw_encoding = body.get("encoding")
     encoding: Encoding | None = None
     if raw_encoding is not None:

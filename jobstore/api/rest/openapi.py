@@ -41,13 +41,15 @@ def openapi_document(
     *, max_wait_seconds: float, auth_required: bool, endpoints: Sequence[str] = ()
 ) -> dict[str, Any]:
     """The document for a node with these settings: its wait limit, whether auth is on, and
-    the endpoints it can create jobs for (listed in CreateJob.endpoint when given)."""
+    the endpoints it can create jobs for (listed in the `endpoint` of CreateJob, CreateSchedule
+    and UpdateSchedule when given)."""
     security: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}]
     if not auth_required:
         security.append({})  # authentication is off on this node: credentials are optional
     values = {"version": __version__, "max_wait_seconds": max_wait_seconds, "security": security}
     document: dict[str, Any] = _fill(json.loads(_template()), values)
     if endpoints:
-        create = document["components"]["schemas"]["CreateJob"]
-        create["properties"]["endpoint"]["enum"] = list(endpoints)
+        for name in ("CreateJob", "CreateSchedule", "UpdateSchedule"):
+            create = document["components"]["schemas"][name]
+            create["properties"]["endpoint"]["enum"] = list(endpoints)
     return document

@@ -23,6 +23,9 @@ from jobstore.domain.errors import (
     JobNotFound,
     JobNotRetryable,
     JobRemoved,
+    LimitNotFound,
+    ScheduleExists,
+    ScheduleNotFound,
     StoreUnavailable,
     TagConflict,
     UnknownEndpoint,
@@ -41,11 +44,14 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "forbidden": (403, "Not allowed"),
     "not-found": (404, "No such resource"),
     "job-not-found": (404, "Job not found"),
+    "schedule-not-found": (404, "Schedule not found"),
+    "limit-not-found": (404, "Concurrency limit not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "tag-conflict": (409, "Tag already in use"),
     "job-not-finished": (409, "Job not finished"),
     "job-finished": (409, "Job already finished"),
     "job-not-retryable": (409, "Job cannot be retried"),
+    "schedule-exists": (409, "Schedule name already in use"),
     "pruning-disabled": (409, "Pruning is not available on this node"),
     "job-removed": (410, "Job removed"),
     "payload-too-large": (413, "Request body too large"),
@@ -158,6 +164,12 @@ def from_client_error(exc: Exception) -> Problem:
         if exc.job_id is not None:
             conflict["job_id"] = exc.job_id
         return Problem("tag-conflict", str(exc), conflict)
+    if isinstance(exc, ScheduleNotFound):
+        return Problem("schedule-not-found", str(exc), {"schedule": exc.name})
+    if isinstance(exc, ScheduleExists):
+        return Problem("schedule-exists", str(exc), {"schedule": exc.name})
+    if isinstance(exc, LimitNotFound):
+        return Problem("limit-not-found", str(exc), {"key": exc.key})
     if isinstance(exc, UnknownEndpoint):
         return Problem("unknown-endpoint", str(exc), {"endpoint": exc.endpoint})
     return invalid([], str(exc))  # BadRequest and anything else the client caused

@@ -1,5 +1,6 @@
 """The native JSON REST API under /api/v1: jobs, results, cancel and retry (one job or many),
-attempts, listing, stats and pruning.
+attempts, listing, stats and pruning; recurring schedules (schedules.py) and concurrency
+limits (limits.py).
 
 Every answer is JSON; every error an RFC 9457 problem (see problems.py). The OpenAPI document
 (openapi.json) describes exactly these routes, and docs/rest.md explains them to people.
@@ -18,7 +19,13 @@ from starlette.routing import BaseRoute, Match, Route
 
 from jobstore.api.body import DEFAULT_MAX_BODY_BYTES, read_body
 from jobstore.api.credentials import authenticate, owner_filter
-from jobstore.api.documents import attempt_document, job_detail, job_result, job_summary
+from jobstore.api.documents import (
+    attempt_document,
+    job_detail,
+    job_location,
+    job_result,
+    job_summary,
+)
 from jobstore.api.errors import guard
 from jobstore.api.rest.docs_page import docs_routes
 from jobstore.api.rest.inputs import (
@@ -32,10 +39,14 @@ from jobstore.api.rest.inputs import (
     parse_prune,
     parse_wait,
 )
+from jobstore.api.rest.limits import LimitApi, any_text
 from jobstore.api.rest.openapi import openapi_document
 from jobstore.api.rest.problems import PROBLEM_ERRORS, FieldError, JsonResponse, Problem, invalid
+from jobstore.api.rest.schedules import ScheduleApi
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import COUNT_CAP, CreateResult, JobService
+from jobstore.core.limits import LimitService
+from jobstore.core.schedules import ScheduleService
 from jobstore.domain.durations import format_duration
 from jobstore.domain.errors import BadOption, DecodeError, JobNotFound, JobRemoved
 from jobstore.domain.models import FINAL_STATES, Job, JobState
@@ -54,12 +65,14 @@ class RestConfig:
     max_wait_seconds: float = 60.0
 
 
-def job_location(job_id: int) -> str:
-    return f"{PREFIX}/jobs/{job_id}"
-
-
 class RestApi:
-    def __init__(self, service: JobService, config: RestConfig) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        config: RestConfig,
+        schedules: ScheduleService,
+        limits: LimitService,
+    ) -> None:
         self.service = service
         self.config = config
         self.document = openapi_document(
@@ -99,13 +112,15 @@ class RestApi:
             Route(f"{PREFIX}/stats", self._guard(self.stats), methods=["GET"]),
             Route(f"{PREFIX}/endpoints", self._guard(self.endpoints), methods=["GET"]),
             Route(f"{PREFIX}/prune", self._guard(self.prune), methods=["POST"]),
+            *ScheduleApi(schedules, self._json_body).routes(self._guard),
+            *LimitApi(limits, self._json_body).routes(self._guard),
         ]
 
     def routes(self) -> list[BaseRoute]:
         # The catch-all answers problems (404, 405) for the rest of /api/v1, instead of the
         # plain-text pages of the routes mounted after these.
         fallback = Route(f"{PREFIX}/{{rest:path}}", self._guard(self.fallback), methods=ANY_METHOD)
-        return [*self._routes, fallback]
+        return [*self._routes, any_text(fallback)]
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -375,6 +390,16 @@ class RestApi:
         )
 
 
-def rest_routes(service: JobService, config: RestConfig) -> list[BaseRoute]:
-    """The /api/v1 routes, ending in a catch-all for the rest of /api/v1."""
-    return RestApi(service, config).routes()
+def rest_routes(
+    service: JobService,
+    config: RestConfig,
+    schedules: ScheduleService | None = None,
+    limits: LimitService | None = None,
+) -> list[BaseRoute]:
+    """The /api/v1 routes, ending in a catch-all for the rest of /api/v1. Without a
+    ScheduleService or a LimitService (an app built without a node) the schedule and limit
+    routes get their own, over `service`: they serve them, though nothing here fires the
+    schedules."""
+    schedules = schedules or ScheduleService(service, service.clock)
+    limits = limits or LimitService(service, service.clock)
+    return RestApi(service, config, schedules, limits).routes()

@@ -719,6 +719,18 @@ async def test_the_document_describes_every_route(env: Env) -> None:
         "GET /api/v1/stats",
         "GET /api/v1/endpoints",
         "POST /api/v1/prune",
+        "POST /api/v1/schedules",
+        "GET /api/v1/schedules",
+        "GET /api/v1/schedules/{name}",
+        "PATCH /api/v1/schedules/{name}",
+        "DELETE /api/v1/schedules/{name}",
+        "POST /api/v1/schedules/{name}/pause",
+        "POST /api/v1/schedules/{name}/resume",
+        "POST /api/v1/schedules/{name}/fire",
+        "GET /api/v1/limits",
+        "GET /api/v1/limits/{key}",
+        "PUT /api/v1/limits/{key}",
+        "DELETE /api/v1/limits/{key}",
     }
     schemas = document["components"]["schemas"]
     assert {"Job", "JobDetail", "Problem", "JobList", "CreateJob"} <= set(schemas)
