@@ -9,10 +9,19 @@
     POST /ui/jobs/{id}/retry       run a job that ended error or cancelled again, then 303 back
     POST /ui/bulk/{action}?<filter>  cancel or retry every job the list's filter selects, then
                                    303 back to that list, which says how many (same-origin)
+    GET  /ui/schedules             recurring schedules: when each fires, its last job and
+                                   that job's state (schedules.py; with a ScheduleService)
+    GET  /ui/schedules/live        the schedules page's live part
+    POST /ui/schedules/{action}?name=<name>  pause, resume or fire a schedule now, then 303
+                                   back to the schedules page (same-origin only)
+    GET  /ui/limits[/live]         concurrency keys: running against each key's limit, queued,
+                                   and the limit's source; POST /ui/limits/set and /delete
+                                   (admins) set or remove a named limit (limits.py)
     GET  /ui/static/{name}         the stylesheet and the script, from the package
 
 With an authenticator every page but the static files needs credentials (401 with a Basic
-challenge, so browsers ask); a user who is not an admin sees only the jobs they created.
+challenge, so browsers ask); a user who is not an admin sees only the jobs (and schedules)
+they created.
 """
 
 from __future__ import annotations
@@ -33,13 +42,19 @@ from starlette.routing import BaseRoute, Route
 from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.errors import guard
 from jobstore.api.ui import views
+from jobstore.api.ui.limits import LimitPages
+from jobstore.api.ui.schedules import SchedulePages
 from jobstore.core.accounts import Authenticator, Principal
 from jobstore.core.jobs import BULK_MAX_JOBS, COUNT_CAP, JobService
+from jobstore.core.limits import LimitService
+from jobstore.core.schedules import ScheduleService
 from jobstore.domain.errors import (
     BadRequest,
     JobNotFound,
     JobNotRetryable,
     JobRemoved,
+    LimitNotFound,
+    ScheduleNotFound,
     StoreUnavailable,
 )
 from jobstore.domain.models import Attempt, Job, JobQuery, JobState, is_valid_tag
@@ -171,7 +186,7 @@ class PageErrors:
     def client_error(
         self, request: Request, exc: Exception, principal: Principal | None
     ) -> Response:
-        if isinstance(exc, JobNotFound):
+        if isinstance(exc, (JobNotFound, ScheduleNotFound, LimitNotFound)):
             return self.dashboard.error_page(404, "Not found", str(exc), principal)
         return self.dashboard.error_page(400, "Bad request", str(exc), principal)
 
@@ -186,9 +201,17 @@ class PageErrors:
 
 
 class Dashboard:
-    def __init__(self, service: JobService, config: UiConfig) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        config: UiConfig,
+        schedules: ScheduleService | None = None,
+        limits: LimitService | None = None,
+    ) -> None:
         self.service = service
         self.config = config
+        self.schedule_pages = SchedulePages(self, schedules) if schedules is not None else None
+        self.limit_pages = LimitPages(self, limits) if limits is not None else None
         self.static = {name: self._load_static(name) for name in ("ui.css", "ui.js")}
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("jobstore.api.ui", "templates"),
@@ -200,6 +223,8 @@ class Dashboard:
         self.env.globals.update(
             static_url=self.static_url,
             refresh_seconds=config.refresh_seconds,
+            has_schedules=schedules is not None,
+            has_limits=limits is not None,
         )
         self.errors = PageErrors(self)
 
@@ -214,15 +239,17 @@ class Dashboard:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/ui", self._guard(self.list_page), methods=["GET"]),
-            Route("/ui/live", self._guard(self.list_live), methods=["GET"]),
-            Route("/ui/jobs/{job_id:int}", self._guard(self.job_page), methods=["GET"]),
-            Route("/ui/jobs/{job_id:int}/live", self._guard(self.job_live), methods=["GET"]),
-            Route("/ui/jobs/{job_id:int}/cancel", self._guard(self.cancel), methods=["POST"]),
-            Route("/ui/jobs/{job_id:int}/retry", self._guard(self.retry), methods=["POST"]),
-            Route("/ui/bulk/{action}", self._guard(self.bulk), methods=["POST"]),
+            Route("/ui", self.guarded(self.list_page), methods=["GET"]),
+            Route("/ui/live", self.guarded(self.list_live), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}", self.guarded(self.job_page), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}/live", self.guarded(self.job_live), methods=["GET"]),
+            Route("/ui/jobs/{job_id:int}/cancel", self.guarded(self.cancel), methods=["POST"]),
+            Route("/ui/jobs/{job_id:int}/retry", self.guarded(self.retry), methods=["POST"]),
+            Route("/ui/bulk/{action}", self.guarded(self.bulk), methods=["POST"]),
+            *(self.schedule_pages.routes() if self.schedule_pages else []),
+            *(self.limit_pages.routes() if self.limit_pages else []),
             Route("/ui/static/{name}", self.static_file, methods=["GET"]),
-            Route("/ui/{rest:path}", self._guard(self.not_found), methods=["GET"]),
+            Route("/ui/{rest:path}", self.guarded(self.not_found), methods=["GET"]),
         ]
 
     # -- rendering --------------------------------------------------------------------------
@@ -253,7 +280,7 @@ class Dashboard:
         context = {"title": title, "message": message, "status": status}
         return self.render("error.html", context, principal, status, headers)
 
-    def _guard(self, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(self, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
         """Authenticate, then run the page; every failure becomes an error page, never a 500
         from Starlette without this page's headers."""
 
@@ -458,6 +485,12 @@ class Dashboard:
             principal,
         )
 
+    def refuse_cross_site(
+        self, request: Request, principal: Principal | None, what: str
+    ) -> Response | None:
+        """The refusal of a POST that did not come from the dashboard's own page, else None."""
+        return None if _same_origin(request) else self._cross_site(principal, what)
+
     def _posted_job_id(self, request: Request) -> int:
         job_id = int(request.path_params["job_id"])
         if not 0 < job_id <= MAX_JOB_ID:
@@ -548,5 +581,12 @@ class Dashboard:
         return self.error_page(404, "Not found", "The dashboard has no such page.", principal)
 
 
-def ui_routes(service: JobService, config: UiConfig) -> list[BaseRoute]:
-    return Dashboard(service, config).routes()
+def ui_routes(
+    service: JobService,
+    config: UiConfig,
+    schedules: ScheduleService | None = None,
+    limits: LimitService | None = None,
+) -> list[BaseRoute]:
+    """The dashboard's routes; the schedules page only with a ScheduleService, the limits
+    page only with a LimitService."""
+    return Dashboard(service, config, schedules, limits).routes()

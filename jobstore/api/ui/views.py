@@ -1,4 +1,5 @@
-"""What the dashboard's templates show: jobs, counts and payloads turned into display values.
+"""What the dashboard's templates show: jobs, counts, payloads, schedules and concurrency
+limits turned into display values.
 
 Pure functions over the core's values; no HTTP here. Templates escape everything they print.
 """
@@ -9,11 +10,15 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jobstore.api.documents import attempt_document, job_detail, job_summary
+from jobstore.core.limits import MAX_LIMIT, KeyState
+from jobstore.core.schedules import NAME as SCHEDULE_NAME
+from jobstore.domain.errors import BadOption
 from jobstore.domain.models import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -22,6 +27,8 @@ from jobstore.domain.models import (
     Job,
     JobState,
 )
+from jobstore.domain.options import concurrency_key
+from jobstore.domain.schedules import Schedule
 from jobstore.endpoints.registry import EndpointRegistry
 
 # A payload larger than this is not decoded at all: only its first characters are shown.
@@ -235,6 +242,7 @@ def status_view(job: Job, now: datetime) -> dict[str, Any]:
         "timeout_text": seconds_setting(job.timeout_seconds) or "none",
         "active": job.status not in FINAL_STATES,
         "retryable_now": job.status in RETRYABLE_STATES,
+        "concurrency_key": job.concurrency_key,
     }
 
 
@@ -268,6 +276,7 @@ def detail_view(job: Job, registry: EndpointRegistry, now: datetime) -> dict[str
         "request_view": payload_view(detail["request"], cut.get("request")),
         "response_view": payload_view(detail["response"], cut.get("response")),
         "options_text": json.dumps(detail["options"], indent=2, ensure_ascii=False),
+        "from_schedule": fired_by(job),
     }
 
 
@@ -338,3 +347,148 @@ def bulk_notice(params: Mapping[str, str]) -> str | None:
         button = "Cancel" if action == "cancel" else "Retry"
         parts.append(f"More jobs match than one press handles: press {button} again for the rest.")
     return " ".join(parts)
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+SCHEDULE_DONE = {
+    "pause": "Paused {name}: it does not fire until it is resumed.",
+    "resume": "Resumed {name}: it fires at its next fire time; what it missed is not made up.",
+    "fire": "Fired {name} now, outside its fire times:",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LastJob:
+    """A schedule's last job as the schedules page shows it."""
+
+    job_id: int
+    status: str | None  # None: the job is gone without a trace (or not the caller's)
+    removed: bool = False  # removed on completion: `status` is its tombstone's
+
+
+def utc_text(moment: datetime | None) -> str:
+    """An instant as the dashboard shows times: '2026-11-22 08:24:40' (UTC, to the second)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def zone_text(moment: datetime | None, zone: str) -> str:
+    """An instant as the wall time of a schedule's zone ('2026-11-22 09:24:40 CET'); '' for
+    UTC or a zone this machine does not know."""
+    if moment is None or zone == "UTC":
+        return ""
+    try:
+        return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+
+
+def fired_by(job: Job) -> dict[str, str] | None:
+    """The schedule a job came from (its options `schedule` and `fire_time`), or None; no
+    fire time for a job fired by hand ("fire now")."""
+    name = job.options.get("schedule")
+    if not name:
+        return None
+    fire_time = job.options.get("fire_time", "")
+    try:
+        shown = utc_text(datetime.fromisoformat(fire_time)) if fire_time else ""
+    except ValueError:
+        shown = fire_time  # not written by a schedule: shown as stored (escaped)
+    return {"name": name, "fire_time": shown}
+
+
+def schedule_view(
+    schedule: Schedule, last: LastJob | None, now: datetime, served: bool
+) -> dict[str, Any]:
+    """One row of the schedules page. `served`: this node has the schedule's endpoint."""
+    s = schedule
+    next_in = None
+    if s.enabled and s.next_fire_at is not None:
+        next_in = max(0.0, (s.next_fire_at - now).total_seconds())
+    return {
+        "name": s.name,
+        "endpoint": s.endpoint,
+        "served": served,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "every": seconds_setting(s.every_seconds),
+        "start": utc_text(s.start_at),
+        "end": utc_text(s.end_at),
+        "misfire": s.misfire.value,
+        "enabled": s.enabled,
+        "next": utc_text(s.next_fire_at) if s.enabled else "",
+        "next_local": zone_text(s.next_fire_at, s.timezone) if s.enabled and s.cron else "",
+        "next_in": format_duration(next_in) if next_in else "",
+        "last_fire": utc_text(s.last_fire_at),
+        "last": last,
+        "source": s.source,
+        "created_by": s.created_by,
+    }
+
+
+def schedule_notice(params: Mapping[str, str]) -> dict[str, Any] | None:
+    """What a pause, resume or fire did, from the query of the page it redirected to:
+    {"text": ..., "job_id": 42 or None}; None without one (or with a forged one)."""
+    done = params.get("done", "")
+    name = params.get("name", "")
+    if done not in SCHEDULE_DONE or not SCHEDULE_NAME.fullmatch(name):
+        return None
+    job_id = None
+    if done == "fire":
+        raw = params.get("job", "")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+            return None
+        job_id = int(raw)
+    return {"text": SCHEDULE_DONE[done].format(name=name), "job_id": job_id}
+
+
+# -- concurrency limits ----------------------------------------------------------------------
+
+LIMIT_DONE = {
+    "set": "Set the limit of key {key} to {n}.",
+    "delete": (
+        "Removed the named limit of key {key}: it falls back to its endpoints' "
+        "concurrency_limit, if they declare one."
+    ),
+}
+
+
+def key_view(state: KeyState, updated_by: str | None = None) -> dict[str, Any]:
+    """One row of the limits page: running against the limit, and where the limit comes from
+    ("named", "endpoint", or "none": unlimited)."""
+    limit = state.limit
+    source = "named" if state.named else ("endpoint" if limit is not None else "none")
+    return {
+        "key": state.key,
+        "running": f"{state.running:,}",
+        "limit": "\u2013" if limit is None else f"{limit:,}",
+        "at_limit": limit is not None and state.running >= limit,
+        "held": limit == 0,
+        "queued": f"{state.queued:,}",
+        "source": source,
+        "updated": utc_text(state.updated_at),
+        "updated_by": updated_by,
+    }
+
+
+def limit_notice(params: Mapping[str, str]) -> str | None:
+    """What a set or a remove did, from the query of the page it redirected to; None without
+    one (or with a forged one: the key must be a key, the number a limit)."""
+    done = params.get("done", "")
+    if done not in LIMIT_DONE:
+        return None
+    try:
+        key = concurrency_key(params.get("key", ""), "key")
+    except BadOption:
+        return None
+    if key is None:
+        return None
+    n = 0
+    if done == "set":
+        raw = params.get("n", "")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 7 and int(raw) <= MAX_LIMIT):
+            return None
+        n = int(raw)
+    return LIMIT_DONE[done].format(key=key, n=f"{n:,}")

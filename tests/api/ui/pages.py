@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html import unescape
 from typing import Any
 
 import httpx
@@ -17,8 +18,12 @@ import httpx
 from jobstore.api.ui import UiConfig
 from jobstore.cli.node import node_for_tests
 from jobstore.core.jobs import JobService
+from jobstore.core.limits import LimitService
+from jobstore.core.schedules import ScheduleService
+from jobstore.domain.clock import Clock
 from jobstore.domain.errors import JobRemoved
 from jobstore.domain.models import Encoding, Job, JobState, Payload
+from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.store import Database
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -28,6 +33,8 @@ SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 class Env:
     client: httpx.AsyncClient
     service: JobService
+    schedules: ScheduleService
+    limits: LimitService
 
     async def create(
         self,
@@ -83,9 +90,18 @@ Secured = tuple[Env, Callable[[str], dict[str, str]]]
 
 
 @asynccontextmanager
-async def dashboard(db: Database, *, run_jobs: bool = True, **ui: Any) -> AsyncIterator[Env]:
-    """The app; with run_jobs=False no executor runs, so jobs stay queued."""
-    node = node_for_tests(db, node_id="ui-node", lease_seconds=30)
+async def dashboard(
+    db: Database,
+    *,
+    run_jobs: bool = True,
+    clock: Clock | None = None,
+    registry: EndpointRegistry | None = None,
+    **ui: Any,
+) -> AsyncIterator[Env]:
+    """The app; with run_jobs=False no executor runs (nor do schedules fire by themselves), so
+    jobs stay queued. `clock`: a ManualClock for the node instead of the database's;
+    `registry`: its endpoints, instead of the built-ins."""
+    node = node_for_tests(db, node_id="ui-node", lease_seconds=30, clock=clock, registry=registry)
     service = node.jobs
     app = node.app(run_background=run_jobs, ui=UiConfig(**ui))
     transport = httpx.ASGITransport(app=app)
@@ -93,7 +109,7 @@ async def dashboard(db: Database, *, run_jobs: bool = True, **ui: Any) -> AsyncI
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://dash.test") as client,
     ):
-        yield Env(client, service)
+        yield Env(client, service, node.schedules, node.limits)
 
 
 def row_ids(html: str) -> list[int]:
@@ -128,3 +144,25 @@ def page_status(html: str) -> str:
 
 def notices(html: str) -> list[str]:
     return re.findall(r'<p class="notice[^"]*">(.*?)</p>', html, re.S)
+
+
+def schedule_rows(html: str) -> dict[str, str]:
+    """The schedules page: name -> "true" (enabled) or "false" (paused), per row."""
+    return dict(
+        re.findall(r'<tr id="schedule-[^"]*" data-schedule="([^"]*)" data-enabled="(\w+)"', html)
+    )
+
+
+def key_rows(html: str) -> dict[str, dict[str, str]]:
+    """The limits page, per key (unescaped): its running / limit text, queued count, source
+    and whether it shows at its limit."""
+    found = re.findall(
+        r'<tr id="key-[^"]*" data-key="([^"]*)" data-source="(\w+)" data-at-limit="(\w+)">'
+        r'.*?<span class="running">([^<]*)</span>.*?<td class="num queued">([\d,]+)</td>',
+        html,
+        re.S,
+    )
+    return {
+        unescape(key): {"usage": unescape(usage), "queued": queued, "source": source, "at": at}
+        for key, source, at, usage, queued in found
+    }

@@ -7,6 +7,7 @@ to test-artifacts/screenshots/ at the top of the repository (kept after the run)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -17,6 +18,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from jobstore.cli.node import node_for_tests
+from jobstore.core.schedules import NewSchedule
+from jobstore.domain.models import Encoding, Payload
+from jobstore.store import Database
 from tests.support.e2e import REPO_ROOT, Server, job_row, wait_for
 
 pytestmark = pytest.mark.slow
@@ -185,6 +190,136 @@ def test_watch_and_cancel_a_job(server: Server, browser: Any, dialect: str) -> N
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel job").click()  # no need to wait for it to end
     page.wait_for_selector('#live tr[data-attempt="2"][data-outcome="cancelled"]')
+
+    context.close()
+    assert not problems, problems
+
+
+def _create_schedule(database_url: str, name: str) -> None:
+    """A yearly schedule in the server's database, through the core (no API creates one yet)."""
+
+    async def create() -> None:
+        db = Database(database_url, pool_size=1)
+        try:
+            node = node_for_tests(db, node_id="browser-setup")
+            payload = Payload(Encoding.JSON, text='{"from": "a schedule"}')
+            await node.schedules.create(
+                NewSchedule(name=name, endpoint="/echo", payload=payload, cron="0 0 1 1 *")
+            )
+        finally:
+            await db.dispose()
+
+    asyncio.run(create())
+
+
+def test_schedules_page(server: Server, browser: Any, dialect: str) -> None:
+    name = f"yearly-{dialect}"
+    _outside_the_loop(_create_schedule, server.database_url, name)
+    context = browser.new_context(viewport={"width": 1280, "height": 700})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.set_default_timeout(15_000)
+
+    page.goto(f"{server.url}/ui")
+    page.get_by_role("link", name="Schedules").click()
+    page.wait_for_url(re.compile(r"/ui/schedules$"))
+    assert page.title() == "Schedules · jobstore"
+    row = page.locator(f'tr[data-schedule="{name}"]')
+    assert row.get_attribute("data-enabled") == "true"
+    assert "none yet" in row.locator(".last-job").inner_text()
+    page.wait_for_selector('#live-status[data-state="ok"]')
+
+    # Fire now: a confirm dialog, a same-origin POST, then the row follows the job to done.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Fire now").click()
+    page.wait_for_url(re.compile(rf"/ui/schedules\?done=fire&name={name}&job=\d+$"))
+    job_id = int(page.url.rsplit("=", 1)[1])
+    page.wait_for_selector(f'tr[data-schedule="{name}"] .last-job [data-status="done"]')
+    _shot(page, f"schedules-{dialect}.png")
+
+    # The job links back to its schedule.
+    row.get_by_role("link", name=f"job {job_id}").click()
+    page.wait_for_url(re.compile(rf"/ui/jobs/{job_id}$"))
+    page.locator(".from-schedule").get_by_role("link", name=name).click()
+    page.wait_for_url(re.compile(rf"/ui/schedules#schedule-{name}$"))
+
+    # Pause, then resume.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Pause").click()
+    page.wait_for_selector(f'tr[data-schedule="{name}"][data-enabled="false"]')
+    row.get_by_role("button", name="Resume").click()
+    page.wait_for_selector(f'tr[data-schedule="{name}"][data-enabled="true"]')
+
+    context.close()
+    assert not problems, problems
+
+
+def test_limits_page(server: Server, browser: Any, dialect: str) -> None:
+    key = f"browser {dialect}/1"  # a space and a slash: the links must encode them
+    context = browser.new_context(viewport={"width": 1280, "height": 700})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.set_default_timeout(15_000)
+
+    page.goto(f"{server.url}/ui")
+    page.get_by_role("link", name="Limits").click()
+    page.wait_for_url(re.compile(r"/ui/limits$"))
+    assert page.title() == "Limits · jobstore"
+    assert "No concurrency keys" in page.locator("#live").inner_text()
+
+    # Set a named limit of 1 through the form.
+    page.get_by_role("textbox", name="Key").fill(key)
+    page.get_by_label("Max running").fill("1")
+    page.get_by_role("button", name="Set limit").click()
+    page.wait_for_url(re.compile(r"/ui/limits\?done=set&key=.+&n=1$"))
+    assert page.locator(".notice").inner_text() == f"Set the limit of key {key} to 1."
+    row = page.locator(f'tr[data-key="{key}"]')
+    assert row.get_attribute("data-source") == "named"
+    assert row.locator(".running").inner_text() == "0 / 1"
+    page.wait_for_selector('#live-status[data-state="ok"]')
+
+    # Two jobs of the key: one runs, one waits; the live table shows it at its limit.
+    options = {"concurrency_key": key}
+    jobs = [server.create_job("/sleep", {"seconds": 5}, options=options) for _ in range(2)]
+    page.wait_for_selector(f'tr[data-key="{key}"][data-at-limit="true"]')
+    assert row.locator(".running").inner_text() == "1 / 1"
+    assert row.locator(".queued").inner_text() == "1"
+    assert row.locator(".badge-at-limit").inner_text() == "at limit"
+    _shot(page, f"limits-{dialect}.png")
+
+    # The job page links to its key's row.
+    page.goto(f"{server.url}/ui/jobs/{jobs[0]}")
+    page.locator("tr.concurrency-key").get_by_role("link", name=key).click()
+    page.wait_for_url(re.compile(r"/ui/limits#key-browser%20\w+/1$"))
+    target = "document.getElementById(decodeURIComponent(location.hash.slice(1))).dataset.key"
+    assert page.evaluate(target) == key
+
+    # Remove the limit: the key is unlimited (its jobs still there), so the second starts.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Remove").click()
+    page.wait_for_url(re.compile(r"/ui/limits\?done=delete&key=.+$"))
+    page.wait_for_selector(f'tr[data-key="{key}"][data-source="none"]')
+    assert row.locator(".running").inner_text().endswith("/ \u2013")
+    for job_id in jobs:
+        assert server.wait_job(job_id)["job_status"] == "DONE"
 
     context.close()
     assert not problems, problems
