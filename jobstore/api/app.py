@@ -17,6 +17,8 @@ from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
 from jobstore.api.rest import RestConfig, rest_routes
 from jobstore.api.ui import UiConfig, ui_routes
 from jobstore.core.jobs import JobService
+from jobstore.core.limits import LimitService
+from jobstore.core.schedules import ScheduleService
 from jobstore.metrics import Metrics
 
 App = Starlette  # what create_app builds: an ASGI application
@@ -39,6 +41,8 @@ def create_app(
     rest: RestConfig | None = None,
     ui: UiConfig | None = None,
     metrics: Metrics | None = None,
+    schedules: ScheduleService | None = None,
+    limits: LimitService | None = None,
 ) -> Starlette:
     """Build the app. `background` services start in order with the server, stop in reverse."""
 
@@ -57,8 +61,8 @@ def create_app(
     # Fixed paths first; the Kinetica routes end in a POST catch-all, so they go last.
     routes: list[BaseRoute] = [
         *ops_routes(service, metrics),
-        *rest_routes(service, rest or RestConfig()),
-        *ui_routes(service, ui or UiConfig()),
+        *rest_routes(service, rest or RestConfig(), schedules, limits),
+        *ui_routes(service, ui or UiConfig(), schedules, limits),
         *(cdm_routes(*cdm) if cdm else []),
         *kinetica_routes(service, kinetica),
     ]

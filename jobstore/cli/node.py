@@ -23,6 +23,7 @@ from jobstore.api.ui import UiConfig
 from jobstore.cli.settings import Settings
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
+from jobstore.core.limits import LimitService
 from jobstore.core.schedules import ScheduleService
 from jobstore.domain.clock import Clock
 from jobstore.domain.events import JobEvents
@@ -51,6 +52,7 @@ class Node:
     accounts: Authenticator
     cdm: CdmService
     schedules: ScheduleService
+    limits: LimitService
     database_clock: DatabaseClock | None = None  # None when a test gave the node its clock
     _started: list[Any] = field(default_factory=list)
 
@@ -95,6 +97,8 @@ class Node:
             rest=rest or RestConfig(authenticator=required, max_body_bytes=s.max_body_bytes),
             ui=ui or UiConfig(authenticator=required),
             metrics=self.metrics,
+            schedules=self.schedules,
+            limits=self.limits,
         )
 
     async def prepare(self) -> None:
@@ -166,6 +170,7 @@ def build_node(
     events.on_scheduled(executor.scheduler.note)
     events.on_cancel_requested(executor.request_cancel)
     events.on_finished(jobs.wake_waiters)
+    schedules = ScheduleService(jobs, clock)
     return Node(
         settings=settings,
         db=db,
@@ -176,8 +181,11 @@ def build_node(
         pruner=pruner,
         jobs=jobs,
         accounts=Authenticator(db),
-        cdm=CdmService(jobs, cluster_id=settings.cdm_cluster_id or None, clock=clock),
-        schedules=ScheduleService(jobs, clock),
+        cdm=CdmService(
+            jobs, cluster_id=settings.cdm_cluster_id or None, clock=clock, schedules=schedules
+        ),
+        schedules=schedules,
+        limits=LimitService(jobs, clock),
         database_clock=database_clock,
     )
 

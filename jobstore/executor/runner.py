@@ -97,6 +97,7 @@ class Executor:
         # (store/limits.py): only when some may be claimable, or a poll interval has passed.
         self._limited_may_have_work = True
         self._limited_looked_at = 0.0
+        self._plain_may_have_more = False  # whether the last plain claim filled its share
         self._threads = ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
         )
@@ -119,6 +120,7 @@ class Executor:
     def wake(self) -> None:
         """A job was created: look for work now instead of at the next poll."""
         self._queue_may_have_more = True
+        self._plain_may_have_more = True
         self._limited_may_have_work = True
         self._wake.set()
 
@@ -194,13 +196,16 @@ class Executor:
         limits = self.registry.limits()
         plain = [name for name, limit in limits.items() if limit.global_limit is None]
         limited = LimitedClaim()
+        looks = self._limited_due()
+        # With work of both kinds waiting, each gets half the free slots: neither starves.
+        share = max(1, (free + 1) // 2) if self._plain_may_have_more else free
         async with self.db.transaction() as conn:
-            if self._limited_due():
+            if looks:
                 limited = await self.db.limits.job_claim_limited(
                     conn,
                     node=self.config.node_id,
                     endpoints=limits,
-                    limit=free,
+                    limit=share,
                     now=now,
                     lease_until=lease_until,
                 )
@@ -213,10 +218,13 @@ class Executor:
                 now=now,
                 lease_until=lease_until,
             )
-        self._limited_noted(limited, asked_for=free)
-        self._queue_may_have_more = (asked > 0 and len(claimed) >= asked) or (
-            self._limited_may_have_work
-        )
+        if looks:
+            self._limited_looked_at = time.monotonic()
+            # Jobs held back by a limit wait for a limited job to end, not for the next claim.
+            self._limited_may_have_work = limited.looked and len(limited.claimed) >= share
+        if asked > 0:
+            self._plain_may_have_more = len(claimed) >= asked
+        self._queue_may_have_more = self._plain_may_have_more or self._limited_may_have_work
         claimed = limited.claimed + claimed
         if self.metrics is not None:
             self.metrics.claim_observed(time.perf_counter() - began, len(claimed))
@@ -233,12 +241,6 @@ class Executor:
             self._limited_may_have_work
             or time.monotonic() - self._limited_looked_at >= self.config.poll_seconds
         )
-
-    def _limited_noted(self, limited: LimitedClaim, *, asked_for: int) -> None:
-        if limited.looked or not self._limited_may_have_work:
-            self._limited_looked_at = time.monotonic()
-        # Jobs held back by a limit wait for a limited job to end, not for the next claim.
-        self._limited_may_have_work = limited.looked and len(limited.claimed) >= asked_for
 
     def _start(self, claimed: list[Claimed], lease_until: datetime) -> None:
         """A task for each claimed job (after the claim's commit)."""

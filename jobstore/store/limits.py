@@ -180,8 +180,10 @@ class LimitStore:
         wants = []
         for key in keys:
             free = limits.free_for_key(key, running)
-            if free is None or free > 0:
-                wants.append((key, min(limit, free if free is not None else limit)))
+            if free is None:
+                wants.append((key, limit))
+            elif free > 0:  # and one more, to see whether the limit holds any back
+                wants.append((key, min(limit, free + 1)))
         lines: dict[tuple[str | None, str], list[Any]] = {}
         for row in await self.driver.queued_of_keys(conn, wants, list(endpoints)):
             lines.setdefault((row.concurrency_key, ""), []).append(row)

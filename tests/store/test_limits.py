@@ -146,3 +146,21 @@ async def test_nothing_keyed_means_no_lock_and_no_claim(
             lease_until=clock.now() + LEASE,
         )  # fmt: skip
     assert got.claimed == [] and not got.looked
+
+
+async def test_a_lost_nodes_jobs_count_until_they_are_rescued(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    """A node died holding the key's two slots: no other node starts a third while those rows
+    say running; once the rescue puts them back in the queue, another node runs them."""
+    ids = await insert(db, store, clock, *[keyed(f"a{n}", "A") for n in range(3)])  # type: ignore[misc]
+    async with db.transaction() as conn:
+        await db.limits.limit_set(conn, "A", 2, now=clock.now(), by=None)
+    assert await claim_limited(db, clock, node="dies") == ids[:2]
+    clock.advance(LEASE.total_seconds() + 1)  # its leases ran out, nobody rescued them yet
+    assert await claim_limited(db, clock, node="n2") == []
+    async with db.transaction() as conn:
+        rescued = await store.job_rescue_expired(conn, now=clock.now())
+    assert sorted(rescued.requeued) == ids[:2]
+    assert await claim_limited(db, clock, node="n2") == ids[:2]  # the oldest first, again 2
+    assert await claim_limited(db, clock, node="n3") == []
