@@ -166,7 +166,7 @@ def build_node(
         metrics=metrics,
         retention=pruner,
     )
-    events.on_created(lambda _endpoint: executor.wake())
+    events.on_created(lambda _endpoint, limited: executor.wake(limited))
     events.on_scheduled(executor.scheduler.note)
     events.on_cancel_requested(executor.request_cancel)
     events.on_finished(jobs.wake_waiters)

@@ -201,23 +201,31 @@ class JobService:
         self._retention = retention
         self._waiters: dict[int, set[asyncio.Event]] = {}
         self._counts: dict[str | None, tuple[float, dict[JobState, int]]] = {}
-        self._creates: GroupCommit[NewJob, Inserted] = GroupCommit(
-            db, self._insert, before_commit=self._notify
-        )
+        self._creates: GroupCommit[NewJob, Inserted] = GroupCommit(db, self.create_many_in)
 
-    async def _insert(self, conn: Any, news: list[NewJob]) -> list[Inserted]:
-        return await self.store.job_create_many(conn, news, self.clock.now())
-
-    async def _notify(self, conn: Any, results: list[Inserted]) -> None:
-        if any(r.created for r in results):
-            await self.store.job_notify_created(conn)
+    async def create_many_in(self, conn: Any, news: list[NewJob]) -> list[Inserted]:
+        """Write prepared jobs inside the caller's transaction, and notify other nodes when it
+        commits. After the commit the caller calls `announce_created` for each new one."""
+        inserted = await self.store.job_create_many(conn, news, self.clock.now())
+        created = [new for new, ins in zip(news, inserted, strict=True) if ins.created]
+        if created:
+            limited = any(self.is_limited(new) for new in created)
+            await self.store.job_notify_created(conn, limited=limited)
+        return inserted
 
     async def create_in(self, conn: Any, new: NewJob) -> Inserted:
-        """Write a prepared job inside the caller's transaction (and notify other nodes when
-        it commits). After the commit the caller calls `announce_created(new)`."""
-        [inserted] = await self.store.job_create_many(conn, [new], self.clock.now())
-        await self._notify(conn, [inserted])
+        """`create_many_in` of one job."""
+        [inserted] = await self.create_many_in(conn, [new])
         return inserted
+
+    def is_limited(self, new: NewJob) -> bool:
+        """Whether a job waits for the limited claim: it has a concurrency key, or its
+        endpoint a global limit (store/limits.py)."""
+        if new.concurrency_key is not None:
+            return True
+        return new.endpoint in self.registry and (
+            self.registry.get(new.endpoint).limits.global_limit is not None
+        )
 
     def prepare_job(
         self,
@@ -321,7 +329,7 @@ class JobService:
         if run_at is not None and run_at > self.clock.now():
             self.events.scheduled(run_at)
         else:
-            self.events.created(new.endpoint)
+            self.events.created(new.endpoint, limited=self.is_limited(new))
 
     def wake_waiters(self, job_id: int, state: JobState) -> None:
         """An executor on this node committed a job's outcome: wake whoever waits on it."""

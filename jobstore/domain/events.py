@@ -12,7 +12,7 @@ from datetime import datetime
 
 from jobstore.domain.models import JobState
 
-Created = Callable[[str], None]
+Created = Callable[[str, bool], None]  # endpoint, whether the job waits for the limited claim
 Scheduled = Callable[[datetime], None]
 CancelRequested = Callable[[Sequence[int]], None]
 Finished = Callable[[int, JobState], None]
@@ -39,10 +39,11 @@ class JobEvents:
     def on_finished(self, listener: Finished) -> None:
         self._finished.append(listener)
 
-    def created(self, endpoint: str) -> None:
-        """A job for `endpoint` was committed on this node."""
+    def created(self, endpoint: str, *, limited: bool = True) -> None:
+        """A job for `endpoint` was committed on this node (`limited`: it waits for the limited
+        claim, or may: a retried job)."""
         for listener in self._created:
-            listener(endpoint)
+            listener(endpoint, limited)
 
     def scheduled(self, run_at: datetime) -> None:
         """A job that waits until `run_at` was committed on this node."""

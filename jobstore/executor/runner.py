@@ -97,7 +97,7 @@ class Executor:
         # (store/limits.py): only when some may be claimable, or a poll interval has passed.
         self._limited_may_have_work = True
         self._limited_looked_at = 0.0
-        self._plain_may_have_more = False  # whether the last plain claim filled its share
+        self._plain_may_have_more = True  # whether the last plain claim filled its share
         self._threads = ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="jobstore-handler"
         )
@@ -117,11 +117,14 @@ class Executor:
     def running_job_ids(self) -> list[int]:
         return self._running.ids()
 
-    def wake(self) -> None:
-        """A job was created: look for work now instead of at the next poll."""
+    def wake(self, limited: bool = True) -> None:
+        """A job was created: look for work now instead of at the next poll. `limited`: it
+        waits for the limited claim (a concurrency key, an endpoint's global limit), or may."""
         self._queue_may_have_more = True
-        self._plain_may_have_more = True
-        self._limited_may_have_work = True
+        if limited:
+            self._limited_may_have_work = True
+        else:
+            self._plain_may_have_more = True
         self._wake.set()
 
     def request_cancel(self, job_ids: Sequence[int]) -> None:

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Writes a whole batch in the caller's transaction; one result per item, in order.
 WriteMany = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
-BeforeCommit = Callable[[AsyncConnection, list[R]], Awaitable[None]]
 
 
 class GroupCommit(Generic[T, R]):
@@ -34,11 +33,9 @@ class GroupCommit(Generic[T, R]):
         write_many: WriteMany[T, R],
         *,
         max_batch: int = 256,
-        before_commit: BeforeCommit[R] | None = None,
     ) -> None:
         self._db = db
         self._write_many = write_many
-        self._before_commit = before_commit
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -80,8 +77,6 @@ class GroupCommit(Generic[T, R]):
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         async with self._db.transaction() as conn:
             results = await self._write_many(conn, [item for item, _ in batch])
-            if self._before_commit is not None:
-                await self._before_commit(conn, results)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # the caller may have gone away
                 future.set_result(result)

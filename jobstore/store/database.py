@@ -195,8 +195,9 @@ class Database:
             return poll_seconds
         return min(poll_seconds, UNHEARD_POLL_SECONDS)
 
-    async def listen_for_new_jobs(self, on_notify: Callable[[], None]) -> None:
-        """Call `on_notify` for every job created on any node, until cancelled; returns at once
+    async def listen_for_new_jobs(self, on_notify: Callable[[bool], None]) -> None:
+        """Call `on_notify(limited)` for every create on any node (`limited`: some of its jobs
+        wait for the limited claim), until cancelled; returns at once
         when the database cannot listen (see `can_listen`). Reconnects when the link drops,
         and checks each LISTEN (`store/listen.py`)."""
         if self._listen_engine is None:

@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from jobstore.store.statements import AttemptRow, FinishRow
 
 SelectT = TypeVar("SelectT", bound=sa.Select[Any])
+# The payload of a create's NOTIFY when a new job waits for the limited claim (store/limits.py):
+# it has a concurrency key, or its endpoint a global limit. Plain creates send "".
+LIMITED_PAYLOAD = "limited"
 
 
 class Driver(Protocol):

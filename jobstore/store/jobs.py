@@ -24,7 +24,7 @@ from jobstore.domain.models import (
     NewJob,
     Tombstone,
 )
-from jobstore.store.driver import Driver
+from jobstore.store.driver import LIMITED_PAYLOAD, Driver
 from jobstore.store.runs import RunStore
 from jobstore.store.statements import (
     IS_QUEUED,
@@ -220,9 +220,10 @@ class JobStore(RunStore):
             counts[state] = int((await conn.execute(stmt)).scalar_one())
         return counts
 
-    async def job_notify_created(self, conn: AsyncConnection) -> None:
-        """Wake idle executors on other nodes when this transaction commits (where they listen)."""
-        await self.driver.new_jobs_notify(conn)
+    async def job_notify_created(self, conn: AsyncConnection, *, limited: bool = True) -> None:
+        """Wake idle executors on other nodes when this transaction commits (where they listen);
+        `limited`: some of the jobs wait for the limited claim (a key, or a global limit)."""
+        await self.driver.new_jobs_notify(conn, LIMITED_PAYLOAD if limited else "")
 
     # -- cancel -----------------------------------------------------------------------------
 

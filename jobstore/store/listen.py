@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from jobstore.store.driver import Driver
+from jobstore.store.driver import LIMITED_PAYLOAD, Driver
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,14 @@ class ListenCheck:
         self._complained = False
         self.heard = False
 
-    def notified(self, payload: str, on_notify: Callable[[], None]) -> None:
-        """A notification arrived: a check (ours comes back), or new jobs."""
+    def notified(self, payload: str, on_notify: Callable[[bool], None]) -> None:
+        """A notification arrived: a check (ours comes back), or new jobs (limited ones, or
+        not: what `on_notify` is told)."""
         if payload.startswith(CHECK_PREFIX):
             if payload == self._token:
                 self._came_back.set()
             return
-        on_notify()
+        on_notify(payload == LIMITED_PAYLOAD)
 
     async def while_listening(self) -> None:
         """Run for the life of one LISTEN connection: check it, and again after a failure."""

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from jobstore.domain.errors import ConfigError
-from jobstore.store.driver import SelectT
+from jobstore.store.driver import LIMITED_PAYLOAD, SelectT
 from jobstore.store.statements import (
     ATTEMPT_COLUMNS,
     ATTEMPTS_CLOSE,
@@ -305,7 +305,7 @@ class PostgresDriver:
                         )
                     try:
                         log.debug("listening on %s", NEW_JOB_CHANNEL)
-                        on_notify("")  # anything created while we were not listening
+                        on_notify(LIMITED_PAYLOAD)  # anything created while we were not listening
                         await closed.wait()
                         log.warning("LISTEN connection closed; reconnecting")
                     finally:

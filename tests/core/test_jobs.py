@@ -144,7 +144,7 @@ async def test_hooks_fire_after_create_and_cancel(db: Database, executor: Execut
     created: list[bool] = []
     cancelled: list[list[int]] = []
     events = JobEvents()
-    events.on_created(lambda _endpoint: created.append(True))
+    events.on_created(lambda _endpoint, _limited: created.append(True))
     events.on_cancel_requested(lambda ids: cancelled.append(list(ids)))
     service = JobService(db, default_registry(), events=events)
     running = await service.create_job("/sleep", json_payload('{"seconds": 30}'))

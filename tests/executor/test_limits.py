@@ -110,3 +110,42 @@ async def test_a_global_limit_caps_an_endpoint_on_this_node(
     gate.release.set()
     await executor.wait_idle()
     assert [c.job_id for c in await executor.claim_once()] == capped[1:2]
+
+
+async def test_only_a_limited_create_makes_the_next_claim_look_at_keyed_jobs(
+    db: Database, service: JobService, executor: Executor
+) -> None:
+    """A plain create wakes the plain claim only (no extra statement per claim while plain
+    jobs stream in); a keyed one, the limited claim too."""
+    assert await executor.claim_once() == []  # the first claim looks: nothing keyed yet
+    keyed = await create(service, concurrency_key="A")  # the service tells no executor
+    executor.wake(limited=False)
+    assert await executor.claim_once() == []
+    executor.wake(limited=True)
+    assert [c.job_id for c in await executor.claim_once()] == [keyed]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+async def test_other_nodes_hear_whether_a_create_was_limited(
+    db: Database, service: JobService
+) -> None:
+    heard: list[bool] = []
+    task = asyncio.create_task(db.listen_for_new_jobs(heard.append))
+    try:
+        for _ in range(100):  # until the LISTEN is checked and trusted
+            if db.hears_new_jobs:
+                break
+            await asyncio.sleep(0.05)
+        heard.clear()  # a new LISTEN first assumes it missed something of every kind
+        await create(service)
+        await create(service, concurrency_key="A")
+        await create(service, "/capped")
+        for _ in range(100):
+            if len(heard) >= 3:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [False, True, True]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

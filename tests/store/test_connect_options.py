@@ -151,7 +151,7 @@ async def listening(db: Database) -> AsyncIterator[list[int]]:
     """`db` listening for new jobs until the block ends (then disposed); each wake-up is
     appended to the list it yields."""
     heard: list[int] = []
-    task = asyncio.create_task(db.listen_for_new_jobs(lambda: heard.append(1)))
+    task = asyncio.create_task(db.listen_for_new_jobs(lambda _limited: heard.append(1)))
     try:
         yield heard
     finally:
@@ -244,7 +244,8 @@ async def test_transaction_mode_without_a_listen_url_says_so_and_polls_fast(
     caplog.set_level(logging.WARNING, logger="jobstore.store.database")
     try:
         assert not db.can_listen
-        await asyncio.wait_for(db.listen_for_new_jobs(lambda: None), 1.0)  # returns at once
+        # returns at once
+        await asyncio.wait_for(db.listen_for_new_jobs(lambda _limited: None), 1.0)
         assert any("transaction pooler" in r.getMessage() for r in caplog.records)
         assert db.idle_poll_seconds(1.0) == UNHEARD_POLL_SECONDS
     finally:
