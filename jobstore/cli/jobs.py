@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import getpass
 import json
 import os
 import sys
@@ -26,11 +25,22 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from jobstore.cli.commands import (
+    EXIT_BROKEN_PIPE,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    UsageError,
+    api_message,
+    fail,
+    open_client,
+    print_json,
+)
 from jobstore.cli.jobs_args import FILTER_FLAGS, STATES
-from jobstore.client import ApiError, BulkResult, Client, JobRef, Unreachable, safe_url
+from jobstore.client import ApiError, BulkResult, Client, JobRef, Unreachable
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that quit
 STYLES = {
     "scheduled": "blue",
     "queued": "cyan",
@@ -46,84 +56,51 @@ STYLES = {
 POLL_SECONDS = 1.0  # each long poll of `wait`: how often the progress bar moves
 PIPE_WIDTH = 4096  # not a terminal: never fold or cut a line
 
-
-class UsageError(Exception):
-    """A mistake on the command line that argparse cannot see (exit status 2)."""
-
-
 Command = Callable[[Client, argparse.Namespace, Console], int]
+"""One command of a group: it gets the client, the parsed arguments and the console."""
 
 # -- running a command -----------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run the `jobs` command in `args`; returns the exit status. Prints no tracebacks."""
+    return run_command(args, env, COMMANDS, "jobs_command")
+
+
+def run_command(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    commands: Mapping[str, Command],
+    chosen: str,
+) -> int:
+    """Run the command of a group (jobs, schedules, limits) that `args.<chosen>` names.
+
+    Returns the exit status; a refusal, a usage error or an unreachable node is one line on
+    stderr, never a traceback.
+    """
     # No markup: tags, errors and payloads are printed as they are, brackets and all.
     console = Console(file=sys.stdout, markup=False, highlight=False)
     if not console.is_terminal:
         console.width = PIPE_WIDTH
     try:
-        with _client(args, env) as client:
-            return COMMANDS[args.jobs_command](client, args, console)
+        with open_client(args, env) as client:
+            return commands[getattr(args, chosen)](client, args, console)
     except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     except Unreachable as exc:
-        return _fail(str(exc), EXIT_UNREACHABLE)
+        return fail(str(exc), EXIT_UNREACHABLE)
     except ApiError as exc:
         code = EXIT_UNREACHABLE if exc.status == 503 else EXIT_REFUSED
-        return _fail(_api_message(exc, args, env), code)
+        return fail(api_message(exc, args, env), code)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as a SIGPIPE would have.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"jobstore: {message}", file=sys.stderr)
-    return code
-
-
-def _api_message(exc: ApiError, args: argparse.Namespace, env: Mapping[str, str]) -> str:
-    message = str(exc)
-    signed_in = args.token or args.user or env.get("JOBSTORE_TOKEN") or env.get("JOBSTORE_USER")
-    if exc.status == 401 and not signed_in:
-        message += " (set JOBSTORE_TOKEN, or use --token or --user)"
-    return message
-
-
-def _client(args: argparse.Namespace, env: Mapping[str, str]) -> Client:
-    if args.token and args.user:
-        raise UsageError("give --token or --user, not both")
-    if args.password_stdin and not (args.user or env.get("JOBSTORE_USER")):
-        raise UsageError("--password-stdin needs --user")
-    token, user, password = args.token, args.user, None
-    if not token and not user:
-        token = env.get("JOBSTORE_TOKEN") or None
-        user = None if token else env.get("JOBSTORE_USER") or None
-    if user is not None:
-        password = _password(user, args.password_stdin, env)
-    if not args.url.startswith(("http://", "https://")):
-        raise UsageError(f"--url must start with http:// or https://, got {safe_url(args.url)}")
-    return Client(args.url, token=token, user=user, password=password, timeout=args.request_timeout)
-
-
-def _password(user: str, from_stdin: bool, env: Mapping[str, str]) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    if "JOBSTORE_PASSWORD" in env:
-        return env["JOBSTORE_PASSWORD"]
-    if sys.stdin.isatty():
-        return getpass.getpass(f"password for {user}: ")
-    raise UsageError(f"no password for {user}: set JOBSTORE_PASSWORD or use --password-stdin")
-
-
 def _ref(text: str) -> JobRef:
     """All ASCII digits: a job id; anything else: a tag."""
     return int(text) if text.isascii() and text.isdigit() else text
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -147,7 +124,7 @@ def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
     else:
         page = client.list(**filters).raw
     if args.json:
-        _print_json(page)
+        print_json(page)
         return EXIT_OK
     if page["items"]:
         console.print(_jobs_table(page["items"]))
@@ -202,7 +179,7 @@ def _counts(stats: Mapping[str, Any]) -> str:
 def cmd_show(client: Client, args: argparse.Namespace, console: Console) -> int:
     job = client.get(_ref(args.job)).raw
     if args.json:
-        _print_json(job)
+        print_json(job)
         return EXIT_OK
     _print_job(job, console)
     return EXIT_OK
@@ -300,7 +277,7 @@ def cmd_create(client: Client, args: argparse.Namespace, console: Console) -> in
         when = f", scheduled for {_time(job['run_at'])}" if job["status"] == "scheduled" else ""
         console.print(Text(f"{what} {job['id']}, tag {job.get('tag')}{when}{again}"))
     elif not args.wait:
-        _print_json(job)
+        print_json(job)
     if args.wait:
         return _wait(client, int(job["id"]), args.timeout, console, as_json=args.json)
     return EXIT_OK
@@ -377,7 +354,7 @@ def _wait(
             if job.get("finished"):
                 break
             if deadline is not None and time.monotonic() >= deadline:
-                return _fail(
+                return fail(
                     f"job {job['id']} is still {job['status']} after {timeout:g}s", EXIT_TIMEOUT
                 )
     return _finished(job, console, as_json)
@@ -386,7 +363,7 @@ def _wait(
 def _finished(job: Mapping[str, Any], console: Console, as_json: bool) -> int:
     code = EXIT_OK if job["status"] == "done" else EXIT_REFUSED
     if as_json:
-        _print_json(job)
+        print_json(job)
         return code
     line = Text(f"job {job['id']} (tag {job.get('tag')}) ").append(_status(job["status"]))
     line.append(f" in {_duration(job.get('duration_seconds'))}")
@@ -403,7 +380,7 @@ def _removed(problem: Mapping[str, Any], ref: JobRef, console: Console, as_json:
     state = str(problem.get("job_status") or "finished")
     code = EXIT_OK if state == "done" else EXIT_REFUSED
     if as_json:
-        _print_json(problem)
+        print_json(problem)
         return code
     line = Text(f"job {problem.get('job_id') or ref} ").append(_status(state))
     line.append(" and removed on completion: its result was not kept")
@@ -450,13 +427,13 @@ def _each(
         except ApiError as exc:
             if exc.status == 503:
                 raise
-            code = _fail(f"job {spec}: {exc}", EXIT_REFUSED)
+            code = fail(f"job {spec}: {exc}", EXIT_REFUSED)
             continue
         answers.append(answer)
         if not args.json:
             console.print(Text(said(answer)))
     if args.json:
-        _print_json(answers)
+        print_json(answers)
     return code
 
 
@@ -483,7 +460,7 @@ def _bulk(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _print_bulk(result: BulkResult, as_json: bool, console: Console) -> int:
     if as_json:
-        _print_json(result.raw)
+        print_json(result.raw)
         return EXIT_OK
     if not result.matched:
         console.print("no job matched")
@@ -501,7 +478,7 @@ def _print_bulk(result: BulkResult, as_json: bool, console: Console) -> int:
 def cmd_attempts(client: Client, args: argparse.Namespace, console: Console) -> int:
     attempts = [attempt.raw for attempt in client.attempts(_ref(args.job))]
     if args.json:
-        _print_json(attempts)
+        print_json(attempts)
         return EXIT_OK
     if not attempts:
         console.print(f"job {args.job} has not run yet")
@@ -526,7 +503,7 @@ def cmd_prune(client: Client, args: argparse.Namespace, console: Console) -> int
     asked = {s: getattr(args, s) for s in ("done", "error", "cancelled") if getattr(args, s)}
     result = client.prune(asked or None).raw
     if args.json:
-        _print_json(result)
+        print_json(result)
         return EXIT_OK
     if result.get("skipped"):
         console.print("skipped: another node is pruning right now; try again shortly")

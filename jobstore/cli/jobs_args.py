@@ -153,20 +153,29 @@ def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parent
 
 
-def add_parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
-) -> None:
-    """Add `jobs` and its commands to the top-level subparsers."""
+def command_group(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    env: Mapping[str, str],
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+) -> Callable[[str, str, str], argparse.ArgumentParser]:
+    """Add the group `name` (jobs, schedules, limits) to the top-level subparsers.
+
+    Returns `command(name, summary, examples)`, which adds one of its commands with the
+    connection options; the command's name lands in `args.<name>_command`.
+    """
     common = [_connection(env)]
-    jobs = sub.add_parser(
-        "jobs",
-        help="create, follow, list, cancel and retry jobs on a running node",
-        description=DESCRIPTION,
-        epilog=EPILOG,
+    group = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    jobs.set_defaults(_parser=jobs)
-    cmds = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    group.set_defaults(_parser=group)
+    cmds = group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
         parser = cmds.add_parser(
@@ -174,11 +183,27 @@ def add_parser(
             parents=common,
             help=summary,
             description=f"{summary[0].upper()}{summary[1:]}.\n\nexamples:\n{examples}",
-            epilog=EPILOG,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         parser.set_defaults(_parser=parser)
         return parser
+
+    return command
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
+) -> None:
+    """Add `jobs` and its commands to the top-level subparsers."""
+    command = command_group(
+        sub,
+        env,
+        "jobs",
+        "create, follow, list, cancel and retry jobs on a running node",
+        DESCRIPTION,
+        EPILOG,
+    )
 
     ls = command(
         "list",

@@ -1,63 +1,33 @@
 """`jobstore limits ...`: what each command does. Its options are in cli/limits_args.py.
 
 The commands talk to the node's REST API through jobstore.client, as `jobstore jobs` does, and
-share its connection, its messages and its exit statuses (cli/jobs.py).
+share its connection, its messages and its exit statuses (cli/commands.py, cli/jobs.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobstore.cli.jobs import (
-    EXIT_BROKEN_PIPE,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    PIPE_WIDTH,
-    UsageError,
-    _api_message,
-    _client,
-    _fail,
-    _print_json,
-)
-from jobstore.client import ApiError, Client, Limit, Unreachable
-
-Command = Callable[[Client, argparse.Namespace, Console], int]
+from jobstore.cli.commands import EXIT_OK, print_json
+from jobstore.cli.jobs import Command, run_command
+from jobstore.client import Client, Limit
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run the `limits` command in `args`; returns the exit status. Prints no tracebacks."""
-    console = Console(file=sys.stdout, markup=False, highlight=False)
-    if not console.is_terminal:
-        console.width = PIPE_WIDTH
-    try:
-        with _client(args, env) as client:
-            return COMMANDS[args.limits_command](client, args, console)
-    except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except Unreachable as exc:
-        return _fail(str(exc), EXIT_UNREACHABLE)
-    except ApiError as exc:
-        code = EXIT_UNREACHABLE if exc.status == 503 else EXIT_REFUSED
-        return _fail(_api_message(exc, args, env), code)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+    return run_command(args, env, COMMANDS, "limits_command")
 
 
 def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
     limits = client.list_limits()
     if args.json:
-        _print_json({"limits": [limit.raw for limit in limits]})
+        print_json({"limits": [limit.raw for limit in limits]})
         return EXIT_OK
     if not limits:
         console.print("no concurrency keys")
@@ -83,7 +53,7 @@ def usage(limit: Limit) -> Text:
 def cmd_set(client: Client, args: argparse.Namespace, console: Console) -> int:
     limit = client.set_limit(args.key, args.max_running)
     if args.json:
-        _print_json(limit.raw)
+        print_json(limit.raw)
         return EXIT_OK
     held = " (its jobs are held until it is raised)" if limit.max_running == 0 else ""
     console.print(
@@ -98,7 +68,7 @@ def cmd_set(client: Client, args: argparse.Namespace, console: Console) -> int:
 def cmd_delete(client: Client, args: argparse.Namespace, console: Console) -> int:
     client.delete_limit(args.key)
     if args.json:
-        _print_json({"deleted": args.key})
+        print_json({"deleted": args.key})
     else:
         console.print(Text(f"named limit of key {args.key} removed"))
     return EXIT_OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from jobstore.cli.jobs_args import _connection
+from jobstore.cli.jobs_args import command_group
 
 DESCRIPTION = """\
 List the concurrency keys of a running node (its REST API, /api/v1/limits): each key's
@@ -45,28 +45,14 @@ def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
 ) -> None:
     """Add `limits` and its commands to the top-level subparsers."""
-    common = [_connection(env)]
-    limits = sub.add_parser(
+    command = command_group(
+        sub,
+        env,
         "limits",
-        help="list concurrency keys against their limits; set and remove named limits",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list concurrency keys against their limits; set and remove named limits",
+        DESCRIPTION,
+        EPILOG,
     )
-    limits.set_defaults(_parser=limits)
-    cmds = limits.add_subparsers(dest="limits_command", required=True, metavar="COMMAND")
-
-    def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-        parser = cmds.add_parser(
-            name,
-            parents=common,
-            help=summary,
-            description=f"{summary[0].upper()}{summary[1:]}.\n\nexamples:\n{examples}",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(_parser=parser)
-        return parser
 
     command(
         "list",

@@ -1,16 +1,14 @@
 """`jobstore schedules ...`: what each command does. Its options are in cli/schedules_args.py.
 
 The commands talk to the node's REST API through jobstore.client, as `jobstore jobs` does, and
-share its connection, its messages and its exit statuses (cli/jobs.py).
+share its connection, its messages and its exit statuses (cli/commands.py, cli/jobs.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rich import box
@@ -18,50 +16,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobstore.cli.jobs import (
-    EXIT_BROKEN_PIPE,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    PIPE_WIDTH,
-    UsageError,
-    _api_message,
-    _client,
-    _fail,
-    _print_json,
-    _read_at,
-    _time,
-)
-from jobstore.client import ApiError, Client, Schedule, Unreachable
-
-Command = Callable[[Client, argparse.Namespace, Console], int]
+from jobstore.cli.commands import EXIT_OK, UsageError, print_json
+from jobstore.cli.jobs import Command, _read_at, _time, run_command
+from jobstore.client import Client, Schedule
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Run the `schedules` command in `args`; returns the exit status. Prints no tracebacks."""
-    console = Console(file=sys.stdout, markup=False, highlight=False)
-    if not console.is_terminal:
-        console.width = PIPE_WIDTH
-    try:
-        with _client(args, env) as client:
-            return COMMANDS[args.schedules_command](client, args, console)
-    except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except Unreachable as exc:
-        return _fail(str(exc), EXIT_UNREACHABLE)
-    except ApiError as exc:
-        code = EXIT_UNREACHABLE if exc.status == 503 else EXIT_REFUSED
-        return _fail(_api_message(exc, args, env), code)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+    return run_command(args, env, COMMANDS, "schedules_command")
 
 
 def cmd_list(client: Client, args: argparse.Namespace, console: Console) -> int:
     schedules = client.list_schedules()
     if args.json:
-        _print_json({"schedules": [s.raw for s in schedules]})
+        print_json({"schedules": [s.raw for s in schedules]})
         return EXIT_OK
     if not schedules:
         console.print("no schedules")
@@ -106,7 +74,7 @@ def cmd_add(client: Client, args: argparse.Namespace, console: Console) -> int:
         concurrency_key=args.concurrency_key,
     )
     if args.json:
-        _print_json(schedule.raw)
+        print_json(schedule.raw)
         return EXIT_OK
     console.print(Text(f"added schedule {schedule.name}, {when(schedule)}; {_next(schedule)}"))
     return EXIT_OK
@@ -144,7 +112,7 @@ def cmd_resume(client: Client, args: argparse.Namespace, console: Console) -> in
 
 def _said(schedule: Schedule, args: argparse.Namespace, console: Console, what: str) -> int:
     if args.json:
-        _print_json(schedule.raw)
+        print_json(schedule.raw)
     else:
         console.print(Text(f"schedule {schedule.name} {what}"))
     return EXIT_OK
@@ -153,7 +121,7 @@ def _said(schedule: Schedule, args: argparse.Namespace, console: Console, what: 
 def cmd_delete(client: Client, args: argparse.Namespace, console: Console) -> int:
     client.delete_schedule(args.name)
     if args.json:
-        _print_json({"deleted": args.name})
+        print_json({"deleted": args.name})
     else:
         console.print(Text(f"schedule {args.name} deleted"))
     return EXIT_OK
@@ -163,7 +131,7 @@ def cmd_fire(client: Client, args: argparse.Namespace, console: Console) -> int:
     job_id = client.fire_schedule(args.name)
     answer: dict[str, Any] = {"job_id": job_id, "location": f"/api/v1/jobs/{job_id}"}
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         console.print(Text(f"fired schedule {args.name}: job {job_id}"))
     return EXIT_OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from jobstore.cli.jobs_args import _connection, _moment, _span
+from jobstore.cli.jobs_args import _moment, _span, command_group
 
 DESCRIPTION = """\
 List, add, pause, resume, delete and fire recurring schedules on a running node (its REST
@@ -43,28 +43,14 @@ def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
 ) -> None:
     """Add `schedules` and its commands to the top-level subparsers."""
-    common = [_connection(env)]
-    schedules = sub.add_parser(
+    command = command_group(
+        sub,
+        env,
         "schedules",
-        help="list, add, pause, resume, delete and fire recurring schedules on a running node",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list, add, pause, resume, delete and fire recurring schedules on a running node",
+        DESCRIPTION,
+        EPILOG,
     )
-    schedules.set_defaults(_parser=schedules)
-    cmds = schedules.add_subparsers(dest="schedules_command", required=True, metavar="COMMAND")
-
-    def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-        parser = cmds.add_parser(
-            name,
-            parents=common,
-            help=summary,
-            description=f"{summary[0].upper()}{summary[1:]}.\n\nexamples:\n{examples}",
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(_parser=parser)
-        return parser
 
     command(
         "list",

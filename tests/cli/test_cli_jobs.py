@@ -10,23 +10,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from jobstore.cli.jobs import _counts, _duration
-from jobstore.cli.main import main
 from jobstore.core.accounts import Authenticator
 from jobstore.store import Database
-from tests.support.e2e import Server, clean_env, free_port, run_cli
+from tests.support.cli import Run, clear_cli_env, run_child, run_main, running_node
+from tests.support.e2e import Server, free_port, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -34,50 +30,26 @@ ONLY_SQLITE = pytest.mark.parametrize("dialect", ["sqlite"])
 ONLY_POSTGRES = pytest.mark.parametrize(
     "dialect", [pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-SCRIPT = Path(sys.executable).with_name("jobstore")
-# Variables that would make rich draw for a terminal even on a pipe.
-TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def ok(self) -> Run:
-        assert self.code == 0, f"exit {self.code}\nstdout: {self.out}\nstderr: {self.err}"
-        return self
-
-
 Jobs = Callable[..., Run]
 
 
 @pytest.fixture
 def node(database_url: str, tmp_path: Path) -> Iterator[Server]:
     """A started node on the test database (the dialect's), killed at teardown."""
-    server = Server(database_url, tmp_path)
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
-        print(f"\n===== logs of {server.node_id} =====\n{server.logs()}")
+    with running_node(database_url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Jobs:
     """`jobstore jobs ARGS` in-process, with no JOBSTORE_* variables but those of `env`."""
-    for name in [*TERMINAL_VARIABLES, *(n for n in os.environ if n.startswith("JOBSTORE_"))]:
-        monkeypatch.delenv(name, raising=False)
+    clear_cli_env(monkeypatch)
 
     def run(*args: str, env: dict[str, str] | None = None) -> Run:
         with monkeypatch.context() as patch:
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
-            capsys.readouterr()
-            code = main(["jobs", *args])
-            out, err = capsys.readouterr()
-        return Run(code, out, err)
+            return run_main(capsys, ["jobs", *args])
 
     return run
 
@@ -90,20 +62,7 @@ def jobs(node: Server, cli: Jobs) -> Jobs:
 
 def jobs_process(*args: str, url: str, env: dict[str, str] | None = None, stdin: str = "") -> Run:
     """The installed `jobstore jobs ARGS` as a child process, on a pipe."""
-    child_env = {k: v for k, v in clean_env().items() if k not in TERMINAL_VARIABLES}
-    child_env.update({"JOBSTORE_URL": url, **(env or {})})
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "jobstore"]
-    done = subprocess.run(
-        [*command, "jobs", *args],
-        env=child_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_child("jobs", *args, url=url, env=env, stdin=stdin)
 
 
 def created_id(run: Run) -> int:

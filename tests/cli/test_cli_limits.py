@@ -9,50 +9,25 @@ start as the key's limit lets them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jobstore.cli.main import main
-from tests.support.e2e import Server, clean_env, free_port, run_cli_ok, wait_for
+from tests.support.cli import Cli, Run, clear_cli_env, run_child, run_main, running_node
+from tests.support.e2e import Server, free_port, run_cli_ok, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 ONLY_SQLITE = pytest.mark.parametrize("dialect", ["sqlite"])
-SCRIPT = Path(sys.executable).with_name("jobstore")
-# Variables that would make rich draw for a terminal even on a pipe.
-TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def ok(self) -> Run:
-        assert self.code == 0, f"exit {self.code}\nstdout: {self.out}\nstderr: {self.err}"
-        return self
-
-
-Cli = Callable[..., Run]
 
 
 @pytest.fixture
 def node(database_url: str, tmp_path: Path) -> Iterator[Server]:
     """A started node on the test database (the dialect's), killed at teardown."""
-    server = Server(database_url, tmp_path)
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
-        print(f"\n===== logs of {server.node_id} =====\n{server.logs()}")
+    with running_node(database_url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
@@ -60,15 +35,11 @@ def limits(
     node: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Cli:
     """`jobstore limits ARGS` in-process against `node`, with no other JOBSTORE_* variable."""
-    for name in [*TERMINAL_VARIABLES, *(n for n in os.environ if n.startswith("JOBSTORE_"))]:
-        monkeypatch.delenv(name, raising=False)
+    clear_cli_env(monkeypatch)
     monkeypatch.setenv("JOBSTORE_URL", node.url)
 
     def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(["limits", *args])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
+        return run_main(capsys, ["limits", *args])
 
     return run
 
@@ -85,19 +56,7 @@ def counts(limits: Cli, key: str) -> tuple[int, int | None, int, str | None]:
 
 def child(*args: str, url: str, env: dict[str, str] | None = None) -> Run:
     """The installed `jobstore limits ARGS` as a child process, on a pipe."""
-    variables = {k: v for k, v in clean_env().items() if k not in TERMINAL_VARIABLES}
-    variables.update(env or {}, JOBSTORE_URL=url)
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "jobstore"]
-    done = subprocess.run(
-        [*command, "limits", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_child("limits", *args, url=url, env=env)
 
 
 def limited_jobs(server: Server, key: str, count: int, tmp_path: Path) -> None:

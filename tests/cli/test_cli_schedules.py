@@ -9,64 +9,35 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from jobstore.cli.main import main
-from tests.support.e2e import Server, clean_env, free_port, wait_for
+from tests.support.cli import Cli, Run, clear_cli_env, run_child, run_main, running_node
+from tests.support.e2e import Server, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 ONLY_SQLITE = pytest.mark.parametrize("dialect", ["sqlite"])
-SCRIPT = Path(sys.executable).with_name("jobstore")
-# Variables that would make rich draw for a terminal even on a pipe.
-TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def ok(self) -> Run:
-        assert self.code == 0, f"exit {self.code}\nstdout: {self.out}\nstderr: {self.err}"
-        return self
-
-
-Cli = Callable[..., Run]
 
 
 @pytest.fixture
 def node(database_url: str, tmp_path: Path) -> Iterator[Server]:
     """A started node on the test database (the dialect's), killed at teardown."""
-    server = Server(database_url, tmp_path)
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
-        print(f"\n===== logs of {server.node_id} =====\n{server.logs()}")
+    with running_node(database_url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
 def cli(node: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """`jobstore GROUP ARGS` in-process against `node`, with no other JOBSTORE_* variable."""
-    for name in [*TERMINAL_VARIABLES, *(n for n in os.environ if n.startswith("JOBSTORE_"))]:
-        monkeypatch.delenv(name, raising=False)
+    clear_cli_env(monkeypatch)
     monkeypatch.setenv("JOBSTORE_URL", node.url)
 
     def run(group: str, *args: str) -> Run:
-        capsys.readouterr()
-        code = main([group, *args])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
+        return run_main(capsys, [group, *args])
 
     return run
 
@@ -83,19 +54,7 @@ def listed(schedules: Cli) -> dict[str, dict[str, object]]:
 
 def child(*args: str, url: str) -> Run:
     """The installed `jobstore schedules ARGS` as a child process, on a pipe."""
-    env = {k: v for k, v in clean_env().items() if k not in TERMINAL_VARIABLES}
-    env["JOBSTORE_URL"] = url
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "jobstore"]
-    done = subprocess.run(
-        [*command, "schedules", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return Run(done.returncode, done.stdout, done.stderr)
+    return run_child("schedules", *args, url=url)
 
 
 # -- the happy path, on SQLite and PostgreSQL ---------------------------------------------------

@@ -9,30 +9,18 @@ schemathesis fuzzes the limit routes against the OpenAPI document with keys that
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import hypothesis
 import pytest
-import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from jobstore.api.rest import RestConfig
 from jobstore.api.rest.limits import limit_document
 from jobstore.api.rest.openapi import openapi_document
-from jobstore.cli.node import node_for_tests
 from jobstore.core.accounts import Authenticator
 from jobstore.core.limits import MAX_LIMIT, KeyState
 from jobstore.domain.clock import ManualClock
@@ -40,6 +28,7 @@ from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.definition import MARK, endpoint
 from jobstore.endpoints.registry import EndpointRegistry, default_registry
 from jobstore.store import Database
+from tests.support.fuzz import fuzz_operations, fuzzed_app
 from tests.support.http import basic
 from tests.support.rest import Env, bad_fields, problem, rest_env
 
@@ -388,13 +377,6 @@ def test_the_document_agrees_with_the_code() -> None:
 
 SEEDS = {"seed-a": 2, "a/b": 0, "50% off": 1}
 QUEUED_KEY = "queued-key"  # no named limit: found by its queued job
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
 
 
 def test_the_limit_routes_match_the_openapi_document(database_url: str) -> None:
@@ -403,71 +385,22 @@ def test_the_limit_routes_match_the_openapi_document(database_url: str) -> None:
     seeds are put back before each request, so a DELETE does not end the test's reach.
     (test_rest_schemathesis.py fuzzes every route too, but with random keys.)"""
     seen: dict[str, set[int]] = {}
-    with asyncio.Runner() as runner:
-        db = Database(database_url, pool_size=4)
-        node = node_for_tests(db, node_id="limits-fuzz")
-        app = node.app(run_background=False, rest=RestConfig())
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    with fuzzed_app(database_url, "limits-fuzz") as app:
 
         def send(case: schemathesis.Case) -> httpx.Response:
             for key, limit in SEEDS.items():
-                runner.run(node.limits.set(key, limit))
-            kwargs = case.as_transport_kwargs(base_url="http://t")
-            prepared = requests.Request(
-                method=kwargs["method"],
-                url=kwargs["url"],
-                headers=kwargs.get("headers", {}),
-                params=kwargs.get("params"),
-                data=kwargs.get("data"),
-                json=kwargs.get("json"),
-            ).prepare()
-            body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-            assert prepared.method is not None and prepared.url is not None
-            return runner.run(
-                client.request(
-                    prepared.method, prepared.url, headers=dict(prepared.headers), content=body
-                )
-            )
+                app.runner.run(app.node.limits.set(key, limit))
+            return app.send(case)
 
-        try:
-            job = {"endpoint": "/echo", "concurrency_key": QUEUED_KEY}
-            assert runner.run(client.post("/api/v1/jobs", json=job)).status_code == 201
-            document = runner.run(client.get("/api/v1/openapi.json")).json()
-            keys = [*SEEDS, QUEUED_KEY, "no-such-key"]
-            document["components"]["parameters"]["LimitKey"]["schema"] = {"enum": keys}
-            schema = schemathesis.openapi.from_dict(document)
-            for result in schema.include(path_regex="^/api/v1/limits").get_all_operations():
-                operation = result.ok()
-                statuses = seen.setdefault(operation.label, set())
-                modes = [schemathesis.GenerationMode.POSITIVE]
-                if any(operation.iter_parameters()) or operation.body:
-                    modes.append(schemathesis.GenerationMode.NEGATIVE)
-                for mode in modes:
-                    _fuzz(operation, mode, send, statuses)
-        finally:
-            runner.run(client.aclose())
-            runner.run(node.executor.stop())
-            runner.run(db.dispose())
+        job = {"endpoint": "/echo", "concurrency_key": QUEUED_KEY}
+        assert app.runner.run(app.client.post("/api/v1/jobs", json=job)).status_code == 201
+        document = app.runner.run(app.client.get("/api/v1/openapi.json")).json()
+        keys = [*SEEDS, QUEUED_KEY, "no-such-key"]
+        document["components"]["parameters"]["LimitKey"]["schema"] = {"enum": keys}
+        schema = schemathesis.openapi.from_dict(document)
+        fuzz_operations(schema.include(path_regex="^/api/v1/limits"), send, seen)
     print({label: sorted(codes) for label, codes in seen.items()})
     assert seen["GET /api/v1/limits"] == {200}
     assert {200, 404} <= seen["GET /api/v1/limits/{key}"]
     assert {200, 400} <= seen["PUT /api/v1/limits/{key}"]
     assert {204, 404} <= seen["DELETE /api/v1/limits/{key}"]
-
-
-def _fuzz(operation: Any, mode: Any, send: Any, statuses: set[int]) -> None:
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=25,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
-    def run(case: schemathesis.Case) -> None:
-        response = send(case)
-        statuses.add(response.status_code)
-        case.validate_response(response, checks=CHECKS)
-
-    run()

@@ -10,7 +10,6 @@ every route, but its names are random: it sees only 404s).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,18 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import hypothesis
 import pytest
-import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from jobstore.api.rest import RestConfig
 from jobstore.cli.node import Node, node_for_tests
@@ -37,6 +26,7 @@ from jobstore.core.accounts import Authenticator
 from jobstore.domain.clock import ManualClock
 from jobstore.store import Database
 from tests.support.avro import SLEEP_REQUEST, avro_write
+from tests.support.fuzz import fuzz_operations, fuzzed_app
 from tests.support.http import basic
 from tests.support.rest import bad_fields, problem
 
@@ -439,13 +429,6 @@ SEEDS = [
     {"name": "seed-cron", "endpoint": "/echo", "cron": "0 9 * * 1-5", "timezone": "Asia/Tokyo"},
     {"name": "seed-paused", "endpoint": "/fail", "every_seconds": 3600, "enabled": False},
 ]
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
 
 
 def test_the_schedule_routes_match_the_openapi_document(database_url: str) -> None:
@@ -453,64 +436,31 @@ def test_the_schedule_routes_match_the_openapi_document(database_url: str) -> No
     status, content type, body and headers); the seeds are put back before each request, so
     the routes of one schedule see it (and a DELETE does not end the test's reach)."""
     seen: dict[str, set[int]] = {}
-    with asyncio.Runner() as runner:
-        db = Database(database_url, pool_size=4)
-        node = node_for_tests(db, node_id="schedules-fuzz")
-        app = node.app(run_background=False, rest=RestConfig())
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    with fuzzed_app(database_url, "schedules-fuzz") as app:
 
         def send(case: schemathesis.Case) -> httpx.Response:
             for seed in SEEDS:  # 409 when it is there
-                runner.run(client.post(SCHEDULES, json=seed))
-            kwargs = case.as_transport_kwargs(base_url="http://t")
-            prepared = requests.Request(
-                method=kwargs["method"],
-                url=kwargs["url"],
-                headers=kwargs.get("headers", {}),
-                params=kwargs.get("params"),
-                data=kwargs.get("data"),
-                json=kwargs.get("json"),
-            ).prepare()
-            body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
-            assert prepared.method is not None and prepared.url is not None
-            return runner.run(
-                client.request(
-                    prepared.method, prepared.url, headers=dict(prepared.headers), content=body
-                )
-            )
+                app.runner.run(app.client.post(SCHEDULES, json=seed))
+            return app.send(case)
 
-        try:
-            document = runner.run(client.get("/api/v1/openapi.json")).json()
-            names = [str(seed["name"]) for seed in SEEDS]
-            name_schema = {"type": "string", "enum": [*names, "no-such-schedule"]}
-            document["components"]["parameters"]["ScheduleName"]["schema"] = name_schema
-            # Crons and zones that exist (and a create of every_seconds with a JSON payload),
-            # or nearly every valid request would still be a 400.
-            schemas = document["components"]["schemas"]
-            update, create = schemas["UpdateSchedule"], schemas["CreateSchedule"]
-            update["properties"]["cron"]["enum"] = ["*/5 * * * *", "0 0 29 2 *", "bad", None]
-            for body in (create, update):
-                body["properties"]["timezone"]["enum"] = ["UTC", "Europe/Paris", "Nowhere", None]
-            create["properties"]["name"] = {"enum": [*names, "new-1", "new-2"]}
-            create["required"].append("every_seconds")
-            create["properties"]["every_seconds"]["type"] = "number"
-            for name in ("cron", "payload_base64"):
-                del create["properties"][name]
-            schema = schemathesis.openapi.from_dict(document).include(
-                path_regex="^/api/v1/schedules"
-            )
-            for result in schema.get_all_operations():
-                operation = result.ok()
-                statuses = seen.setdefault(operation.label, set())
-                modes = [schemathesis.GenerationMode.POSITIVE]
-                if any(operation.iter_parameters()) or operation.body:
-                    modes.append(schemathesis.GenerationMode.NEGATIVE)
-                for mode in modes:
-                    _fuzz(operation, mode, send, statuses)
-        finally:
-            runner.run(client.aclose())
-            runner.run(node.executor.stop())
-            runner.run(db.dispose())
+        document = app.runner.run(app.client.get("/api/v1/openapi.json")).json()
+        names = [str(seed["name"]) for seed in SEEDS]
+        name_schema = {"type": "string", "enum": [*names, "no-such-schedule"]}
+        document["components"]["parameters"]["ScheduleName"]["schema"] = name_schema
+        # Crons and zones that exist (and a create of every_seconds with a JSON payload),
+        # or nearly every valid request would still be a 400.
+        schemas = document["components"]["schemas"]
+        update, create = schemas["UpdateSchedule"], schemas["CreateSchedule"]
+        update["properties"]["cron"]["enum"] = ["*/5 * * * *", "0 0 29 2 *", "bad", None]
+        for body in (create, update):
+            body["properties"]["timezone"]["enum"] = ["UTC", "Europe/Paris", "Nowhere", None]
+        create["properties"]["name"] = {"enum": [*names, "new-1", "new-2"]}
+        create["required"].append("every_seconds")
+        create["properties"]["every_seconds"]["type"] = "number"
+        for name in ("cron", "payload_base64"):
+            del create["properties"][name]
+        schema = schemathesis.openapi.from_dict(document)
+        fuzz_operations(schema.include(path_regex="^/api/v1/schedules"), send, seen)
     print({label: sorted(codes) for label, codes in seen.items()})
     assert {201, 400, 409} <= seen["POST /api/v1/schedules"]
     assert {200, 404} <= seen["GET /api/v1/schedules/{name}"]
@@ -519,21 +469,3 @@ def test_the_schedule_routes_match_the_openapi_document(database_url: str) -> No
     for action in ("pause", "resume"):
         assert {200, 404} <= seen[f"POST /api/v1/schedules/{{name}}/{action}"]
     assert {201, 404} <= seen["POST /api/v1/schedules/{name}/fire"]
-
-
-def _fuzz(operation: Any, mode: Any, send: Any, statuses: set[int]) -> None:
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=25,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
-    def run(case: schemathesis.Case) -> None:
-        response = send(case)
-        statuses.add(response.status_code)
-        case.validate_response(response, checks=CHECKS)
-
-    run()
