@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 FINISH_FIRST_RETRY_SECONDS = 0.2
 FINISH_MAX_RETRY_SECONDS = 2.0
 FINISH_REFUSED_TRIES = 5
+# A node kept busy by plain jobs still looks at limited ones this often (store/limits.py).
+LIMITED_LOOK_SECONDS = 5.0
 
 
 class Executor:
@@ -188,8 +190,9 @@ class Executor:
 
     # -- claim and run ----------------------------------------------------------------------
 
-    async def claim_once(self) -> list[Claimed]:
-        """Claim up to the free capacity and start a task for each job."""
+    async def claim_once(self, *, woken: bool = False) -> list[Claimed]:
+        """Claim up to the free capacity and start a task for each job. `woken`: the claim
+        follows a wake-up (new work), not an idle poll."""
         free = self.config.concurrency - len(self._running)
         if free <= 0 or self._stopping:
             return []
@@ -199,7 +202,7 @@ class Executor:
         limits = self.registry.limits()
         plain = [name for name, limit in limits.items() if limit.global_limit is None]
         limited = LimitedClaim()
-        looks = self._limited_due()
+        looks = self._limited_due(woken)
         # With work of both kinds waiting, each gets half the free slots: neither starves.
         share = max(1, (free + 1) // 2) if self._plain_may_have_more else free
         async with self.db.transaction() as conn:
@@ -236,14 +239,16 @@ class Executor:
         self._start(claimed, lease_until)
         return claimed
 
-    def _limited_due(self) -> bool:
+    def _limited_due(self, woken: bool) -> bool:
         """Whether this claim looks at keyed and limited jobs too: when some may be claimable
-        (a job was created, a limited job ended here, the last look filled its share), and once
-        a poll interval anyway (a limited job may have ended on another node)."""
-        return (
-            self._limited_may_have_work
-            or time.monotonic() - self._limited_looked_at >= self.config.poll_seconds
-        )
+        (a limited job was created, a limited job ended here, the last look filled its share);
+        and, in case a limited job ended on another node, at an idle poll once a poll interval,
+        or every LIMITED_LOOK_SECONDS on a node kept busy by plain work (not on every wake-up:
+        that would cost plain jobs a statement at the moment they wait to start)."""
+        if self._limited_may_have_work:
+            return True
+        since = time.monotonic() - self._limited_looked_at
+        return since >= LIMITED_LOOK_SECONDS or (not woken and since >= self.config.poll_seconds)
 
     def _start(self, claimed: list[Claimed], lease_until: datetime) -> None:
         """A task for each claimed job (after the claim's commit)."""
@@ -500,20 +505,23 @@ class Executor:
         return await self.rescuer.run_once()
 
     async def _claim_loop(self) -> None:
+        woken = False
         while not self._stopping:
             self._wake.clear()
             try:
-                claimed = await self.claim_once()
+                claimed = await self.claim_once(woken=woken)
             except Exception as exc:
                 log.warning("claim failed: %s", exc)
                 claimed = []
                 await asyncio.sleep(self.config.poll_seconds)
             free = self.config.concurrency - len(self._running)
+            woken = True
             if claimed and self._queue_may_have_more and free > 0:
                 continue  # the claim was full: the queue may hold more
             with contextlib.suppress(TimeoutError):
                 poll = self.db.idle_poll_seconds(self.config.poll_seconds)
                 await asyncio.wait_for(self._wake.wait(), poll)
+            woken = self._wake.is_set()
 
     def _every(
         self, name: str, seconds: float, once: Callable[[], Awaitable[Any]]

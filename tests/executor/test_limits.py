@@ -149,3 +149,19 @@ async def test_other_nodes_hear_whether_a_create_was_limited(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_wake_up_for_plain_work_does_not_look_at_keyed_jobs_but_an_idle_poll_does(
+    db: Database, registry: EndpointRegistry, service: JobService, clock: ManualClock
+) -> None:
+    """The safety net for limited jobs freed on other nodes runs at idle polls, not in the
+    claims that plain jobs wait for."""
+    ex = Executor(db, registry, ExecutorConfig(node_id="n2", poll_seconds=0.05), clock=clock)
+    try:
+        assert await ex.claim_once() == []  # the first claim looks: nothing keyed yet
+        keyed = await create(service, concurrency_key="A")  # told to no executor
+        await asyncio.sleep(0.1)  # a poll interval has passed
+        assert await ex.claim_once(woken=True) == []
+        assert [c.job_id for c in await ex.claim_once(woken=False)] == [keyed]
+    finally:
+        await ex.stop(wait_seconds=0)
