@@ -221,11 +221,7 @@ class JobService:
     def is_limited(self, new: NewJob) -> bool:
         """Whether a job waits for the limited claim: it has a concurrency key, or its
         endpoint a global limit (store/limits.py)."""
-        if new.concurrency_key is not None:
-            return True
-        return new.endpoint in self.registry and (
-            self.registry.get(new.endpoint).limits.global_limit is not None
-        )
+        return new.concurrency_key is not None or self.registry.has_global_limit(new.endpoint)
 
     def prepare_job(
         self,

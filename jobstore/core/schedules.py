@@ -98,18 +98,8 @@ class ScheduleService:
     async def create(self, new: NewSchedule) -> Schedule:
         """Store a schedule; raises the client's mistakes (naming the field) and
         ScheduleExists."""
-        spec, values = self._checked(new)
-        now = self.clock.now()
-        values.update(
-            name=new.name,
-            next_fire_at=spec.first_fire(now),
-            source=new.source,
-            created_at=now,
-            updated_at=now,
-        )
         async with self.db.transaction() as conn:
-            if await self.store.schedule_create(conn, values) is None:
-                raise ScheduleExists(new.name)
+            await self._create_in(conn, new)
             created = await self.store.schedule_get(conn, new.name)
         assert created is not None
         self._wake.set()
@@ -212,6 +202,21 @@ class ScheduleService:
             "created_by": new.created_by,
         }
 
+    async def _create_in(self, conn: Any, new: NewSchedule) -> None:
+        """Insert `new`, first firing at its first fire time from now; ScheduleExists when
+        the name is taken."""
+        spec, values = self._checked(new)
+        now = self.clock.now()
+        values.update(
+            name=new.name,
+            next_fire_at=spec.first_fire(now),
+            source=new.source,
+            created_at=now,
+            updated_at=now,
+        )
+        if await self.store.schedule_create(conn, values) is None:
+            raise ScheduleExists(new.name)
+
     async def _replace(self, conn: Any, found: Schedule, new: NewSchedule) -> None:
         """Write `new` over the stored `found`. A fire time still due stays due, unless the
         times changed or the schedule is enabled again: then the first from now."""
@@ -307,17 +312,7 @@ class ScheduleService:
         if found is not None:
             await self._replace(conn, found, new)
         else:
-            spec, values = self._checked(new)
-            now = self.clock.now()
-            values.update(
-                name=new.name,
-                next_fire_at=spec.first_fire(now),
-                source=new.source,
-                created_at=now,
-                updated_at=now,
-            )
-            if await self.store.schedule_create(conn, values) is None:
-                raise ScheduleExists(new.name)
+            await self._create_in(conn, new)
         self._wake.set()
 
     async def delete_in(self, conn: Any, name: str) -> bool:

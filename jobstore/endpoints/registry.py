@@ -69,6 +69,12 @@ class EndpointRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._endpoints
 
+    def has_global_limit(self, name: str) -> bool:
+        """Whether the endpoint `name` caps all its running jobs (its jobs wait for the
+        limited claim, store/limits.py); False for an endpoint this node does not know."""
+        found = self._endpoints.get(name)
+        return found is not None and found.limits.global_limit is not None
+
     def limits(self) -> dict[str, EndpointLimits]:
         """Every endpoint's declared limits, by name."""
         return {name: ep.limits for name, ep in self._endpoints.items()}

@@ -333,16 +333,11 @@ class Executor:
     def _forget(self, run: Run) -> None:
         self._running.forget(run)
         job = run.claimed
-        if job.concurrency_key is not None or self._has_global_limit(job.endpoint):
+        if job.concurrency_key is not None or self.registry.has_global_limit(job.endpoint):
             self._limited_may_have_work = True  # a slot of its key or endpoint is free
             self._wake.set()
         elif self._queue_may_have_more:
             self._wake.set()  # a slot is free and the queue may hold more
-
-    def _has_global_limit(self, endpoint: str) -> bool:
-        return endpoint in self.registry and (
-            self.registry.get(endpoint).limits.global_limit is not None
-        )
 
     async def _execute(self, run: Run) -> Outcome:
         job, ctx = run.claimed, run.ctx

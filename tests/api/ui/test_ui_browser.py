@@ -99,20 +99,27 @@ def _progress(page: Any) -> int:
     return int(page.locator("#live .job-head progress").get_attribute("value"))
 
 
-def test_watch_and_cancel_a_job(server: Server, browser: Any, dialect: str) -> None:
-    # `server` comes first: its database fixtures call asyncio.run(), which cannot run once
-    # Playwright's sync API has an event loop going.
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+def watched_page(browser: Any, *, height: int) -> tuple[Any, Any, list[str]]:
+    """A new browser context and page, and the list its console errors and warnings (CSP
+    violations land there too) and page errors are written to."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
     page = context.new_page()
     problems: list[str] = []
 
     def console(message: Any) -> None:
-        if message.type in ("error", "warning"):  # CSP violations land here too
+        if message.type in ("error", "warning"):
             problems.append(f"console {message.type}: {message.text}")
 
     page.on("console", console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.set_default_timeout(15_000)
+    return context, page, problems
+
+
+def test_watch_and_cancel_a_job(server: Server, browser: Any, dialect: str) -> None:
+    # `server` comes first: its database fixtures call asyncio.run(), which cannot run once
+    # Playwright's sync API has an event loop going.
+    context, page, problems = watched_page(browser, height=860)
 
     # Two finished jobs for company, then the list. A marker on `window` survives only if
     # nothing reloads the page.
@@ -215,19 +222,7 @@ def _create_schedule(database_url: str, name: str) -> None:
 def test_schedules_page(server: Server, browser: Any, dialect: str) -> None:
     name = f"yearly-{dialect}"
     _outside_the_loop(_create_schedule, server.database_url, name)
-    context = browser.new_context(viewport={"width": 1280, "height": 700})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.set_default_timeout(15_000)
+    context, page, problems = watched_page(browser, height=700)
 
     page.goto(f"{server.url}/ui")
     page.get_by_role("link", name="Schedules").click()
@@ -265,19 +260,7 @@ def test_schedules_page(server: Server, browser: Any, dialect: str) -> None:
 
 def test_limits_page(server: Server, browser: Any, dialect: str) -> None:
     key = f"browser {dialect}/1"  # a space and a slash: the links must encode them
-    context = browser.new_context(viewport={"width": 1280, "height": 700})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.set_default_timeout(15_000)
+    context, page, problems = watched_page(browser, height=700)
 
     page.goto(f"{server.url}/ui")
     page.get_by_role("link", name="Limits").click()
