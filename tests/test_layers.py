@@ -207,6 +207,20 @@ def dialect_branches(package: Path) -> Iterator[str]:
                 yield f"{source}:{node.lineno} asks whether the database is {node.attr[3:]}"
 
 
+def swallowing_waits(package: Path) -> Iterator[str]:
+    """asyncio.wait_for, which on Python 3.11 can swallow a cancel (see domain/loops.py)."""
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(parse(path)):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "wait_for"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "asyncio"
+            ):
+                source = path.relative_to(package).as_posix()
+                yield f"{source}:{node.lineno} uses asyncio.wait_for (use wait_set)"
+
+
 CHECKS = {
     "layers": lambda p: list(layer_violations(p)),
     "owners": lambda p: list(owner_violations(p)),
@@ -214,6 +228,7 @@ CHECKS = {
     "cycles": import_cycles,
     "size": lambda p: list(oversized(p)),
     "dialect": lambda p: list(dialect_branches(p)),
+    "wait_for": lambda p: list(swallowing_waits(p)),
 }
 
 
@@ -242,6 +257,7 @@ BROKEN: dict[str, dict[str, str]] = {
     },
     "size": {"core/jobs.py": "x = 1\n" * (MAX_MODULE_LINES + 1)},
     "dialect": {"executor/runner.py": "if db.dialect == 'postgresql':\n    pass\n"},
+    "wait_for": {"executor/runner.py": "import asyncio\nasyncio.wait_for(wake.wait(), 1)\n"},
 }
 
 

@@ -8,7 +8,6 @@ method runs its own transaction, and `create_job` returns only after its row is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
@@ -29,6 +28,7 @@ from jobstore.domain.errors import (
     TagConflict,
 )
 from jobstore.domain.events import JobEvents
+from jobstore.domain.loops import wait_set
 from jobstore.domain.models import (
     ACTIVE_STATES,
     DEFAULT_MAX_ATTEMPTS,
@@ -354,8 +354,7 @@ class JobService:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(left, WAIT_POLL_SECONDS))
+                await wait_set(event, min(left, WAIT_POLL_SECONDS))
                 event.clear()
                 job = await self.get_job(job_id=job.job_id, visible_to=visible_to)
         finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,7 +34,7 @@ from jobstore.domain.errors import (
     ScheduleManaged,
     ScheduleNotFound,
 )
-from jobstore.domain.loops import Loop
+from jobstore.domain.loops import Loop, wait_set
 from jobstore.domain.models import Encoding, Inserted, NewJob, Payload
 from jobstore.domain.schedules import Misfire, Schedule, ScheduleSpec
 
@@ -391,8 +390,7 @@ class ScheduleService:
                     wait = min(wait, max(until, BUSY_WAIT_SECONDS))
             except Exception as exc:  # the database is away: try again next round
                 log.warning("firing schedules failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await wait_set(self._wake, wait)
 
 
 # A source's fire (see register_source): inside the firing transaction, create what the

@@ -15,7 +15,6 @@ them back to the queue, or end them `error` when their endpoint is not retryable
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -29,6 +28,7 @@ from jobstore.codecs.jsontext import storable_text
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import JobFailed, JobstoreError, StoreUnavailable
 from jobstore.domain.events import JobEvents
+from jobstore.domain.loops import wait_set
 from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
@@ -513,10 +513,8 @@ class Executor:
             woken = True
             if claimed and self._queue_may_have_more and free > 0:
                 continue  # the claim was full: the queue may hold more
-            with contextlib.suppress(TimeoutError):
-                poll = self.db.idle_poll_seconds(self.config.poll_seconds)
-                await asyncio.wait_for(self._wake.wait(), poll)
-            woken = self._wake.is_set()
+            poll = self.db.idle_poll_seconds(self.config.poll_seconds)
+            woken = await wait_set(self._wake, poll)
 
     def _every(
         self, name: str, seconds: float, once: Callable[[], Awaitable[Any]]

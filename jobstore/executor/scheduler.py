@@ -13,12 +13,12 @@ it; see store/clock.py), so nodes whose own clocks are skewed agree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from jobstore.domain.clock import Clock
+from jobstore.domain.loops import wait_set
 from jobstore.store import Database
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ class Scheduler:
             except Exception as exc:
                 log.warning("scheduler failed: %s", exc)
                 self.next_due = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._seconds_to_wait())
+            await wait_set(self._wake, self._seconds_to_wait())
 
     def _seconds_to_wait(self) -> float:
         if self.next_due is None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from jobstore.domain.loops import wait_set
 from jobstore.store.driver import LIMITED_PAYLOAD, Driver
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,7 @@ class ListenCheck:
         except Exception as exc:  # the database is away: not the LISTEN's fault
             log.warning("could not check LISTEN (%s); trying again later", exc)
             return False
-        try:
-            await asyncio.wait_for(self._came_back.wait(), LISTEN_CHECK_SECONDS)
-        except TimeoutError:
+        if not await wait_set(self._came_back, LISTEN_CHECK_SECONDS):
             self._unheard()
             return False
         if self._complained:
