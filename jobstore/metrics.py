@@ -102,6 +102,21 @@ class Metrics:
             registry=r,
         )
 
+        self.upstream_calls = Counter(
+            "jobstore_upstream_calls",
+            "Calls this node made to upstream services (HTTP endpoints, a Kinetica upstream), by "
+            "answer: 2xx..5xx, timeout, unreachable, too_large, cancelled",
+            ["endpoint", "status_class"],
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "jobstore_upstream_call_duration_seconds",
+            "Time of one call to an upstream service, to the end of its answer",
+            ["endpoint"],
+            buckets=_JOBS,
+            registry=r,
+        )
+
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         key = (metric, *labels)
         child = self._children.get(key)
@@ -141,6 +156,10 @@ class Metrics:
 
     def http_observed(self, method: str, route: str, status: int, seconds: float) -> None:
         self._child(self.http_duration, method, route, str(status)).observe(seconds)
+
+    def upstream_called(self, endpoint: str, status_class: str, seconds: float) -> None:
+        self._child(self.upstream_calls, endpoint, status_class).inc()
+        self._child(self.upstream_duration, endpoint).observe(seconds)
 
     def render(self, active: Mapping[JobState, int]) -> bytes:
         """The text exposition format, with the database gauges set from `active`."""

@@ -7,6 +7,7 @@ Layers, bottom up (a layer imports only those listed for it):
     endpoints   the registry, the handler's context, the built-ins
     store       the only place with SQL; one driver per database
     metrics     Prometheus counters
+    upstream    calls to upstream services: HTTP endpoints from a file, a Kinetica upstream
     executor    runner, leases, rescue, retention pass
     core        the services the facades call (jobs, accounts, definitions)
     api         the facades; none imports another, none imports the executor or the store
@@ -35,6 +36,7 @@ BELOW: dict[str, set[str]] = {
     "endpoints": {"domain", "codecs"},
     "store": {"domain", "codecs"},
     "metrics": {"domain"},
+    "upstream": {"domain", "codecs", "endpoints", "metrics"},
     "executor": {"domain", "codecs", "endpoints", "store", "metrics"},
     "core": {"domain", "codecs", "endpoints", "store", "metrics"},
     "api": {"domain", "codecs", "endpoints", "core", "metrics"},
@@ -56,7 +58,7 @@ OWNERS = {
     "uvicorn": ("cli/serve.py",),
     "uvloop": ("cli/serve.py",),
     "prometheus_client": ("metrics.py",),
-    "httpx": ("client/", "cli/jobs.py"),
+    "httpx": ("client/", "cli/jobs.py", "upstream/"),
     "rich": ("cli/jobs.py", "cli/schedules.py", "cli/limits.py"),
     "croniter": ("domain/schedules.py",),
 }

@@ -16,6 +16,7 @@ from jobstore.api.kinetica import KineticaConfig, kinetica_routes
 from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
 from jobstore.api.rest import RestConfig, rest_routes
 from jobstore.api.ui import UiConfig, ui_routes
+from jobstore.core.callbacks import CallbackService
 from jobstore.core.jobs import JobService
 from jobstore.core.limits import LimitService
 from jobstore.core.schedules import ScheduleService
@@ -43,6 +44,7 @@ def create_app(
     metrics: Metrics | None = None,
     schedules: ScheduleService | None = None,
     limits: LimitService | None = None,
+    callbacks: CallbackService | None = None,
 ) -> Starlette:
     """Build the app. `background` services start in order with the server, stop in reverse."""
 
@@ -61,7 +63,7 @@ def create_app(
     # Fixed paths first; the Kinetica routes end in a POST catch-all, so they go last.
     routes: list[BaseRoute] = [
         *ops_routes(service, metrics),
-        *rest_routes(service, rest or RestConfig(), schedules, limits),
+        *rest_routes(service, rest or RestConfig(), schedules, limits, callbacks),
         *ui_routes(service, ui or UiConfig(), schedules, limits),
         *(cdm_routes(*cdm) if cdm else []),
         *kinetica_routes(service, kinetica),

@@ -11,6 +11,8 @@ core services, the retention pass and the facades are wired the same way everywh
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +24,7 @@ from jobstore.api.rest import RestConfig
 from jobstore.api.ui import UiConfig
 from jobstore.cli.settings import Settings
 from jobstore.core.accounts import Authenticator
+from jobstore.core.callbacks import CallbackService
 from jobstore.core.jobs import JobService
 from jobstore.core.limits import LimitService
 from jobstore.core.schedules import ScheduleService
@@ -34,6 +37,9 @@ from jobstore.metrics import Metrics
 from jobstore.store import Database, migrate_to_head
 from jobstore.store.clock import DatabaseClock
 from jobstore.store.migrate import require_schema
+from jobstore.upstream.config import load_endpoints_file
+from jobstore.upstream.http import Upstreams
+from jobstore.upstream.kinetica import KineticaUpstream, upstream_endpoint
 
 
 @dataclass
@@ -53,6 +59,8 @@ class Node:
     cdm: CdmService
     schedules: ScheduleService
     limits: LimitService
+    callbacks: CallbackService
+    upstreams: Upstreams
     database_clock: DatabaseClock | None = None  # None when a test gave the node its clock
     _started: list[Any] = field(default_factory=list)
 
@@ -65,7 +73,7 @@ class Node:
         """The services that run beside the API, in start order (the clock first: the others
         read it)."""
         clock = [self.database_clock] if self.database_clock is not None else []
-        return [*clock, self.executor, self.pruner, self.schedules]
+        return [*clock, self.upstreams, self.executor, self.pruner, self.schedules]
 
     def app(
         self,
@@ -99,6 +107,7 @@ class Node:
             metrics=self.metrics,
             schedules=self.schedules,
             limits=self.limits,
+            callbacks=self.callbacks,
         )
 
     async def prepare(self) -> None:
@@ -134,9 +143,12 @@ def build_node(
     registry: EndpointRegistry | None = None,
     clock: Clock | None = None,
     local_clock: Clock | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Node:
-    """Wire a node. Raises ConfigError on bad settings or endpoint modules; connects nothing
-    yet (the first transaction does)."""
+    """Wire a node. Raises ConfigError on bad settings, endpoint modules or an endpoints
+    file; connects nothing yet (the first transaction does). `env`: where the endpoints file
+    and the Kinetica upstream read secrets (the process environment by default)."""
+    env = os.environ if env is None else env
     registry = registry or default_registry(settings.endpoints, entry_points=True)
     db = db or Database(
         settings.database_url, pool_size=settings.pool_size, **settings.database_options()
@@ -148,6 +160,8 @@ def build_node(
     assert clock is not None
     events = JobEvents()
     metrics = Metrics() if settings.metrics else None
+    upstreams = Upstreams(metrics=metrics, public_url=settings.public_url or None)
+    add_upstream_endpoints(registry, upstreams, settings, env)
     executor = Executor(
         db,
         registry,
@@ -170,6 +184,7 @@ def build_node(
     events.on_scheduled(executor.scheduler.note)
     events.on_cancel_requested(executor.request_cancel)
     events.on_finished(jobs.wake_waiters)
+    events.on_settled(executor.settled)
     schedules = ScheduleService(jobs, clock)
     return Node(
         settings=settings,
@@ -186,8 +201,29 @@ def build_node(
         ),
         schedules=schedules,
         limits=LimitService(jobs, clock),
+        callbacks=CallbackService(jobs, max_backoff_seconds=settings.max_backoff_seconds),
+        upstreams=upstreams,
         database_clock=database_clock,
     )
+
+
+def add_upstream_endpoints(
+    registry: EndpointRegistry, upstreams: Upstreams, settings: Settings, env: Mapping[str, str]
+) -> None:
+    """The endpoints of --endpoints-file, and --kinetica-upstream for every other name."""
+    if settings.endpoints_file:
+        for entry in load_endpoints_file(
+            settings.endpoints_file, env, reserved=registry.__contains__
+        ):
+            registry.add(upstreams.http_endpoint(entry))
+    if settings.kinetica_upstream:
+        upstream = KineticaUpstream.from_settings(settings.kinetica_upstream, env)
+        registry.set_fallback(
+            lambda name: (
+                upstream_endpoint(upstreams, upstream, name) if upstream.accepts(name) else None
+            ),
+            upstream=upstream.host,
+        )
 
 
 def node_for_tests(
@@ -197,10 +233,12 @@ def node_for_tests(
     registry: EndpointRegistry | None = None,
     clock: Clock | None = None,
     local_clock: Clock | None = None,
+    env: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> Node:
     """A node on an existing (migrated) database, for tests: no entry-point endpoints, no
-    metrics unless asked, and any Settings field overridden by keyword."""
+    metrics unless asked, and any Settings field overridden by keyword; `env` is what an
+    endpoints file reads (nothing, by default: not the developer's environment)."""
     base = Settings(database_url=db.url.render_as_string(hide_password=False), node_id=node_id)
     return build_node(
         replace(base, **{"metrics": False, **settings}),
@@ -208,4 +246,5 @@ def node_for_tests(
         registry=registry or default_registry(),
         clock=clock,
         local_clock=local_clock,
+        env=env or {},
     )

@@ -178,6 +178,18 @@ OPTIONS: tuple[Option, ...] = (
         ("serve",),
     ),
     Option("--endpoints", _csv, "comma-separated Python modules with @endpoint functions"),
+    Option(
+        "--endpoints-file",
+        str,
+        "a TOML file of endpoints that call upstream HTTP services (docs/endpoints.md); header "
+        "values may read ${env:NAME}",
+    ),
+    Option(
+        "--kinetica-upstream",
+        str,
+        "URL of a Kinetica that runs every endpoint named in /create/job that this node does "
+        "not define (credentials from JOBSTORE_KINETICA_UPSTREAM_USER and _PASSWORD, or _TOKEN)",
+    ),
     Option("--migrate", _bool, "upgrade the database schema at start", ("serve", "worker")),
     Option(
         "--auth",
@@ -253,6 +265,8 @@ class Settings:
     max_backoff_seconds: float = _default_of(ExecutorConfig, "max_backoff_seconds")
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     endpoints: tuple[str, ...] = ()
+    endpoints_file: str = ""
+    kinetica_upstream: str = ""
     migrate: bool = True
     auth: str = "off"
     insecure_bind: bool = False

@@ -250,6 +250,10 @@ class JobService:
             options.get("remove_job_on_complete", "false"), name="remove_job_on_complete"
         )
         run = parse_run_options(options).or_defaults(ep.defaults)
+        if run.concurrency_key is not None and endpoint not in self.registry:
+            raise BadOption(
+                "concurrency_key", f"is not available for {endpoint}, run on the Kinetica upstream"
+            )
         if run.retry_errors and not ep.retryable:
             raise BadOption(
                 "retry_errors", f"cannot be true: {endpoint} is not retryable (it never runs twice)"

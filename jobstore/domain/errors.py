@@ -10,6 +10,7 @@ JobstoreError
 │   ├── JobNotFound             no job with that id or tag
 │   ├── JobRemoved              the job finished and was removed (remove_job_on_complete)
 │   ├── JobNotRetryable         retry of a job that is not a finished error or cancel
+│   ├── TokenRefused            a callback's token is not the job's (stale: an older attempt's)
 │   ├── DefinitionNotFound      no named job definition with that name
 │   ├── DefinitionExists        a definition of that name exists already
 │   └── DefinitionBusy          the definition's last submission has not finished
@@ -60,6 +61,24 @@ class JobNotRetryable(ClientError):
 
 class DecodeError(BadRequest):
     pass
+
+
+class TokenRefused(ClientError):
+    """A callback's X-Jobstore-Job-Token does not let it complete the job now: `stale` when it
+    was handed to an attempt that no longer holds the job (it ended, or the job runs again),
+    else when no attempt at this job was handed it."""
+
+    def __init__(self, job_id: int, *, stale: bool) -> None:
+        if stale:
+            message = (
+                f"the token's attempt no longer holds job {job_id}: the job ended or runs again "
+                "(a newer attempt has its own token)"
+            )
+        else:
+            message = f"the token is not one job {job_id} handed out"
+        super().__init__(message)
+        self.job_id = job_id
+        self.stale = stale
 
 
 class UnknownEndpoint(ClientError):
@@ -162,12 +181,17 @@ class JobFailed(JobstoreError):
     """Raise from a handler to end the attempt `error` with this message.
 
     A job whose `retry_errors` is on runs again while it has attempts left, unless the handler
-    says `retry=False`: then the job ends `error` at once.
+    says `retry=False`: then the job ends `error` at once. `retry_after` (seconds) replaces the
+    backoff before that next attempt (an upstream's Retry-After, say), up to the node's
+    --max-backoff-seconds.
     """
 
-    def __init__(self, message: str = "", *, retry: bool = True) -> None:
+    def __init__(
+        self, message: str = "", *, retry: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retry = retry
+        self.retry_after = retry_after
 
 
 class CannotListen(JobstoreError):

@@ -1,6 +1,7 @@
 """How the parts of one node tell each other what happened, without importing each other.
 
-The core announces creates and cancel requests; the executor announces finished jobs. The
+The core announces creates, cancel requests and attempts completed through the API (callbacks);
+the executor announces finished jobs. The
 composition root (jobstore/cli/node.py) subscribes each part to what it needs: the executor
 wakes on a create and stops a job on a cancel, the core wakes long polls on a finish.
 """
@@ -16,6 +17,7 @@ Created = Callable[[str, bool], None]  # endpoint, whether the job waits for the
 Scheduled = Callable[[datetime], None]
 CancelRequested = Callable[[Sequence[int]], None]
 Finished = Callable[[int, JobState], None]
+Settled = Callable[[int, int], None]  # job id, attempt
 
 
 class JobEvents:
@@ -26,6 +28,7 @@ class JobEvents:
         self._scheduled: list[Scheduled] = []
         self._cancel_requested: list[CancelRequested] = []
         self._finished: list[Finished] = []
+        self._settled: list[Settled] = []
 
     def on_created(self, listener: Created) -> None:
         self._created.append(listener)
@@ -38,6 +41,9 @@ class JobEvents:
 
     def on_finished(self, listener: Finished) -> None:
         self._finished.append(listener)
+
+    def on_settled(self, listener: Settled) -> None:
+        self._settled.append(listener)
 
     def created(self, endpoint: str, *, limited: bool = True) -> None:
         """A job for `endpoint` was committed on this node (`limited`: it waits for the limited
@@ -59,3 +65,9 @@ class JobEvents:
         """An executor on this node committed a job's outcome."""
         for listener in self._finished:
             listener(job_id, state)
+
+    def settled(self, job_id: int, attempt: int) -> None:
+        """A running attempt was completed from outside its run (a callback through the
+        API) on this node: the run waiting for it can end."""
+        for listener in self._settled:
+            listener(job_id, attempt)

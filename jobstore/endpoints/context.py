@@ -1,9 +1,22 @@
-"""What a handler sees of its job: progress reporting and cancellation."""
+"""What a handler sees of its job: progress reporting, cancellation, and a token for an outside
+service that completes the job later (callback endpoints)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import threading
+from collections.abc import Awaitable, Callable
+
+# Stores the hash of an attempt's callback token (the executor's side); False when the attempt
+# no longer holds its job.
+TokenIssuer = Callable[[str], Awaitable[bool]]
+
+
+def token_hash(token: str) -> str:
+    """What is kept of a callback token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class JobCancelled(Exception):
@@ -13,12 +26,23 @@ class JobCancelled(Exception):
 class JobContext:
     """Handed to every handler. Safe to use from the event loop and from worker threads."""
 
-    def __init__(self, *, job_id: int, job_tag: str, endpoint: str, attempt: int) -> None:
+    def __init__(
+        self,
+        *,
+        job_id: int,
+        job_tag: str,
+        endpoint: str,
+        attempt: int,
+        issue_token: TokenIssuer | None = None,
+    ) -> None:
         self.job_id = job_id
         self.job_tag = job_tag
         self.endpoint = endpoint
         self.attempt = attempt
         self._cancel = threading.Event()
+        self._cancel_requested = False
+        self._issue_token = issue_token
+        self.awaiting_callback = False
         self._progress: int | None = None  # latest value not yet written
         self._status: dict[str, str] = {}
 
@@ -41,14 +65,28 @@ class JobContext:
     def status_map(self) -> dict[str, str]:
         return dict(self._status)
 
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every attempt at this job, and no other job's: what an upstream
+        service may use to recognise a call it already had (a node died mid-call)."""
+        return f"jobstore-{self.job_id}-{self.job_tag}"
+
     # -- cancellation -----------------------------------------------------------------------
 
     @property
     def cancelled(self) -> bool:
+        """Whether the handler should stop: its job was cancelled, timed out, or is no longer
+        this attempt's."""
         return self._cancel.is_set()
 
-    def cancel(self) -> None:
-        """Mark the job cancelled (the executor's side)."""
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether someone asked to cancel the job (not a timeout, a stop or a lost lease)."""
+        return self._cancel_requested
+
+    def cancel(self, *, requested: bool = True) -> None:
+        """Tell the handler to stop (the executor's side); `requested`: a cancel request."""
+        self._cancel_requested = self._cancel_requested or requested
         self._cancel.set()
 
     def check_cancelled(self) -> None:
@@ -63,3 +101,24 @@ class JobContext:
             self.check_cancelled()
             await asyncio.sleep(min(left, 0.05))
         self.check_cancelled()
+
+    # -- completion from outside ------------------------------------------------------------
+
+    async def callback_token(self) -> str:
+        """A token (kept only as a hash) with which an outside service completes this attempt,
+        or reports its progress, through `POST /api/v1/jobs/{id}/complete` and `/progress`
+        (header X-Jobstore-Job-Token). Only this attempt's token is taken: once the job runs
+        again, or ends, the token is refused."""
+        if self._issue_token is None:
+            raise RuntimeError("this job's executor cannot issue callback tokens")
+        token = secrets.token_urlsafe(32)
+        if not await self._issue_token(token_hash(token)):
+            raise JobCancelled(f"job {self.job_id} attempt {self.attempt} no longer holds its job")
+        return token
+
+    async def wait_for_callback(self) -> None:
+        """Wait until the job is completed through the API; the attempt then ends without a
+        result of its own (the completion is recorded already). A timeout or a cancel ends
+        the wait as it ends any handler."""
+        self.awaiting_callback = True
+        await asyncio.Event().wait()  # the executor cancels this task when the job is settled

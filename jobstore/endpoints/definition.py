@@ -43,6 +43,11 @@ class Endpoint:
     the job ends `error`, and its jobs cannot ask for `retry_errors`. `defaults` are the engine
     options (priority, retries, timeout) of jobs that do not give their own. `limits` cap how
     many of its jobs run at once, per concurrency key and in all (see domain/limits.py).
+
+    `takes_payload` handlers get the stored `Payload` itself (encoding and bytes or text, as
+    the client sent it); any handler may return a `Payload`, which is stored as it is. `kind`
+    says what runs the job (`python`, `http`, `kinetica-upstream`) and `upstream` the host an
+    upstream endpoint calls, for listings (never a URL's path, query or credentials).
     """
 
     name: str
@@ -57,6 +62,9 @@ class Endpoint:
     limits: EndpointLimits = field(default_factory=EndpointLimits)
     # A recurring schedule declared in code: the fields of a schedule create (core/schedules.py).
     schedule: Mapping[str, Any] | None = None
+    takes_payload: bool = False
+    kind: str = "python"
+    upstream: str | None = None
 
     @property
     def is_async(self) -> bool:

@@ -10,7 +10,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -23,11 +23,30 @@ from jobstore.endpoints.definition import MARK, Endpoint, endpoint
 __all__ = ["Endpoint", "EndpointRegistry", "JobContext", "endpoint"]
 
 
+# Builds the endpoint for a name nobody declared, or None when the name cannot be one.
+Fallback = Callable[[str], Endpoint | None]
+
+
 class EndpointRegistry:
+    """The endpoints of a node, by name. A `fallback` (a Kinetica upstream) runs any name
+    nobody declared; those endpoints have no limits and are built each time they are asked
+    for (cheap; a cache would grow with every name clients make up)."""
+
     def __init__(self, endpoints: Iterable[Endpoint] = ()) -> None:
         self._endpoints: dict[str, Endpoint] = {}
+        self._fallback: Fallback | None = None
+        self.fallback_upstream: str | None = None  # the host the fallback calls, for listings
         for ep in endpoints:
             self.add(ep)
+
+    def set_fallback(self, fallback: Fallback | None, *, upstream: str | None = None) -> None:
+        self._fallback = fallback
+        self.fallback_upstream = upstream if fallback is not None else None
+
+    @property
+    def runs_any_name(self) -> bool:
+        """Whether jobs of names nobody declared run here (through the fallback)."""
+        return self._fallback is not None
 
     def add(self, ep: Endpoint) -> None:
         if not ep.name.startswith("/") or len(ep.name) > 256:
@@ -61,12 +80,15 @@ class EndpointRegistry:
         return count
 
     def get(self, name: str) -> Endpoint:
-        try:
-            return self._endpoints[name]
-        except KeyError:
-            raise UnknownEndpoint(name, self.names()) from None
+        found = self._endpoints.get(name)
+        if found is None and self._fallback is not None:
+            found = self._fallback(name)
+        if found is None:
+            raise UnknownEndpoint(name, self.names())
+        return found
 
     def __contains__(self, name: object) -> bool:
+        """Whether `name` was declared (the fallback's names are not)."""
         return name in self._endpoints
 
     def has_global_limit(self, name: str) -> bool:
@@ -80,6 +102,7 @@ class EndpointRegistry:
         return {name: ep.limits for name, ep in self._endpoints.items()}
 
     def names(self) -> list[str]:
+        """The declared endpoints' names."""
         return sorted(self._endpoints)
 
     def __iter__(self) -> Any:

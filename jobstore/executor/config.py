@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from jobstore.domain.errors import ConfigError
 from jobstore.domain.models import FINAL_STATES, JobState
+from jobstore.domain.retries import DEFAULT_MAX_BACKOFF_SECONDS
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class ExecutorConfig:
     rescue_seconds: float = 0.0  # 0: half the lease
     cancel_grace_seconds: float = 5.0
     shutdown_seconds: float = 10.0
-    max_backoff_seconds: float = 3600.0  # the cap of a retry's exponential backoff
+    max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS  # the cap of a retry's backoff
 
     def __post_init__(self) -> None:
         if not self.node_id or len(self.node_id) > 128:

@@ -29,13 +29,13 @@ from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import JobFailed, JobstoreError, StoreUnavailable
 from jobstore.domain.events import JobEvents
 from jobstore.domain.loops import wait_set
-from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome
+from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome, Payload
+from jobstore.domain.retries import with_retry
 from jobstore.endpoints.context import JobCancelled, JobContext
 from jobstore.endpoints.registry import EndpointRegistry
 from jobstore.executor.config import ExecutorConfig
 from jobstore.executor.leases import LeaseKeeper, ProgressSync, TickResult
 from jobstore.executor.rescuer import Rescuer
-from jobstore.executor.retries import with_retry
 from jobstore.executor.running import Run, RunningJobs, cancelled_outcome, stopped_outcome
 from jobstore.executor.scheduler import Scheduler
 from jobstore.executor.tasks import Tasks
@@ -200,7 +200,10 @@ class Executor:
         now = self.clock.now()  # the moment the claim is decided: started_at
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         limits = self.registry.limits()
-        plain = [name for name, limit in limits.items() if limit.global_limit is None]
+        any_name = self.registry.runs_any_name  # a Kinetica upstream runs names nobody declared
+        plain = [
+            name for name, limit in limits.items() if (limit.global_limit is None) != any_name
+        ]  # the endpoints the plain claim takes; with any_name, those it must leave
         limited = LimitedClaim()
         looks = self._limited_due(woken)
         # With work of both kinds waiting, each gets half the free slots: neither starves.
@@ -223,6 +226,7 @@ class Executor:
                 limit=asked,
                 now=now,
                 lease_until=lease_until,
+                any_but=any_name,
             )
         if looks:
             self._limited_looked_at = time.monotonic()
@@ -264,6 +268,7 @@ class Executor:
                     job_tag=job.job_tag,
                     endpoint=job.endpoint,
                     attempt=job.attempt,
+                    issue_token=functools.partial(self._issue_token, job),
                 ),
                 lease_until=lease_until,
             )
@@ -320,6 +325,19 @@ class Executor:
         finally:
             self._forget(run)
 
+    async def _issue_token(self, job: Claimed, hashed: str) -> bool:
+        async with self.db.transaction() as conn:
+            return await self.store.attempt_token_set(
+                conn, job_id=job.job_id, attempt=job.attempt, token_hash=hashed
+            )
+
+    def settled(self, job_id: int, attempt: int) -> None:
+        """The job's attempt was completed through the API on this node (a callback): the run
+        waiting for it ends, recording nothing more."""
+        run = self._running.get(job_id)
+        if run is not None and run.claimed.attempt == attempt and not run.finishing:
+            self._running.drop(run, "completed through the API", settled=True)
+
     def _forget_task(self, run: Run, task: asyncio.Task[None]) -> None:
         if task.cancelled() and not (run.lost or run.finishing or self._hard_stop):
             # Cancelled before its first step: `_run` never ran, so record the cancel here.
@@ -343,7 +361,10 @@ class Executor:
         job, ctx = run.claimed, run.ctx
         try:
             ep = self.registry.get(job.endpoint)
-            request = decode_request(job.request, ep.request_schema, raw=ep.raw)
+            if ep.takes_payload:
+                request: Any = job.request
+            else:
+                request = decode_request(job.request, ep.request_schema, raw=ep.raw)
             if ep.is_async:
                 value = await ep.handler(request, ctx)
             else:
@@ -351,13 +372,17 @@ class Executor:
                 value = await loop.run_in_executor(self._threads, ep.handler, request, ctx)
             if ctx.cancelled:
                 return cancelled_outcome(ctx)
-            family = job.request.encoding.response_encoding
-            response = encode_response(value, family, ep.response_schema, raw=ep.raw)
+            if isinstance(value, Payload):
+                response = value  # stored as it is (an upstream's answer, say)
+            else:
+                family = job.request.encoding.response_encoding
+                response = encode_response(value, family, ep.response_schema, raw=ep.raw)
             return Outcome(JobState.DONE, response, ctx.status_map)
         except JobCancelled:
             return cancelled_outcome(ctx)
         except (JobFailed, JobstoreError) as exc:
-            run.no_retry = isinstance(exc, JobFailed) and not exc.retry
+            if isinstance(exc, JobFailed):
+                run.no_retry, run.retry_after = not exc.retry, exc.retry_after
             message = storable_text(str(exc))
             return Outcome(JobState.ERROR, status_map={**ctx.status_map, "error_message": message})
         except asyncio.CancelledError:
@@ -385,6 +410,7 @@ class Executor:
             clock=self.clock,
             cap=self.config.max_backoff_seconds,
             retry=not run.no_retry,
+            after=run.retry_after,
         )
         # While the database is away (a restart, a failover) and the lease may still hold, no
         # other node can have taken the job: keep trying. The lease keeper renews the lease as
@@ -468,7 +494,7 @@ class Executor:
         finishing = [r for r in self._running if r.finishing]
         runs = [r for r in self._running if not r.finishing]
         for run in runs:
-            run.ctx.cancel()
+            run.ctx.cancel(requested=False)
             if run.task is not None:
                 run.task.cancel()
         await asyncio.gather(*(r.task for r in runs + finishing if r.task), return_exceptions=True)

@@ -38,6 +38,7 @@ class Run:
     finishing: bool = False  # the outcome is being written; cancelling now would lose it
     timed_out: bool = False  # ran past its job's timeout_seconds: stopped like a cancel
     no_retry: bool = False  # the handler raised JobFailed(..., retry=False)
+    retry_after: float | None = None  # the handler raised JobFailed(..., retry_after=s)
     timer: asyncio.TimerHandle | None = None  # fires the timeout
     started: float = field(default_factory=time.monotonic)
 
@@ -81,11 +82,12 @@ class RunningJobs:
     def clear(self) -> None:
         self._runs.clear()
 
-    def begin_cancel(self, run: Run) -> None:
-        """Tell the handler its job is cancelled; an async handler's task is cancelled too."""
+    def begin_cancel(self, run: Run, *, requested: bool = True) -> None:
+        """Tell the handler its job is cancelled (`requested`: on a cancel request, not a
+        timeout); an async handler's task is cancelled too."""
         if run.cancel_deadline is not None or run.finishing:
             return
-        run.ctx.cancel()
+        run.ctx.cancel(requested=requested)
         run.cancel_deadline = self._clock.now() + self._grace
         if run.task is not None and self._registry.get(run.claimed.endpoint).is_async:
             run.task.cancel()
@@ -102,15 +104,21 @@ class RunningJobs:
             run.claimed.attempt,
             run.claimed.timeout_seconds,
         )
-        self.begin_cancel(run)
+        self.begin_cancel(run, requested=False)
 
     @staticmethod
-    def drop(run: Run, why: str) -> None:
-        """Stop a run whose job no longer belongs to it; nothing it returns is recorded."""
+    def drop(run: Run, why: str, *, settled: bool = False) -> None:
+        """Stop a run whose job no longer belongs to it; nothing it returns is recorded.
+        `settled`: the job was completed through the API (a callback), as it expected."""
         run.lost = True
-        run.ctx.cancel()
+        run.ctx.cancel(requested=False)
         if run.task is not None and not run.finishing:
             run.task.cancel()
+        if settled or run.ctx.awaiting_callback:
+            if not settled:  # most likely completed through the API on another node
+                why = f"its job was completed through the API, or {why}"
+            log.info("job %d attempt %d ended: %s", run.claimed.job_id, run.claimed.attempt, why)
+            return
         log.error("job %d attempt %d stopped: %s", run.claimed.job_id, run.claimed.attempt, why)
 
 

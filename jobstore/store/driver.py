@@ -71,6 +71,12 @@ class Driver(Protocol):
         ...
 
     @property
+    def claim_any(self) -> sa.Executable:
+        """Like `claim`, for the queued jobs of any endpoint but `:endpoints` (a node that
+        runs endpoints nobody declared: a Kinetica upstream)."""
+        ...
+
+    @property
     def claim_ids(self) -> sa.Executable:
         """Like `claim`, for the queued jobs whose ids are `:ids` (a limited claim's picks)."""
         ...

@@ -143,20 +143,20 @@ class PostgresDriver:
         # a small claim itself. Rows other nodes are claiming are skipped (FOR UPDATE SKIP
         # LOCKED). A MATERIALIZED CTE runs once. As an IN (subquery), PostgreSQL may rescan it
         # in a nested loop, and each rescan skips the rows it just locked: more than `limit`.
-        picked = (
-            sa.select(jobs.c.job_id)
-            .where(
-                IS_QUEUED,
-                HAS_NO_KEY,
-                jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)),
+        def claim_of(endpoints: sa.ColumnElement[bool]) -> sa.Executable:
+            picked = (
+                sa.select(jobs.c.job_id)
+                .where(IS_QUEUED, HAS_NO_KEY, endpoints)
+                .order_by(*CLAIM_ORDER)
+                .limit(sa.bindparam("limit", type_=sa.Integer()))
+                .with_for_update(skip_locked=True)
+                .cte("picked")
+                .prefix_with("MATERIALIZED")
             )
-            .order_by(*CLAIM_ORDER)
-            .limit(sa.bindparam("limit", type_=sa.Integer()))
-            .with_for_update(skip_locked=True)
-            .cte("picked")
-            .prefix_with("MATERIALIZED")
-        )
-        self.claim = _claim_opening_attempts(jobs.c.job_id == picked.c.job_id)
+            return _claim_opening_attempts(jobs.c.job_id == picked.c.job_id)
+
+        self.claim = claim_of(jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)))
+        self.claim_any = claim_of(jobs.c.endpoint.not_in(sa.bindparam("endpoints", expanding=True)))
         # A limited claim's picks are held by its lock (limited_claim_lock): no SKIP LOCKED.
         self.claim_ids = _claim_opening_attempts(
             jobs.c.job_id.in_(sa.bindparam("ids", expanding=True))

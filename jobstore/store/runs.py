@@ -69,16 +69,18 @@ class RunStore:
         limit: int,
         now: datetime,
         lease_until: datetime,
+        any_but: bool = False,
     ) -> list[Claimed]:
-        """Move up to `limit` queued jobs without a concurrency key to running, owned by
-        `node`: the highest priority first, and the oldest first among equals. Each claim opens
-        a row in `job_attempts`. (Keyed jobs and jobs of endpoints with a global limit are
-        claimed by LimitStore.job_claim_limited.)
+        """Move up to `limit` queued jobs of `endpoints` (with `any_but`: of any endpoint but
+        those) without a concurrency key to running, owned by `node`: the highest priority
+        first, and the oldest first among equals. Each claim opens a row in `job_attempts`.
+        (Keyed jobs and jobs of endpoints with a global limit are claimed by
+        LimitStore.job_claim_limited.)
 
         One UPDATE. On PostgreSQL it skips rows other nodes are claiming; on SQLite the
         caller's BEGIN IMMEDIATE holds the database write lock, so no other node claims.
         """
-        if limit <= 0 or not endpoints:
+        if limit <= 0 or not (endpoints or any_but):
             return []
         params = {
             "node": node,
@@ -87,7 +89,8 @@ class RunStore:
             "now": now,
             "lease_until": lease_until,
         }
-        claimed = [claimed_from_row(r) for r in await conn.execute(self.driver.claim, params)]
+        statement = self.driver.claim_any if any_but else self.driver.claim
+        claimed = [claimed_from_row(r) for r in await conn.execute(statement, params)]
         claimed.sort(key=lambda c: c.job_id)
         return claimed
 
@@ -198,6 +201,32 @@ class RunStore:
             .values(progress=max(0, min(100, progress)), updated_at=now)
         )
         return (await conn.execute(stmt)).rowcount == 1
+
+    async def attempt_token_set(
+        self, conn: AsyncConnection, *, job_id: int, attempt: int, token_hash: str
+    ) -> bool:
+        """Keep the hash of the callback token an attempt hands out; False (nothing kept)
+        when the attempt no longer holds its job."""
+        stmt = (
+            sa.update(job_attempts)
+            .where(
+                job_attempts.c.job_id == job_id,
+                job_attempts.c.attempt == attempt,
+                sa.exists().where(*_fence(job_id, attempt)),
+            )
+            .values(callback_token_hash=token_hash)
+        )
+        return (await conn.execute(stmt)).rowcount == 1
+
+    async def attempt_of_token(
+        self, conn: AsyncConnection, *, job_id: int, token_hash: str
+    ) -> int | None:
+        """The attempt at `job_id` the token of this hash was handed to; None: no attempt."""
+        stmt = sa.select(job_attempts.c.attempt).where(
+            job_attempts.c.job_id == job_id, job_attempts.c.callback_token_hash == token_hash
+        )
+        found: int | None = (await conn.execute(stmt)).scalar()
+        return found
 
     async def job_finish(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, outcome: Outcome, now: datetime

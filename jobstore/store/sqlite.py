@@ -51,14 +51,16 @@ _UNAVAILABLE = (
     "disk image is malformed",
 )
 
+
 # SQLite's planner has chosen an index over every state plus a sort; name the partial
 # index of queued rows (priority DESC, job_id) so a claim never sorts the queue. SQLAlchemy
 # cannot render this hint.
-_PICK = sa.text(
-    "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
-    " WHERE status = 'queued' AND concurrency_key IS NULL AND endpoint IN :endpoints"
-    " ORDER BY priority DESC, job_id LIMIT :limit"
-).bindparams(sa.bindparam("endpoints", expanding=True), sa.bindparam("limit"))
+def _pick(endpoints: str) -> sa.TextClause:
+    return sa.text(
+        "SELECT job_id FROM jobs INDEXED BY ix_jobs_queued"
+        f" WHERE status = 'queued' AND concurrency_key IS NULL AND {endpoints}"
+        " ORDER BY priority DESC, job_id LIMIT :limit"
+    ).bindparams(sa.bindparam("endpoints", expanding=True), sa.bindparam("limit"))
 
 
 # One key's first queued jobs (ix_jobs_queued_keyed); run once per key: in-process, cheap.
@@ -78,11 +80,14 @@ class SqliteDriver:
         # One statement: the subquery is evaluated once, and the caller's write lock keeps
         # the picked rows queued until the UPDATE has moved them. The trigger
         # job_attempts_open (migration 0007) opens each claimed job's attempt inside it.
-        self.claim = claim_update(
-            jobs.c.job_id.in_(_PICK.columns(jobs.c.job_id)),
-            node=sa.bindparam("node"),
-            now=sa.bindparam("now"),
-            lease_until=sa.bindparam("lease_until"),
+        self.claim, self.claim_any = (
+            claim_update(
+                jobs.c.job_id.in_(_pick(endpoints).columns(jobs.c.job_id)),
+                node=sa.bindparam("node"),
+                now=sa.bindparam("now"),
+                lease_until=sa.bindparam("lease_until"),
+            )
+            for endpoints in ("endpoint IN :endpoints", "endpoint NOT IN :endpoints")
         )
         # The caller's write lock holds a limited claim's picks queued until it moves them.
         self.claim_ids = claim_update(

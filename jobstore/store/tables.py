@@ -173,6 +173,8 @@ job_attempts = sa.Table(
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(16), nullable=True),  # NULL while the attempt runs
     sa.Column("error_message", sa.Text(), nullable=True),
+    # SHA-256 (hex) of the token a callback endpoint's attempt handed its upstream (0010).
+    sa.Column("callback_token_hash", sa.String(64), nullable=True),
     sa.CheckConstraint(f"outcome IN ({_outcomes_sql})", name="outcome"),
     sqlite_with_rowid=False,
     postgresql_with={"fillfactor": ATTEMPTS_FILLFACTOR},

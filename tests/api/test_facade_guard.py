@@ -20,10 +20,11 @@ from jobstore.api.app import create_app
 from jobstore.api.cdm import CdmConfig
 from jobstore.api.cdm.definitions import CdmService
 from jobstore.api.kinetica import KineticaConfig
-from jobstore.api.kinetica.schemas import ENDPOINTS, GPUDB_RESPONSE
+from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.rest import RestConfig
 from jobstore.api.ui import UiConfig
 from jobstore.api.ui.routes import HTML_HEADERS
+from jobstore.codecs.envelope import GPUDB_RESPONSE
 from jobstore.core.accounts import Authenticator
 from jobstore.core.jobs import JobService
 from jobstore.domain.errors import StoreUnavailable

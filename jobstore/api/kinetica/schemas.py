@@ -1,4 +1,5 @@
-"""Avro schemas of the Kinetica endpoints jobstore serves (as the official client sends them)."""
+"""Avro schemas of the Kinetica endpoints jobstore serves (as the official client sends them),
+(The envelope around every answer is in codecs/envelope.py.)"""
 
 from __future__ import annotations
 
@@ -18,15 +19,6 @@ def _record(name: str, *fields: tuple[str, Any]) -> Schema:
 def _array(items: str) -> dict[str, str]:
     return {"type": "array", "items": items}
 
-
-GPUDB_RESPONSE = _record(
-    "gpudb_response",
-    ("status", "string"),
-    ("message", "string"),
-    ("data_type", "string"),
-    ("data", "bytes"),
-    ("data_str", "string"),
-)
 
 OPTIONS_ONLY = ("options", MAP)
 

@@ -11,8 +11,8 @@ import enum
 import json
 from typing import Any
 
-from jobstore.api.kinetica.schemas import GPUDB_RESPONSE
 from jobstore.codecs import Schema, jsontext, snappy
+from jobstore.codecs.envelope import GPUDB_RESPONSE
 from jobstore.domain.errors import DecodeError
 
 

@@ -27,6 +27,7 @@ from jobstore.api.documents import (
     job_summary,
 )
 from jobstore.api.errors import guard
+from jobstore.api.rest.callbacks import CallbackApi
 from jobstore.api.rest.docs_page import docs_routes
 from jobstore.api.rest.inputs import (
     MAX_JOB_ID,
@@ -44,12 +45,14 @@ from jobstore.api.rest.openapi import openapi_document
 from jobstore.api.rest.problems import PROBLEM_ERRORS, FieldError, JsonResponse, Problem, invalid
 from jobstore.api.rest.schedules import ScheduleApi
 from jobstore.core.accounts import Authenticator, Principal
+from jobstore.core.callbacks import CallbackService
 from jobstore.core.jobs import COUNT_CAP, CreateResult, JobService
 from jobstore.core.limits import LimitService
 from jobstore.core.schedules import ScheduleService
 from jobstore.domain.durations import format_duration
 from jobstore.domain.errors import BadOption, DecodeError, JobNotFound, JobRemoved
 from jobstore.domain.models import FINAL_STATES, Job, JobState
+from jobstore.domain.retries import DEFAULT_MAX_BACKOFF_SECONDS as MAX_BACKOFF_SECONDS
 
 PREFIX = "/api/v1"
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -72,6 +75,7 @@ class RestApi:
         config: RestConfig,
         schedules: ScheduleService,
         limits: LimitService,
+        callbacks: CallbackService,
     ) -> None:
         self.service = service
         self.config = config
@@ -114,6 +118,7 @@ class RestApi:
             Route(f"{PREFIX}/prune", self._guard(self.prune), methods=["POST"]),
             *ScheduleApi(schedules, self._json_body).routes(self._guard),
             *LimitApi(limits, self._json_body).routes(self._guard),
+            *CallbackApi(callbacks, self._json_body, MAX_JOB_ID).routes(self._open_guard),
         ]
 
     def routes(self) -> list[BaseRoute]:
@@ -129,6 +134,20 @@ class RestApi:
 
         async def endpoint(request: Request) -> Response:
             return await guard(request, PROBLEM_ERRORS, self._principal, handler)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def _open_guard(
+        self, handler: Callable[[Request, None], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Like `_guard`, with no user sign-in (the callback routes carry a job token)."""
+
+        async def nobody(request: Request) -> None:
+            return None
+
+        async def endpoint(request: Request) -> Response:
+            return await guard(request, PROBLEM_ERRORS, nobody, handler)
 
         endpoint.__name__ = handler.__name__
         return endpoint
@@ -339,10 +358,15 @@ class RestApi:
         )
 
     async def endpoints(self, request: Request, principal: Principal | None) -> Response:
-        """GET /endpoints: what jobs this node can run, with their Avro schemas."""
+        """GET /endpoints: what jobs this node can run, with their Avro schemas; `kind` says
+        what runs each (python, http) and `upstream` the host an http endpoint calls.
+        `other_names`: how names nobody declared run (a Kinetica upstream), or null."""
+        registry = self.service.registry
         items = [
             {
                 "name": ep.name,
+                "kind": ep.kind,
+                "upstream": ep.upstream,
                 "description": ep.description,
                 "retryable": ep.retryable,
                 "raw": ep.raw,
@@ -350,9 +374,11 @@ class RestApi:
                 "request_schema": ep.request_schema.definition if ep.request_schema else None,
                 "response_schema": ep.response_schema.definition if ep.response_schema else None,
             }
-            for ep in sorted(self.service.registry, key=lambda e: e.name)
+            for ep in sorted(registry, key=lambda e: e.name)
         ]
-        return JsonResponse({"items": items})
+        other = registry.fallback_upstream
+        fallback = {"kind": "kinetica-upstream", "upstream": other} if other else None
+        return JsonResponse({"items": items, "other_names": fallback})
 
     async def prune(self, request: Request, principal: Principal | None) -> Response:
         """POST /prune: delete finished jobs past their retention, now (admins only)."""
@@ -395,6 +421,7 @@ def rest_routes(
     config: RestConfig,
     schedules: ScheduleService | None = None,
     limits: LimitService | None = None,
+    callbacks: CallbackService | None = None,
 ) -> list[BaseRoute]:
     """The /api/v1 routes, ending in a catch-all for the rest of /api/v1. Without a
     ScheduleService or a LimitService (an app built without a node) the schedule and limit
@@ -402,4 +429,5 @@ def rest_routes(
     schedules."""
     schedules = schedules or ScheduleService(service, service.clock)
     limits = limits or LimitService(service, service.clock)
-    return RestApi(service, config, schedules, limits).routes()
+    callbacks = callbacks or CallbackService(service, max_backoff_seconds=MAX_BACKOFF_SECONDS)
+    return RestApi(service, config, schedules, limits, callbacks).routes()

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import snappy
 
-from jobstore.api.kinetica.schemas import ENDPOINTS, GPUDB_RESPONSE
+from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.cli.node import node_for_tests
+from jobstore.codecs.envelope import GPUDB_RESPONSE
 from jobstore.store import Database
 from tests.support.e2e import Server
 

@@ -12,9 +12,10 @@ import pytest
 import snappy as python_snappy
 
 from jobstore.api.kinetica import wire
-from jobstore.api.kinetica.schemas import ENDPOINTS, GPUDB_RESPONSE
+from jobstore.api.kinetica.schemas import ENDPOINTS
 from jobstore.api.kinetica.wire import WireEncoding, decode_request, encode_error, encode_ok
 from jobstore.codecs import snappy
+from jobstore.codecs.envelope import GPUDB_RESPONSE
 from jobstore.domain.errors import DecodeError
 
 BINARY, SNAPPY, JSON = WireEncoding.BINARY, WireEncoding.SNAPPY, WireEncoding.JSON

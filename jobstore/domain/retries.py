@@ -14,9 +14,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 from jobstore.domain.clock import Clock
-from jobstore.domain.models import AttemptOutcome, Claimed, JobState, Outcome
+from jobstore.domain.models import AttemptOutcome, Claimed, Job, JobState, Outcome
 
 DEFAULT_BACKOFF_SECONDS = 1.0
+DEFAULT_MAX_BACKOFF_SECONDS = 3600.0  # the cap of the backoff (a node's --max-backoff-seconds)
 JITTER = (0.8, 1.2)
 
 
@@ -35,17 +36,27 @@ def backoff_seconds(
 
 
 def with_retry(
-    job: Claimed, outcome: Outcome, *, clock: Clock, cap: float, retry: bool = True
+    job: Claimed | Job,
+    outcome: Outcome,
+    *,
+    clock: Clock,
+    cap: float,
+    retry: bool = True,
+    after: float | None = None,
 ) -> Outcome:
     """`outcome`, set to run the job again after a backoff when its rules allow it.
 
     Only a failed or timed-out attempt of a job with `retry_errors` and attempts left runs
     again; `retry=False` (JobFailed(..., retry=False)) ends the job now whatever is left.
+    `after` (JobFailed(..., retry_after=s)) is the wait instead of the backoff, capped too.
     """
     if not (job.retry_errors and retry and job.attempt < job.max_attempts):
         return outcome
     if outcome.attempt_outcome not in (AttemptOutcome.ERROR, AttemptOutcome.TIMEOUT):
         return outcome
-    wait = backoff_seconds(job.backoff_seconds, job.attempt, cap=cap)
+    if after is not None:
+        wait = min(cap, max(after, 0.0))
+    else:
+        wait = backoff_seconds(job.backoff_seconds, job.attempt, cap=cap)
     assert outcome.status is JobState.ERROR
     return replace(outcome, retry_at=clock.now() + timedelta(seconds=wait))

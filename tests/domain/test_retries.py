@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobstore.executor.retries import DEFAULT_BACKOFF_SECONDS, JITTER, backoff_seconds
+from jobstore.domain.retries import DEFAULT_BACKOFF_SECONDS, JITTER, backoff_seconds
 
 
 def test_each_wait_doubles_within_the_jitter_and_stops_at_the_cap() -> None:
