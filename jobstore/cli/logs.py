@@ -78,3 +78,8 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx and httpcore log every upstream call's URL at INFO and its traffic at DEBUG; an
+    # endpoints file may put a secret in a URL (${env:...}). A failed call is logged by jobstore,
+    # by host and status.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
