@@ -17,6 +17,7 @@
     GET  /ui/limits[/live]         concurrency keys: running against each key's limit, queued,
                                    and the limit's source; POST /ui/limits/set and /delete
                                    (admins) set or remove a named limit (limits.py)
+    GET  /ui/endpoints             this node's endpoints: kind, upstream host, defaults, limits
     GET  /ui/static/{name}         the stylesheet and the script, from the package
 
 With an authenticator every page but the static files needs credentials (401 with a Basic
@@ -42,6 +43,7 @@ from starlette.routing import BaseRoute, Route
 from jobstore.api.credentials import NotAuthenticated, authenticate, owner_filter
 from jobstore.api.errors import guard
 from jobstore.api.ui import views
+from jobstore.api.ui.endpoints import EndpointPages
 from jobstore.api.ui.limits import LimitPages
 from jobstore.api.ui.schedules import SchedulePages
 from jobstore.core.accounts import Authenticator, Principal
@@ -248,6 +250,7 @@ class Dashboard:
             Route("/ui/bulk/{action}", self.guarded(self.bulk), methods=["POST"]),
             *(self.schedule_pages.routes() if self.schedule_pages else []),
             *(self.limit_pages.routes() if self.limit_pages else []),
+            *EndpointPages(self).routes(),
             Route("/ui/static/{name}", self.static_file, methods=["GET"]),
             Route("/ui/{rest:path}", self.guarded(self.not_found), methods=["GET"]),
         ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from html import unescape
@@ -96,12 +96,21 @@ async def dashboard(
     run_jobs: bool = True,
     clock: Clock | None = None,
     registry: EndpointRegistry | None = None,
+    settings: Mapping[str, Any] | None = None,
     **ui: Any,
 ) -> AsyncIterator[Env]:
     """The app; with run_jobs=False no executor runs (nor do schedules fire by themselves), so
     jobs stay queued. `clock`: a ManualClock for the node instead of the database's;
-    `registry`: its endpoints, instead of the built-ins."""
-    node = node_for_tests(db, node_id="ui-node", lease_seconds=30, clock=clock, registry=registry)
+    `registry`: its endpoints, instead of the built-ins; `settings`: node_for_tests's other
+    keywords (Settings fields such as endpoints_file, and env); `ui`: the UiConfig's."""
+    node = node_for_tests(
+        db,
+        node_id="ui-node",
+        lease_seconds=30,
+        clock=clock,
+        registry=registry,
+        **(settings or {}),
+    )
     service = node.jobs
     app = node.app(run_background=run_jobs, ui=UiConfig(**ui))
     transport = httpx.ASGITransport(app=app)
