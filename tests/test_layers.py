@@ -59,7 +59,7 @@ OWNERS = {
     "uvloop": ("cli/serve.py",),
     "prometheus_client": ("metrics.py",),
     "httpx": ("client/", "cli/jobs.py", "upstream/"),
-    "rich": ("cli/jobs.py", "cli/schedules.py", "cli/limits.py"),
+    "rich": ("cli/jobs.py", "cli/schedules.py", "cli/limits.py", "cli/endpoints.py"),
     "croniter": ("domain/schedules.py",),
 }
 # Names that reveal a branch on the database kind; only the store may branch on it.

@@ -2,8 +2,10 @@
 
 Nodes are built by cli/node.py (the composition root) and run by cli/serve.py; database
 commands are in cli/admin.py, `jobstore jobs ...` in cli/jobs.py, `jobstore schedules ...`
-in cli/schedules.py and `jobstore limits ...` in cli/limits.py. Those modules are imported
-only by the command that needs them, so `jobstore jobs ...` and `--help` start fast.
+in cli/schedules.py, `jobstore limits ...` in cli/limits.py and `jobstore endpoints` in
+cli/endpoints.py. Those modules are imported only by the command that needs them (the last
+holds its parser too, and loads rich and the client only when it runs), so `jobstore jobs ...`
+and `--help` start fast.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from jobstore import __version__
-from jobstore.cli import jobs_args, limits_args, schedules_args
+from jobstore.cli import endpoints, jobs_args, limits_args, schedules_args
 from jobstore.cli.logs import setup_logging
 from jobstore.cli.settings import add_options, environment, settings_from
 from jobstore.domain.errors import CannotListen, ConfigError, DatabaseUnusable, JobstoreError
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_args.add_parser(sub, env)
     schedules_args.add_parser(sub, env)
     limits_args.add_parser(sub, env)
+    endpoints.add_parser(sub, env)
     return parser
 
 
@@ -215,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jobstore.cli.limits import run as run_limits
 
             return run_limits(args, environment())
+        if args.command == "endpoints":
+            return endpoints.run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
         # Alembic's INFO lines (its plugins, "Context impl ...", each step) are noise; the

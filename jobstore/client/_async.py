@@ -31,6 +31,7 @@ from jobstore.client.models import (
     Attempt,
     BulkResult,
     CancelResult,
+    EndpointList,
     Job,
     JobPage,
     JobResult,
@@ -266,6 +267,10 @@ class AsyncClient:
     async def stats(self) -> Stats:
         """Jobs per state."""
         return await self._run(ops.stats())
+
+    async def endpoints(self) -> EndpointList:
+        """The endpoints this node can run jobs for, by name, and how other names run."""
+        return await self._run(ops.endpoints())
 
     async def prune(self, retention: Mapping[str, str] | None = None) -> PruneResult:
         """Delete finished jobs past their retention; see Client.prune."""

@@ -27,6 +27,7 @@ from jobstore.client.models import (
     BulkAction,
     BulkResult,
     CancelResult,
+    EndpointList,
     Job,
     JobPage,
     JobResult,
@@ -349,6 +350,11 @@ def bulk(action: BulkAction, query: JobQuery) -> Flow[BulkResult]:
 def stats() -> Flow[Stats]:
     response = yield Request("GET", "/stats")
     return read(response, Stats.from_json)
+
+
+def endpoints() -> Flow[EndpointList]:
+    response = yield Request("GET", "/endpoints")
+    return read(response, EndpointList.from_json)
 
 
 def prune(retention: Mapping[str, str] | None) -> Flow[PruneResult]:

@@ -30,6 +30,7 @@ from jobstore.client.models import (
     Attempt,
     BulkResult,
     CancelResult,
+    EndpointList,
     Job,
     JobPage,
     JobResult,
@@ -275,6 +276,10 @@ class Client:
     def stats(self) -> Stats:
         """Jobs per state."""
         return self._run(ops.stats())
+
+    def endpoints(self) -> EndpointList:
+        """The endpoints this node can run jobs for, by name, and how other names run."""
+        return self._run(ops.endpoints())
 
     def prune(self, retention: Mapping[str, str] | None = None) -> PruneResult:
         """Delete finished jobs older than `retention` per state (default: the node's own)."""

@@ -21,6 +21,9 @@ BulkAction = Literal["retry", "cancel"]
 Misfire = Literal["skip", "once", "all"]
 # Where a concurrency key's limit comes from: its named limit, or its endpoints' concurrency_limit.
 LimitSource = Literal["named", "endpoint"]
+# What runs an endpoint's jobs: Python in the node, an upstream HTTP service (the endpoints
+# file), or an upstream Kinetica.
+EndpointKind = Literal["python", "http", "kinetica-upstream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +397,66 @@ class Limit:
     def list_from_json(cls, doc: dict[str, Any]) -> list[Limit]:
         """The keys of GET /limits, by key."""
         return [cls.from_json(item) for item in doc["limits"]]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """One endpoint a node can run jobs for: `kind` says what runs them and `upstream` the host
+    an upstream endpoint calls (never more of its URL). `raw_payload`: its handler takes the
+    payload as sent (the listing's `raw`). The schemas are the Avro schemas of its request
+    and response, when it has them."""
+
+    name: str
+    kind: EndpointKind
+    upstream: str | None
+    description: str
+    retryable: bool
+    raw_payload: bool
+    max_attempts: int | None
+    request_schema: Any
+    response_schema: Any
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EndpointInfo:
+        attempts = doc.get("max_attempts")
+        return cls(
+            name=str(doc["name"]),
+            kind=cast(EndpointKind, doc.get("kind") or "python"),
+            upstream=doc.get("upstream"),
+            description=str(doc.get("description") or ""),
+            retryable=bool(doc.get("retryable", True)),
+            raw_payload=bool(doc.get("raw")),
+            max_attempts=int(attempts) if attempts is not None else None,
+            request_schema=doc.get("request_schema"),
+            response_schema=doc.get("response_schema"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointList:
+    """The endpoints of a node, by name. `other_upstream` is the host of the upstream Kinetica
+    that runs every name none of them declares (`other_kind`), or None when other names are
+    refused."""
+
+    items: list[EndpointInfo]
+    other_kind: EndpointKind | None
+    other_upstream: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> EndpointList:
+        other = doc.get("other_names") or {}
+        return cls(
+            items=[EndpointInfo.from_json(item) for item in doc["items"]],
+            other_kind=cast("EndpointKind | None", other.get("kind")),
+            other_upstream=other.get("upstream"),
+            raw=doc,
+        )
+
+    def names(self) -> list[str]:
+        return [item.name for item in self.items]
 
 
 def _time(value: str | None) -> datetime | None:
