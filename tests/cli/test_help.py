@@ -21,6 +21,7 @@ COMMANDS = [
     ["tokens", "create"],
     ["tokens", "revoke"],
     ["tokens", "list"],
+    ["endpoints"],
     ["jobs", "list"],
     ["jobs", "show"],
     ["jobs", "create"],
