@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from jobstore.core.jobs import JobService
@@ -68,7 +69,7 @@ class CallbackService:
                 raise TokenRefused(job_id, stale=True)
             if state is JobState.QUEUED:
                 await self.store.job_notify_created(conn)
-        self._announce(job, outcome, state)
+        self._announce(job, outcome, state, now)
         return state
 
     async def progress(self, job_id: int, token: str, percent: int) -> None:
@@ -97,11 +98,16 @@ class CallbackService:
             raise TokenRefused(job_id, stale=True)
         return job
 
-    def _announce(self, job: Job, outcome: Outcome, state: JobState) -> None:
+    def _announce(self, job: Job, outcome: Outcome, state: JobState, now: datetime) -> None:
         events = self.jobs.events
         events.settled(job.job_id, job.attempt)
-        if self.jobs.metrics is not None:
-            self.jobs.metrics.attempt_ended(job.endpoint, outcome.attempt_outcome, state)
+        if (metrics := self.jobs.metrics) is not None:
+            # Counted as the executor counts its own outcomes: the run that waited for this
+            # completion ends without recording (or counting) anything.
+            metrics.attempt_ended(job.endpoint, outcome.attempt_outcome, state)
+            if state in FINAL_STATES:
+                began = job.started_at or now
+                metrics.job_finished(job.endpoint, state, (now - began).total_seconds())
         if state in FINAL_STATES:
             events.finished(job.job_id, state)
         elif state is JobState.QUEUED:

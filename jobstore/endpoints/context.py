@@ -41,6 +41,7 @@ class JobContext:
         self.attempt = attempt
         self._cancel = threading.Event()
         self._cancel_requested = False
+        self._timed_out = False
         self._issue_token = issue_token
         self.awaiting_callback = False
         self._progress: int | None = None  # latest value not yet written
@@ -84,9 +85,16 @@ class JobContext:
         """Whether someone asked to cancel the job (not a timeout, a stop or a lost lease)."""
         return self._cancel_requested
 
-    def cancel(self, *, requested: bool = True) -> None:
-        """Tell the handler to stop (the executor's side); `requested`: a cancel request."""
+    @property
+    def timed_out(self) -> bool:
+        """Whether it was told to stop because the job's timeout_seconds ran out."""
+        return self._timed_out
+
+    def cancel(self, *, requested: bool = True, timed_out: bool = False) -> None:
+        """Tell the handler to stop (the executor's side): on a cancel request (`requested`),
+        or because its time ran out (`timed_out`), or else (a stop, a lost lease)."""
         self._cancel_requested = self._cancel_requested or requested
+        self._timed_out = self._timed_out or timed_out
         self._cancel.set()
 
     def check_cancelled(self) -> None:

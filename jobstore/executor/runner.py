@@ -119,6 +119,11 @@ class Executor:
     def running_job_ids(self) -> list[int]:
         return self._running.ids()
 
+    @property
+    def awaiting_callback_ids(self) -> list[int]:
+        """The running jobs whose attempt waits to be completed through the API."""
+        return [r.claimed.job_id for r in self._running if r.ctx.awaiting_callback]
+
     def wake(self, limited: bool = True) -> None:
         """A job was created: look for work now instead of at the next poll. `limited`: it
         waits for the limited claim (a concurrency key, an endpoint's global limit), or may."""

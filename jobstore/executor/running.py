@@ -87,7 +87,7 @@ class RunningJobs:
         timeout); an async handler's task is cancelled too."""
         if run.cancel_deadline is not None or run.finishing:
             return
-        run.ctx.cancel(requested=requested)
+        run.ctx.cancel(requested=requested, timed_out=run.timed_out)
         run.cancel_deadline = self._clock.now() + self._grace
         if run.task is not None and self._registry.get(run.claimed.endpoint).is_async:
             run.task.cancel()

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobstore.domain.errors import ConfigError
+from jobstore.domain.errors import BadOption, ConfigError
+from jobstore.domain.options import parse_run_options
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
@@ -52,11 +53,11 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class HttpEntry:
-    """One endpoint of the file. `headers` hold the values read from the environment: shown
-    nowhere (listings give `header_names`)."""
+    """One endpoint of the file. `headers`, `url` and `cancel_url` hold the values read from
+    the environment: shown nowhere, not even in repr (listings give `header_names`, `host`)."""
 
     name: str
-    url: str
+    url: str = field(repr=False)  # `${env:NAME}` may put a secret in it (an API key)
     method: str = "POST"
     mode: Mode = Mode.SYNC
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
@@ -73,6 +74,8 @@ class HttpEntry:
     status_headers: tuple[str, ...] = ()
     follow_redirects: bool = False
     cancel_url: str | None = field(default=None, repr=False)
+    # The values `${env:...}` put in the URLs and headers: kept out of error messages too.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     description: str = ""
 
     @property
@@ -177,19 +180,31 @@ def parse_entry(name: str, spec: Any, env: Mapping[str, str]) -> HttpEntry:
     if not all(isinstance(h, str) and _HEADER_NAME.fullmatch(h) for h in status_headers):
         raise ConfigError("'status_headers' must list header names")
     retryable = _typed(spec, "retryable", bool, True)
+    # An upstream that failed for a moment is the common case: retried unless told not to
+    # (and never when the endpoint must not run twice).
+    retry_errors = _typed(spec, "retry_errors", bool, retryable)
+    if retry_errors and not retryable:
+        raise ConfigError("'retry_errors' needs a retryable endpoint (not 'retryable = false')")
+    timeout_seconds = _positive(spec, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    max_attempts = _whole(spec, "max_attempts")
+    backoff_seconds = _positive(spec, "backoff_seconds", None)
+    priority = _typed(spec, "priority", int, None)
+    _job_options(
+        timeout_seconds=timeout_seconds,
+        max_attempts=max_attempts,
+        backoff_seconds=backoff_seconds,
+        priority=priority,
+    )
     return HttpEntry(
         name=name,
         url=url,
         method=method,
         mode=Mode(mode),
-        timeout_seconds=_positive(spec, "timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-        or DEFAULT_TIMEOUT_SECONDS,
-        max_attempts=_whole(spec, "max_attempts"),
-        # An upstream that failed for a moment is the common case: retried unless told not to
-        # (and never when the endpoint must not run twice).
-        retry_errors=_typed(spec, "retry_errors", bool, retryable),
-        backoff_seconds=_positive(spec, "backoff_seconds", None),
-        priority=_typed(spec, "priority", int, None),
+        timeout_seconds=timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
+        max_attempts=max_attempts,
+        retry_errors=retry_errors,
+        backoff_seconds=backoff_seconds,
+        priority=priority,
         concurrency_limit=_whole(spec, "concurrency_limit"),
         global_limit=_whole(spec, "global_limit"),
         retryable=retryable,
@@ -200,7 +215,25 @@ def parse_entry(name: str, spec: Any, env: Mapping[str, str]) -> HttpEntry:
         follow_redirects=_typed(spec, "follow_redirects", bool, False),
         cancel_url=cancel_url,
         description=_typed(spec, "description", str, ""),
+        secrets=_secrets(spec, env),
     )
+
+
+def _secrets(spec: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
+    """The environment's values the entry's URLs and headers read (all were found)."""
+    headers = spec.get("headers", {})
+    texts = [spec.get("url"), spec.get("cancel_url"), *headers.values()]
+    names = {n for text in texts if isinstance(text, str) for n in _ENV.findall(text)}
+    return tuple(sorted({env[n] for n in names if env.get(n)}, key=len, reverse=True))
+
+
+def _job_options(**given: float | None) -> None:
+    """The ranges every job's options have, checked here rather than when the endpoint is
+    declared, so the refusal names the file and the entry."""
+    try:
+        parse_run_options({k: v for k, v in given.items() if v is not None})
+    except BadOption as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _typed(spec: Mapping[str, Any], key: str, kind: type, default: Any = ...) -> Any:

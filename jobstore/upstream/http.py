@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -141,6 +141,7 @@ class Upstreams:
                 headers=headers,
                 follow_redirects=entry.follow_redirects,
                 max_bytes=entry.max_response_bytes,
+                ctx=ctx,
             )
         except asyncio.CancelledError:
             if entry.mode is Mode.CALLBACK and ctx.cancel_requested and entry.cancel_url:
@@ -151,7 +152,7 @@ class Upstreams:
             if name in answer.headers:
                 ctx.set_status(f"header.{name}", answer.headers[name])
         if not entry.is_success(answer.status):
-            raise failure(answer, entry.host)
+            raise failure(answer, entry.host, hide=(*entry.secrets, *entry.headers.values()))
         if entry.mode is Mode.SYNC:
             return answer_payload(answer, ctx)
         try:
@@ -187,9 +188,11 @@ class Upstreams:
         content: bytes | None = None,
         follow_redirects: bool = False,
         max_bytes: int,
+        ctx: JobContext | None = None,
     ) -> Answer:
         """One call, counted in the metrics; JobFailed (retried) when the upstream could not be
-        reached or did not answer, or (not retried) when its answer is over `max_bytes`."""
+        reached or did not answer, or (not retried) when its answer is over `max_bytes`. `ctx`:
+        the job the call is for (a call its timeout stopped counts as a timeout)."""
         if self._client is None:
             raise JobFailed("the node is not running its upstream connections")
         began = time.monotonic()
@@ -213,6 +216,8 @@ class Upstreams:
                 f"{host_of(url)} answered with more than {max_bytes} bytes", retry=False
             ) from None
         finally:
+            if status_class == "cancelled" and ctx is not None and ctx.timed_out:
+                status_class = "timeout"
             if self.metrics is not None:
                 self.metrics.upstream_called(endpoint_name, status_class, time.monotonic() - began)
 
@@ -280,21 +285,24 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def failure(answer: Answer, host: str) -> JobFailed:
-    """The JobFailed an unsuccessful answer makes: retried for 5xx, 408 and 429, final else."""
+def failure(answer: Answer, host: str, *, hide: Sequence[str] = ()) -> JobFailed:
+    """The JobFailed an unsuccessful answer makes: retried for 5xx, 408 and 429 (after the
+    answer's Retry-After, when it has one), final else. The excerpt of the body shows none of
+    `hide` (an upstream may echo a secret header back)."""
     said = f"{host} answered {answer.status} {answer.reason}".rstrip()
-    if excerpt := body_excerpt(answer.body):
+    if excerpt := body_excerpt(answer.body, hide=hide):
         said = f"{said}: {excerpt}"
     if answer.status >= 500 or answer.status in RETRIED_4XX:
-        after = retry_after(answer.headers.get("retry-after")) if answer.status == 429 else None
-        return JobFailed(said, retry_after=after)
+        return JobFailed(said, retry_after=retry_after(answer.headers.get("retry-after")))
     if 300 <= answer.status < 400:
         said = f"{said} (redirects are followed only where the entry sets follow_redirects)"
     return JobFailed(said, retry=False)
 
 
-def body_excerpt(body: bytes) -> str:
-    text = body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+def body_excerpt(body: bytes, *, hide: Sequence[str] = ()) -> str:
+    text = body[: EXCERPT_CHARS * 8].decode("utf-8", errors="replace")
+    for secret in hide:
+        text = text.replace(secret, "***")
     text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
 

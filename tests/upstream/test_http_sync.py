@@ -262,3 +262,37 @@ async def test_secrets_stay_out_of_logs_answers_and_the_database(
         for table in ("jobs", "job_attempts"):
             rows += (await conn.execute(sa.text(f"SELECT * FROM {table}"))).all()
     assert rows and secret not in " ".join(map(str, rows))
+
+
+async def test_503_with_retry_after_waits_that_long(
+    db: Database, tmp_path: Path, server: UpstreamServer, clock: ManualClock
+) -> None:
+    server.script("/make", Reply(503, "maintenance", headers={"Retry-After": "300"}), Reply(200))
+    toml = entry(server.url("/make"), backoff_seconds=1, max_attempts=3)
+    async with upstream_node(db, toml, tmp_path, clock=clock) as node:
+        job_id = await create(node)
+        await node.executor.run_once()
+        waiting = await job(node, job_id)
+    assert waiting.run_at is not None
+    assert (waiting.run_at - clock.now()).total_seconds() == pytest.approx(300, abs=0.01)
+
+
+async def test_an_upstream_that_echoes_a_secret_header_does_not_put_it_in_the_error(
+    db: Database, tmp_path: Path, server: UpstreamServer
+) -> None:
+    secret = "tok-echoed-9f2"
+    server.script("/make", Reply(handler=lambda call: Reply(400, dict(call.headers))))
+    toml = (
+        '[endpoints."/thumbs"]\n'
+        f'url = "{server.url("/make")}"\n'
+        'headers = { Authorization = "Bearer ${env:MEDIA_TOKEN}", X-Team = "media-team-7" }\n'
+    )
+    async with upstream_node(db, toml, tmp_path, env={"MEDIA_TOKEN": secret}) as node:
+        job_id = await create(node)
+        await node.executor.run_once()
+        ended = await job(node, job_id)
+        attempts = await node.jobs.attempts(job_id)
+    message = ended.status_map["error_message"]
+    assert "answered 400" in message and "***" in message
+    assert secret not in message and "media-team-7" not in message
+    assert all(secret not in (a.error_message or "") for a in attempts)
