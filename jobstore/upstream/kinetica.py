@@ -148,6 +148,13 @@ def read_envelope(body: bytes, encoding: Encoding) -> dict[str, object]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise DecodeError("the upstream's answer is not JSON") from None
-    if not isinstance(value, dict) or "status" not in value:
+    # Its text fields are strings: a data_str holding an object is no answer (spec §2), and
+    # would be stored as Python's repr of it, not as JSON.
+    texts = ("status", "message", "data_str")
+    if not (
+        isinstance(value, dict)
+        and "status" in value
+        and all(isinstance(value.get(name, ""), str) for name in texts)
+    ):
         raise DecodeError("the upstream's answer is not a gpudb_response")
     return value
