@@ -17,6 +17,11 @@ from jobstore.domain.models import FINAL_STATES, AttemptOutcome, JobState
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
+# Distinct endpoint labels, at most; later names count as OTHER_ENDPOINTS. Clients name the
+# endpoints a Kinetica upstream runs, and every new name would be new series for ever.
+MAX_ENDPOINT_LABELS = 1000
+OTHER_ENDPOINTS = "(other)"
+
 # Seconds; from a claim on an idle queue to long-running jobs.
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _JOBS = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -27,6 +32,7 @@ class Metrics:
         # Labelled children by (metric, labels). prometheus_client's labels() validates and
         # locks on every call, a few microseconds each; a job updates four of them.
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._endpoints: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs_created = Counter(
@@ -124,21 +130,32 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _endpoint(self, name: str) -> str:
+        """The label of endpoint `name`: itself, or OTHER_ENDPOINTS past the cap."""
+        if name in self._endpoints:
+            return name
+        if len(self._endpoints) >= MAX_ENDPOINT_LABELS:
+            return OTHER_ENDPOINTS
+        self._endpoints.add(name)
+        return name
+
     def job_created(self, endpoint: str) -> None:
-        self._child(self.jobs_created, endpoint).inc()
+        self._child(self.jobs_created, self._endpoint(endpoint)).inc()
 
     def job_finished(self, endpoint: str, status: JobState, seconds: float) -> None:
+        endpoint = self._endpoint(endpoint)
         self._child(self.jobs_finished, endpoint, status.value).inc()
         self._child(self.job_duration, endpoint, status.value).observe(seconds)
 
     def attempt_ended(self, endpoint: str, outcome: AttemptOutcome, state: JobState) -> None:
         """A run on this node ended with `outcome`, leaving its job in `state`."""
+        endpoint = self._endpoint(endpoint)
         self._child(self.attempts, endpoint, outcome.value).inc()
         if state not in FINAL_STATES:
             self._child(self.retries, endpoint).inc()
 
     def attempts_lost(self, endpoint: str, count: int) -> None:
-        self._child(self.attempts, endpoint, AttemptOutcome.LOST.value).inc(count)
+        self._child(self.attempts, self._endpoint(endpoint), AttemptOutcome.LOST.value).inc(count)
 
     def claim_observed(self, seconds: float, claimed: int) -> None:
         self.claim_duration.observe(seconds)
@@ -158,6 +175,7 @@ class Metrics:
         self._child(self.http_duration, method, route, str(status)).observe(seconds)
 
     def upstream_called(self, endpoint: str, status_class: str, seconds: float) -> None:
+        endpoint = self._endpoint(endpoint)
         self._child(self.upstream_calls, endpoint, status_class).inc()
         self._child(self.upstream_duration, endpoint).observe(seconds)
 

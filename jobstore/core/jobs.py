@@ -281,6 +281,7 @@ class JobService:
             backoff_seconds=run.backoff_seconds,
             timeout_seconds=run.timeout_seconds,
             concurrency_key=run.concurrency_key,
+            upstream=None if endpoint in self.registry else ep.kind,
         )
 
     async def create_job(

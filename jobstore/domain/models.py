@@ -100,6 +100,7 @@ class Job:
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
     concurrency_key: str | None = None
+    upstream: str | None = None  # the kind of upstream that runs it (an undeclared endpoint)
     request_data: bytes | None = None
     request_text: str | None = None
     response_encoding: Encoding | None = None
@@ -138,6 +139,7 @@ class Job:
             backoff_seconds=row.get("backoff_seconds"),
             timeout_seconds=row.get("timeout_seconds"),
             concurrency_key=row.get("concurrency_key"),
+            upstream=row.get("upstream"),
             request_data=row.get("request_data"),
             request_text=row.get("request_text"),
             response_encoding=Encoding(enc) if enc else None,
@@ -208,6 +210,7 @@ class NewJob:
     backoff_seconds: float | None = None
     timeout_seconds: float | None = None
     concurrency_key: str | None = None
+    upstream: str | None = None  # the kind of upstream that runs it (an undeclared endpoint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,10 +205,7 @@ class Executor:
         now = self.clock.now()  # the moment the claim is decided: started_at
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         limits = self.registry.limits()
-        any_name = self.registry.runs_any_name  # a Kinetica upstream runs names nobody declared
-        plain = [
-            name for name, limit in limits.items() if (limit.global_limit is None) != any_name
-        ]  # the endpoints the plain claim takes; with any_name, those it must leave
+        plain = [name for name, limit in limits.items() if limit.global_limit is None]
         limited = LimitedClaim()
         looks = self._limited_due(woken)
         # With work of both kinds waiting, each gets half the free slots: neither starves.
@@ -231,7 +228,7 @@ class Executor:
                 limit=asked,
                 now=now,
                 lease_until=lease_until,
-                any_but=any_name,
+                with_upstream=self.registry.runs_any_name,  # a Kinetica upstream
             )
         if looks:
             self._limited_looked_at = time.monotonic()

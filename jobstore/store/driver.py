@@ -71,9 +71,9 @@ class Driver(Protocol):
         ...
 
     @property
-    def claim_any(self) -> sa.Executable:
-        """Like `claim`, for the queued jobs of any endpoint but `:endpoints` (a node that
-        runs endpoints nobody declared: a Kinetica upstream)."""
+    def claim_with_upstream(self) -> sa.Executable:
+        """Like `claim`, for the queued jobs of `:endpoints` and those run on an upstream
+        (`upstream` set: endpoints nobody declared, for a node with a Kinetica upstream)."""
         ...
 
     @property

@@ -435,6 +435,7 @@ def _insert_row(new: NewJob, now: datetime) -> dict[str, Any]:
         "backoff_seconds": new.backoff_seconds,
         "timeout_seconds": new.timeout_seconds,
         "concurrency_key": new.concurrency_key,
+        "upstream": new.upstream,
         "progress": 0,
         "status_map": {},
         "remove_on_complete": new.remove_on_complete,

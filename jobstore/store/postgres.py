@@ -156,7 +156,12 @@ class PostgresDriver:
             return _claim_opening_attempts(jobs.c.job_id == picked.c.job_id)
 
         self.claim = claim_of(jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)))
-        self.claim_any = claim_of(jobs.c.endpoint.not_in(sa.bindparam("endpoints", expanding=True)))
+        self.claim_with_upstream = claim_of(
+            sa.or_(
+                jobs.c.endpoint.in_(sa.bindparam("endpoints", expanding=True)),
+                jobs.c.upstream.is_not(None),
+            )
+        )
         # A limited claim's picks are held by its lock (limited_claim_lock): no SKIP LOCKED.
         self.claim_ids = _claim_opening_attempts(
             jobs.c.job_id.in_(sa.bindparam("ids", expanding=True))

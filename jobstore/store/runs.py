@@ -69,10 +69,10 @@ class RunStore:
         limit: int,
         now: datetime,
         lease_until: datetime,
-        any_but: bool = False,
+        with_upstream: bool = False,
     ) -> list[Claimed]:
-        """Move up to `limit` queued jobs of `endpoints` (with `any_but`: of any endpoint but
-        those) without a concurrency key to running, owned by `node`: the highest priority
+        """Move up to `limit` queued jobs of `endpoints` (with `with_upstream`: and jobs run on
+        an upstream) without a concurrency key to running, owned by `node`: the highest priority
         first, and the oldest first among equals. Each claim opens a row in `job_attempts`.
         (Keyed jobs and jobs of endpoints with a global limit are claimed by
         LimitStore.job_claim_limited.)
@@ -80,7 +80,7 @@ class RunStore:
         One UPDATE. On PostgreSQL it skips rows other nodes are claiming; on SQLite the
         caller's BEGIN IMMEDIATE holds the database write lock, so no other node claims.
         """
-        if limit <= 0 or not (endpoints or any_but):
+        if limit <= 0 or not (endpoints or with_upstream):
             return []
         params = {
             "node": node,
@@ -89,7 +89,7 @@ class RunStore:
             "now": now,
             "lease_until": lease_until,
         }
-        statement = self.driver.claim_any if any_but else self.driver.claim
+        statement = self.driver.claim_with_upstream if with_upstream else self.driver.claim
         claimed = [claimed_from_row(r) for r in await conn.execute(statement, params)]
         claimed.sort(key=lambda c: c.job_id)
         return claimed

@@ -80,14 +80,17 @@ class SqliteDriver:
         # One statement: the subquery is evaluated once, and the caller's write lock keeps
         # the picked rows queued until the UPDATE has moved them. The trigger
         # job_attempts_open (migration 0007) opens each claimed job's attempt inside it.
-        self.claim, self.claim_any = (
+        self.claim, self.claim_with_upstream = (
             claim_update(
                 jobs.c.job_id.in_(_pick(endpoints).columns(jobs.c.job_id)),
                 node=sa.bindparam("node"),
                 now=sa.bindparam("now"),
                 lease_until=sa.bindparam("lease_until"),
             )
-            for endpoints in ("endpoint IN :endpoints", "endpoint NOT IN :endpoints")
+            for endpoints in (
+                "endpoint IN :endpoints",
+                "(endpoint IN :endpoints OR upstream IS NOT NULL)",
+            )
         )
         # The caller's write lock holds a limited claim's picks queued until it moves them.
         self.claim_ids = claim_update(

@@ -85,6 +85,8 @@ jobs = sa.Table(
     # Jobs with a key run at most as many at once as the key's limit (concurrency_limits, or
     # the endpoint's concurrency_limit), across nodes; see store/limits.py.
     sa.Column("concurrency_key", sa.String(128), nullable=True),
+    # The kind of upstream that runs a job of an endpoint nobody declared (0010), else NULL.
+    sa.Column("upstream", sa.String(32), nullable=True),
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -5,8 +5,9 @@ The job is stored like any other; when it runs, its request goes, in the encodin
 chose, to the same path on the upstream Kinetica, and the upstream's `gpudb_response` is
 unwrapped: `OK` ends the job `done` with the upstream's answer as its response (Avro bytes, or
 JSON text: what `/get/job` then hands back), `ERROR` ends it `error` with the upstream's
-message. Calls that did not reach Kinetica, or that it answered 5xx, run again under the
-engine's retry rules; an ERROR envelope is Kinetica's final word.
+message. Calls that did not reach Kinetica, that it answered 5xx, or whose ERROR says it cannot
+take calls now, run again under the engine's retry rules (by default: 10 attempts, backoff from
+1 s); any other ERROR envelope is Kinetica's final word.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from jobstore.codecs.envelope import GPUDB_RESPONSE
 from jobstore.domain.errors import ConfigError, DecodeError, JobFailed
 from jobstore.domain.models import Encoding, Payload
+from jobstore.domain.options import RunOptions
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.definition import Endpoint
 from jobstore.upstream.config import host_of
@@ -36,7 +38,19 @@ CONTENT_TYPES = {
     Encoding.JSON: "application/json",
 }
 # Answers that mean "Kinetica cannot take calls now" (spec §2.4): tried again, not final.
-UNAVAILABLE = ("Kinetica is exiting", "Kinetica is offline", "System shutting down")
+UNAVAILABLE = (
+    "Kinetica is exiting",
+    "Kinetica is offline",
+    "System shutting down",
+    "Unavailable: Draining HA queue",
+    "Query planner is not running",
+    "Connection refused",
+    "Connection reset",
+)
+# An upstream may be away for minutes (a restart): its jobs try for about eight and a half by
+# default (backoff 1 s, doubling, 10 attempts), unless a job gives its own retry options.
+DEFAULTS = RunOptions(retry_errors=True, backoff_seconds=1.0)
+MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,8 @@ def upstream_endpoint(upstreams: Upstreams, upstream: KineticaUpstream, name: st
         name=name,
         handler=call_kinetica,
         takes_payload=True,
+        max_attempts=MAX_ATTEMPTS,
+        defaults=DEFAULTS,
         kind=KIND,
         upstream=upstream.host,
         description=f"run on the Kinetica at {upstream.host}",

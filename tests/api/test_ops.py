@@ -22,6 +22,7 @@ from jobstore.cli.node import node_for_tests
 from jobstore.core.jobs import JobService
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.endpoints.registry import default_registry
+from jobstore.metrics import MAX_ENDPOINT_LABELS, OTHER_ENDPOINTS, Metrics
 from jobstore.store import Database
 from jobstore.store.migrate import downgrade_to, head_revision
 from tests.support.e2e import Server, closed_port
@@ -192,3 +193,23 @@ def test_serve_writes_json_logs(tmp_path: Any) -> None:
     docs = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(d["logger"] == "jobstore" and "jobstore" in d["message"] for d in docs)
     assert any(d.get("path") == "/healthz" and d.get("status") == 200 for d in docs)
+
+
+def test_endpoint_labels_stop_growing_at_the_cap() -> None:
+    """A Kinetica upstream runs names clients make up: past the cap they share one label."""
+    metrics = Metrics()
+    for n in range(MAX_ENDPOINT_LABELS + 5):
+        metrics.job_created(f"/made/up_{n}")
+    metrics.upstream_called("/made/up_0", "2xx", 0.01)
+    metrics.upstream_called("/another/one", "5xx", 0.01)
+    created = {
+        s.labels["endpoint"]: s.value
+        for family in text_string_to_metric_families(metrics.render({}).decode())
+        for s in family.samples
+        if s.name == "jobstore_jobs_created_total"
+    }
+    assert len(created) == MAX_ENDPOINT_LABELS + 1
+    assert created[OTHER_ENDPOINTS] == 5 and created["/made/up_0"] == 1
+    calls = metrics.render({}).decode()
+    assert 'endpoint="/another/one"' not in calls
+    assert 'jobstore_upstream_calls_total{endpoint="(other)",status_class="5xx"} 1.0' in calls

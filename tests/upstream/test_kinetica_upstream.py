@@ -23,6 +23,7 @@ from jobstore.cli.node import Node, node_for_tests
 from jobstore.domain.clock import ManualClock
 from jobstore.domain.errors import BadOption, ConfigError, UnknownEndpoint
 from jobstore.domain.models import Encoding, Job, JobState, Payload
+from jobstore.endpoints.registry import Endpoint, default_registry
 from jobstore.store import Database
 from tests.support.avro import avro_read, avro_write
 from tests.support.kinetica import Api
@@ -237,12 +238,18 @@ async def test_an_unavailable_kinetica_is_retried_under_retry_errors(
     assert all(c.body == calls[0].body for c in calls)
 
 
-async def test_without_retry_errors_a_503_ends_the_job(
+async def test_a_503_is_retried_by_default_and_ends_the_job_when_the_job_says_no_retries(
     db: Database, tmp_path: Path, kinetica: StandInKinetica
 ) -> None:
-    kinetica.fail_next(1)
+    kinetica.fail_next(2)
     async with kinetica_node(db, tmp_path, kinetica) as node:
-        job_id = await create(node, "/alter/table", "json", ALTER_TABLE_REQUEST, ALTER)
+        waits = await create(node, "/alter/table", "json", ALTER_TABLE_REQUEST, ALTER)
+        assert await node.executor.run_once() == [waits]
+        waiting = await job(node, waits)
+        assert waiting.status is JobState.SCHEDULED and waiting.max_attempts == 10
+        job_id = await create(
+            node, "/alter/table", "json", ALTER_TABLE_REQUEST, ALTER, retry_errors="false"
+        )
         assert await node.executor.run_once() == [job_id]
         ended = await job(node, job_id)
     assert ended.status is JobState.ERROR and ended.attempt == 1
@@ -517,3 +524,27 @@ async def test_a_node_without_an_upstream_still_refuses_unknown_endpoints(
             )
     assert listing["other_names"] is None
     assert "unknown endpoint '/alter/table'" in message
+
+
+async def resize(request: Any, ctx: Any) -> dict[str, bool]:
+    return {"resized": True}
+
+
+async def test_a_node_with_an_upstream_leaves_endpoints_only_other_nodes_declare(
+    db: Database, tmp_path: Path, kinetica: StandInKinetica
+) -> None:
+    """Before jobs.upstream, the node with the upstream claimed /resize/image (declared only
+    on the other node) and sent it to Kinetica, which ended it `error`."""
+    registry = default_registry()
+    registry.add(Endpoint("/resize/image", resize))
+    async with upstream_node(db, None, tmp_path, node_id="other", registry=registry) as other:
+        payload = Payload(Encoding.JSON, text="{}")
+        resized = (await other.jobs.create_job("/resize/image", payload)).job_id
+        async with kinetica_node(db, tmp_path, kinetica, node_id="front") as front:
+            altered = await create(front, "/alter/table", "json", ALTER_TABLE_REQUEST, ALTER)
+            assert await front.executor.run_once() == [altered]
+            assert (await job(front, resized)).status is JobState.QUEUED
+            assert await other.executor.run_once() == [resized]
+            assert (await job(front, altered)).status is JobState.DONE
+            assert (await job(front, resized)).status is JobState.DONE
+    assert [c.path for c in kinetica.calls()] == ["/alter/table"]
