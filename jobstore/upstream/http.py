@@ -1,12 +1,13 @@
 """Calling upstream services: the node's one connection pool, and the endpoints that use it.
 
-`Upstreams` is a background service of the node: it opens the pool (httpx) at start and closes
-it at stop. Its endpoints are ordinary endpoints to the rest of jobstore (the registry, the
-executor, the engine's retries and timeouts): each is an async handler that takes the stored
-request as it came, sends it to a URL from configuration (never one a client gave), and turns
-the answer into the job's result or a failure the engine knows how to retry.
+`Upstreams` is a background service of the node: its pool (httpx) opens with the first call
+after start (a node without upstream endpoints never pays for one: about 25 ms, most of it the
+TLS context) and closes at stop. Its endpoints are ordinary endpoints to the rest of jobstore
+(the registry, the executor, the engine's retries and timeouts): each is an async handler that
+takes the stored request as it came, sends it to a URL from configuration (never one a client
+gave), and turns the answer into the job's result or a failure the engine knows how to retry.
 
-Which answers are retried (docs/endpoints.md): no connection, a timeout, 5xx, 408 and 429 (its
+Which answers are retried (docs/endpoints.md): no connection, a timeout, 5xx, 408 and 429 (a
 Retry-After is the wait before the next attempt); any other 4xx, a redirect not followed, or an
 answer over the size cap ends the job `error` at once.
 """
@@ -16,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 
@@ -77,8 +76,20 @@ class Upstreams:
         self.limits = limits
         self.public_url = public_url.rstrip("/") if public_url else None
         self._client: httpx.AsyncClient | None = None
+        self._running = False
 
     async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _pool(self) -> httpx.AsyncClient:
+        if not self._running:
+            raise JobFailed("the node is not running its upstream connections")
         if self._client is None:
             self._client = httpx.AsyncClient(
                 limits=httpx.Limits(
@@ -90,11 +101,7 @@ class Upstreams:
                 timeout=httpx.Timeout(None, connect=CONNECT_SECONDS),
                 follow_redirects=False,
             )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        return self._client
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -193,12 +200,11 @@ class Upstreams:
         """One call, counted in the metrics; JobFailed (retried) when the upstream could not be
         reached or did not answer, or (not retried) when its answer is over `max_bytes`. `ctx`:
         the job the call is for (a call its timeout stopped counts as a timeout)."""
-        if self._client is None:
-            raise JobFailed("the node is not running its upstream connections")
+        pool = self._pool()
         began = time.monotonic()
         status_class = "cancelled"
         try:
-            async with self._stream(
+            async with pool.stream(
                 method, url, content=content, headers=headers, follow_redirects=follow_redirects
             ) as response:
                 body = await read_capped(response, max_bytes)
@@ -220,12 +226,6 @@ class Upstreams:
                 status_class = "timeout"
             if self.metrics is not None:
                 self.metrics.upstream_called(endpoint_name, status_class, time.monotonic() - began)
-
-    @asynccontextmanager
-    async def _stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
-        assert self._client is not None
-        async with self._client.stream(method, url, **kwargs) as response:
-            yield response
 
 
 class ResponseTooLarge(Exception):

@@ -714,6 +714,8 @@ async def test_the_document_describes_every_route(env: Env) -> None:
         "POST /api/v1/jobs/{job_id}/cancel",
         "POST /api/v1/jobs/{job_id}/retry",
         "GET /api/v1/jobs/{job_id}/attempts",
+        "POST /api/v1/jobs/{job_id}/complete",
+        "POST /api/v1/jobs/{job_id}/progress",
         "POST /api/v1/jobs/retry",
         "POST /api/v1/jobs/cancel",
         "GET /api/v1/stats",
