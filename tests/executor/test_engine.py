@@ -321,6 +321,7 @@ async def nodes(db: Database) -> AsyncIterator[list[Node]]:
     started: list[Node] = []
     yield started
     for node in started:
+        await node.executor.stop(wait_seconds=0)  # a /forever job would hold a soft stop 10 s
         await node.stop()
 
 

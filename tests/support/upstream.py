@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,7 @@ from typing import Any
 
 from jobstore.cli.node import Node, node_for_tests
 from jobstore.domain.clock import ManualClock
+from jobstore.domain.models import Encoding, Job, Payload
 from jobstore.store import Database
 
 
@@ -63,13 +65,19 @@ class Reply:
 
 
 class UpstreamServer:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) files: the server speaks HTTPS with them."""
         self._scripts: dict[str, list[Reply]] = {}
         self._calls: list[Call] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -77,7 +85,7 @@ class UpstreamServer:
         return int(self._server.server_address[1])
 
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def script(self, path: str, *replies: Reply) -> None:
         with self._lock:
@@ -183,3 +191,21 @@ async def upstream_node(
     finally:
         await node.executor.stop(wait_seconds=0)
         await node.upstreams.stop()
+
+
+def entry(server_url: str, **keys: Any) -> str:
+    """An endpoints file with the one endpoint /thumbs calling `server_url`; `keys` are more
+    keys of its table (as JSON values, which TOML reads alike for these)."""
+    lines = [f'url = "{server_url}"'] + [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    return '[endpoints."/thumbs"]\n' + "\n".join(lines) + "\n"
+
+
+async def create(node: Node, value: Any = None, **options: Any) -> int:
+    """A /thumbs job with `value` (default {"image": 7}) as its JSON request; its id."""
+    text = json.dumps({"image": 7} if value is None else value)
+    created = await node.jobs.create_job("/thumbs", Payload(Encoding.JSON, text=text), options)
+    return created.job_id
+
+
+async def job(node: Node, job_id: int) -> Job:
+    return await node.jobs.get_job(job_id=job_id)

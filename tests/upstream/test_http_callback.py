@@ -18,28 +18,17 @@ import sqlalchemy as sa
 
 from jobstore.cli.node import Node
 from jobstore.domain.clock import ManualClock
-from jobstore.domain.models import Encoding, Job, JobState, Payload
+from jobstore.domain.models import Encoding, JobState
 from jobstore.store import Database
-from tests.support.upstream import Call, Reply, UpstreamServer, upstream_node
+from tests.support.upstream import Call, Reply, UpstreamServer, create, job, upstream_node
+from tests.support.upstream import entry as any_entry
 
 TOKEN = "X-Jobstore-Job-Token"
 
 
 def entry(server_url: str, **keys: Any) -> str:
     """An endpoints file with the one callback endpoint /thumbs calling `server_url`."""
-    keys = {"mode": "callback", **keys}
-    lines = [f'url = "{server_url}"'] + [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-    return '[endpoints."/thumbs"]\n' + "\n".join(lines) + "\n"
-
-
-async def create(node: Node, value: Any = None, **options: Any) -> int:
-    text = json.dumps({"image": 7} if value is None else value)
-    created = await node.jobs.create_job("/thumbs", Payload(Encoding.JSON, text=text), options)
-    return created.job_id
-
-
-async def job(node: Node, job_id: int) -> Job:
-    return await node.jobs.get_job(job_id=job_id)
+    return any_entry(server_url, **{"mode": "callback", **keys})
 
 
 async def outcomes(node: Node, job_id: int) -> list[str | None]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,25 +15,17 @@ import sqlalchemy as sa
 
 from jobstore.cli.node import Node
 from jobstore.domain.clock import ManualClock
-from jobstore.domain.models import Encoding, Job, JobState, Payload
+from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.store import Database
-from tests.support.upstream import Reply, UpstreamServer, free_port, upstream_node
-
-
-def entry(server_url: str, **keys: Any) -> str:
-    """An endpoints file with the one endpoint /thumbs calling `server_url`."""
-    lines = [f'url = "{server_url}"'] + [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
-    return '[endpoints."/thumbs"]\n' + "\n".join(lines) + "\n"
-
-
-async def create(node: Node, value: Any = None, **options: Any) -> int:
-    text = json.dumps({"image": 7} if value is None else value)
-    created = await node.jobs.create_job("/thumbs", Payload(Encoding.JSON, text=text), options)
-    return created.job_id
-
-
-async def job(node: Node, job_id: int) -> Job:
-    return await node.jobs.get_job(job_id=job_id)
+from tests.support.upstream import (
+    Reply,
+    UpstreamServer,
+    create,
+    entry,
+    free_port,
+    job,
+    upstream_node,
+)
 
 
 async def run_due(node: Node, clock: ManualClock, job_id: int) -> list[int]:
@@ -296,3 +288,37 @@ async def test_an_upstream_that_echoes_a_secret_header_does_not_put_it_in_the_er
     assert "answered 400" in message and "***" in message
     assert secret not in message and "media-team-7" not in message
     assert all(secret not in (a.error_message or "") for a in attempts)
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_is_verified(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    with UpstreamServer(tls=(cert, key)) as server:
+        server.script("/make", Reply(200, {"ok": True}))
+        toml = entry(server.url("/make"), max_attempts=1)
+        async with upstream_node(db, toml, tmp_path) as node:
+            refused = await create(node)
+            await node.executor.run_once()
+        ended = await job(node, refused)
+        assert ended.status is JobState.ERROR
+        assert "CERTIFICATE_VERIFY_FAILED" in ended.status_map["error_message"]
+        assert server.calls() == []  # the request was never sent
+        # Trusted through the environment, as a private CA would be: the same call goes through.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        async with upstream_node(db, toml, tmp_path) as node:
+            trusted = await create(node, {"second": True})
+            await node.executor.run_once()
+            assert (await job(node, trusted)).status is JobState.DONE
