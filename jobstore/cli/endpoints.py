@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from jobstore.cli.jobs_args import _connection
+from jobstore.cli.jobs_args import connection_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,7 +49,7 @@ def add_parser(
     """Add `endpoints` to the top-level subparsers."""
     parser = sub.add_parser(
         "endpoints",
-        parents=[_connection(env)],
+        parents=[connection_options(env)],
         help=SUMMARY,
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -122,8 +122,9 @@ def _positive(value: str) -> float:
     return number
 
 
-def _connection(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The options every `jobs` command takes; defaults come from JOBSTORE_* variables."""
+def connection_options(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The options every command that talks to a node takes (jobs, schedules, limits,
+    endpoints); defaults come from JOBSTORE_* variables."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     url = env.get("JOBSTORE_URL") or DEFAULT_URL
@@ -166,7 +167,7 @@ def command_group(
     Returns `command(name, summary, examples)`, which adds one of its commands with the
     connection options; the command's name lands in `args.<name>_command`.
     """
-    common = [_connection(env)]
+    common = [connection_options(env)]
     group = sub.add_parser(
         name,
         help=summary,

@@ -20,8 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from jobstore.codecs import jsontext, unwrap_bytes
 from jobstore.domain.errors import DecodeError, JobFailed
@@ -29,7 +28,10 @@ from jobstore.domain.models import Encoding, Payload
 from jobstore.endpoints.context import JobContext
 from jobstore.endpoints.definition import MARK, Endpoint, endpoint
 from jobstore.metrics import Metrics
-from jobstore.upstream.config import HttpEntry, Mode
+from jobstore.upstream.config import HttpEntry, Mode, host_of
+
+if TYPE_CHECKING:
+    import httpx  # at run time imported by the first call: a node without upstreams skips it
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class Upstreams:
         if not self._running:
             raise JobFailed("the node is not running its upstream connections")
         if self._client is None:
+            import httpx  # about 4 MB of a node's memory, only where it calls upstreams
+
             self._client = httpx.AsyncClient(
                 limits=httpx.Limits(
                     max_connections=self.limits.connections,
@@ -201,6 +205,8 @@ class Upstreams:
         reached or did not answer, or (not retried) when its answer is over `max_bytes`. `ctx`:
         the job the call is for (a call its timeout stopped counts as a timeout)."""
         pool = self._pool()
+        import httpx  # imported by _pool already: a lookup
+
         began = time.monotonic()
         status_class = "cancelled"
         try:
@@ -319,10 +325,6 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def host_of(url: str) -> str:
-    return httpx.URL(url).netloc.decode("ascii", errors="replace")
 
 
 def _brief(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -83,6 +83,11 @@ class KineticaUpstream:
     def host(self) -> str:
         return host_of(self.url)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What an error message must never show."""
+        return tuple(s for s in (self.password, self.token) if s)
+
     def authorization(self) -> dict[str, str]:
         if self.token:
             return {"Authorization": f"Bearer {self.token}"}
@@ -116,7 +121,7 @@ def upstream_endpoint(upstreams: Upstreams, upstream: KineticaUpstream, name: st
             max_bytes=MAX_RESPONSE_BYTES,
         )
         ctx.set_status("http_status", str(answer.status))
-        return unwrap(answer, request.encoding, upstream.host)
+        return unwrap(answer, request.encoding, upstream.host, hide=upstream.secrets)
 
     return Endpoint(
         name=name,
@@ -130,16 +135,17 @@ def upstream_endpoint(upstreams: Upstreams, upstream: KineticaUpstream, name: st
     )
 
 
-def unwrap(answer: Answer, encoding: Encoding, host: str) -> Payload:
-    """The job's result from an upstream answer: the envelope's data, or JobFailed."""
+def unwrap(answer: Answer, encoding: Encoding, host: str, *, hide: Sequence[str] = ()) -> Payload:
+    """The job's result from an upstream answer: the envelope's data, or JobFailed (whose
+    excerpt of a body shows none of `hide`)."""
     try:
         envelope = read_envelope(answer.body, encoding)
     except DecodeError:
         if answer.status >= 300:
-            raise failure(answer, host) from None
+            raise failure(answer, host, hide=hide) from None
         raise JobFailed(
             f"{host} answered {answer.status} with no gpudb_response: "
-            f"{body_excerpt(answer.body) or 'an empty body'}",
+            f"{body_excerpt(answer.body, hide=hide) or 'an empty body'}",
             retry=False,
         ) from None
     status, message = envelope.get("status"), str(envelope.get("message", ""))
