@@ -74,7 +74,8 @@ class HttpEntry:
     status_headers: tuple[str, ...] = ()
     follow_redirects: bool = False
     cancel_url: str | None = field(default=None, repr=False)
-    # The values `${env:...}` put in the URLs and headers: kept out of error messages too.
+    # What error messages never show: the values `${env:...}` put in the URLs, and every
+    # header value (a literal token in the file is a secret too).
     secrets: tuple[str, ...] = field(default=(), repr=False)
     description: str = ""
 
@@ -180,6 +181,7 @@ def parse_entry(name: str, spec: Any, env: Mapping[str, str]) -> HttpEntry:
     if not all(isinstance(h, str) and _HEADER_NAME.fullmatch(h) for h in status_headers):
         raise ConfigError("'status_headers' must list header names")
     retryable = _typed(spec, "retryable", bool, True)
+    headers = _headers(spec.get("headers", {}), env)
     # An upstream that failed for a moment is the common case: retried unless told not to
     # (and never when the endpoint must not run twice).
     retry_errors = _typed(spec, "retry_errors", bool, retryable)
@@ -210,21 +212,24 @@ def parse_entry(name: str, spec: Any, env: Mapping[str, str]) -> HttpEntry:
         retryable=retryable,
         success_statuses=frozenset(statuses),
         max_response_bytes=_whole(spec, "max_response_bytes") or DEFAULT_MAX_RESPONSE_BYTES,
-        headers=_headers(spec.get("headers", {}), env),
+        headers=headers,
         status_headers=tuple(h.lower() for h in status_headers),
         follow_redirects=_typed(spec, "follow_redirects", bool, False),
         cancel_url=cancel_url,
         description=_typed(spec, "description", str, ""),
-        secrets=_secrets(spec, env),
+        secrets=_secrets(spec, env, headers),
     )
 
 
-def _secrets(spec: Mapping[str, Any], env: Mapping[str, str]) -> tuple[str, ...]:
-    """The environment's values the entry's URLs and headers read (all were found)."""
-    headers = spec.get("headers", {})
-    texts = [spec.get("url"), spec.get("cancel_url"), *headers.values()]
+def _secrets(
+    spec: Mapping[str, Any], env: Mapping[str, str], headers: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The environment's values the entry reads (all were found), and its header values;
+    longest first, so that no shorter one masks part of a longer one."""
+    texts = [spec.get("url"), spec.get("cancel_url"), *spec.get("headers", {}).values()]
     names = {n for text in texts if isinstance(text, str) for n in _ENV.findall(text)}
-    return tuple(sorted({env[n] for n in names if env.get(n)}, key=len, reverse=True))
+    found = {env[n] for n in names if env.get(n)} | {v for v in headers.values() if v}
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def _job_options(**given: float | None) -> None:

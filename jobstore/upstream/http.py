@@ -163,7 +163,7 @@ class Upstreams:
             if name in answer.headers:
                 ctx.set_status(f"header.{name}", answer.headers[name])
         if not entry.is_success(answer.status):
-            raise failure(answer, entry.host, hide=(*entry.secrets, *entry.headers.values()))
+            raise failure(answer, entry.host, hide=entry.secrets)
         if entry.mode is Mode.SYNC:
             return answer_payload(answer, ctx)
         try:

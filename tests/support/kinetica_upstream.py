@@ -47,6 +47,7 @@ import snappy
 
 from jobstore.domain.models import Encoding, Payload
 from tests.support.avro import avro_read, avro_write
+from tests.support.upstream import CallRecorder
 
 # -- the wire (spec §2) ------------------------------------------------------------------------
 
@@ -174,15 +175,13 @@ class _Switches:
     holds: int = 0
 
 
-class StandInKinetica:
+class StandInKinetica(CallRecorder[KineticaCall]):
     def __init__(self, port: int = 0, *, require_auth: str | None = None, prefix: str = "") -> None:
+        super().__init__()
         self.tables = initial_tables()
         self.require_auth = require_auth
         self.prefix = prefix  # a Kinetica behind a path: http://host:port/gpudb-0/alter/table
-        self._calls: list[KineticaCall] = []
         self._switches = _Switches()
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
         self._released = threading.Event()
         self._dropped = threading.Event()
         self._holding = 0  # calls waiting in hold_next now
@@ -253,28 +252,11 @@ class StandInKinetica:
     def release(self) -> None:
         self._released.set()
 
-    # -- what arrived -----------------------------------------------------------------------------
-
-    def calls(self, path: str | None = None) -> list[KineticaCall]:
-        with self._lock:
-            return [c for c in self._calls if path is None or c.path == path]
-
-    def wait_for_calls(self, path: str, count: int, timeout: float = 15.0) -> list[KineticaCall]:
-        """Block until `path` had `count` calls; AssertionError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while len(found := [c for c in self._calls if c.path == path]) < count:
-                left = deadline - time.monotonic()
-                assert left > 0, f"{path} had {len(found)} calls, not {count}"
-                self._arrived.wait(left)
-            return found
-
     # -- serving ----------------------------------------------------------------------------------
 
     def _arrive(self, call: KineticaCall) -> tuple[Outage | None, bool]:
         with self._arrived:
-            self._calls.append(call)
-            self._arrived.notify_all()
+            self._record(call)
             outage = self._switches.outages.pop(0) if self._switches.outages else None
             held = outage is None and self._switches.holds > 0
             if held:

@@ -25,11 +25,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from jobstore.cli.node import Node, node_for_tests
 from jobstore.domain.clock import ManualClock
-from jobstore.domain.models import Encoding, Job, Payload
+from jobstore.domain.models import Encoding, Job, JobState, Payload
 from jobstore.store import Database
 
 
@@ -64,13 +64,46 @@ class Reply:
         return json.dumps(self.body).encode(), headers
 
 
-class UpstreamServer:
+class Arrived(Protocol):
+    path: str
+
+
+C = TypeVar("C", bound=Arrived)
+
+
+class CallRecorder(Generic[C]):
+    """The calls a test server had, in order, readable while it serves (from other threads).
+    A server appends each call with `_record`, holding `_arrived`."""
+
+    def __init__(self) -> None:
+        self._calls: list[C] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+
+    def calls(self, path: str | None = None) -> list[C]:
+        with self._lock:
+            return [c for c in self._calls if path is None or c.path == path]
+
+    def wait_for_calls(self, path: str, count: int, timeout: float = 15.0) -> list[C]:
+        """Block until `path` had `count` calls; AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(found := [c for c in self._calls if c.path == path]) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{path} had {len(found)} calls, not {count}"
+                self._arrived.wait(left)
+            return found
+
+    def _record(self, call: C) -> None:
+        self._calls.append(call)
+        self._arrived.notify_all()
+
+
+class UpstreamServer(CallRecorder[Call]):
     def __init__(self, port: int = 0, *, tls: tuple[Path, Path] | None = None) -> None:
         """`tls`: (certificate, key) files: the server speaks HTTPS with them."""
         self._scripts: dict[str, list[Reply]] = {}
-        self._calls: list[Call] = []
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        super().__init__()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         if tls is not None:
@@ -91,20 +124,6 @@ class UpstreamServer:
         with self._lock:
             self._scripts[path] = list(replies)
 
-    def calls(self, path: str | None = None) -> list[Call]:
-        with self._lock:
-            return [c for c in self._calls if path is None or c.path == path]
-
-    def wait_for_calls(self, path: str, count: int, timeout: float = 10.0) -> list[Call]:
-        """Block until `path` had `count` calls; AssertionError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while len(found := [c for c in self._calls if c.path == path]) < count:
-                left = deadline - time.monotonic()
-                assert left > 0, f"{path} had {len(found)} calls, not {count}"
-                self._arrived.wait(left)
-            return found
-
     def __enter__(self) -> UpstreamServer:
         self._thread.start()
         return self
@@ -115,8 +134,7 @@ class UpstreamServer:
 
     def _next_reply(self, call: Call) -> Reply:
         with self._arrived:
-            self._calls.append(call)
-            self._arrived.notify_all()
+            self._record(call)
             script = self._scripts.get(call.path)
             if not script:
                 return Reply(404, "no such path")
@@ -209,3 +227,12 @@ async def create(node: Node, value: Any = None, **options: Any) -> int:
 
 async def job(node: Node, job_id: int) -> Job:
     return await node.jobs.get_job(job_id=job_id)
+
+
+async def run_due(node: Node, clock: ManualClock, job_id: int) -> list[int]:
+    """Move the clock to the job's run_at, promote it, and run what is claimed."""
+    waiting = await job(node, job_id)
+    assert waiting.status is JobState.SCHEDULED and waiting.run_at is not None
+    clock.advance((waiting.run_at - clock.now()).total_seconds())
+    await node.executor.scheduler.run_once()
+    return await node.executor.run_once()

@@ -280,7 +280,7 @@ def test_a_complete_file_declares_every_field_and_keeps_secrets_out_of_repr(
         follow_redirects=True,
         cancel_url=f"https://media.internal:8443/cancel?key={key}",
         description="Thumbnails, made by the media service",
-        secrets=(secret, key),
+        secrets=(f"Bearer {secret}", secret, key, "media"),
     )
     assert made.host == "media.internal:8443"
     assert made.header_names == ["Authorization", "X-Team"]

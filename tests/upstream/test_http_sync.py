@@ -13,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from jobstore.cli.node import Node
 from jobstore.domain.clock import ManualClock
 from jobstore.domain.models import Encoding, JobState, Payload
 from jobstore.store import Database
@@ -24,17 +23,9 @@ from tests.support.upstream import (
     entry,
     free_port,
     job,
+    run_due,
     upstream_node,
 )
-
-
-async def run_due(node: Node, clock: ManualClock, job_id: int) -> list[int]:
-    """Move the clock to the job's run_at, promote it, and run what is claimed."""
-    waiting = await job(node, job_id)
-    assert waiting.status is JobState.SCHEDULED and waiting.run_at is not None
-    clock.advance((waiting.run_at - clock.now()).total_seconds())
-    await node.executor.scheduler.run_once()
-    return await node.executor.run_once()
 
 
 async def test_a_json_answer_is_the_jobs_result_and_every_call_names_its_job(

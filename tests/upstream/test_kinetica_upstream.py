@@ -38,7 +38,7 @@ from tests.support.kinetica_upstream import (
     StandInKinetica,
     request_payload,
 )
-from tests.support.upstream import free_port, upstream_node
+from tests.support.upstream import free_port, run_due, upstream_node
 
 ALTER = {"table_name": "orders", "action": "comment", "value": "Größe ✓", "options": {}}
 RETRIES = {"retry_errors": "true", "max_attempts": "5", "backoff_seconds": "10"}
@@ -77,15 +77,6 @@ def answer_of(done: Job, schema: dict[str, Any]) -> Any:
         return json.loads(done.response_text or "")
     assert done.response_encoding is Encoding.BINARY and not done.response_text
     return avro_read(schema, done.response_data or b"")
-
-
-async def run_due(node: Node, clock: ManualClock, job_id: int) -> list[int]:
-    """Move the clock to the job's run_at, promote it, and run what is claimed."""
-    waiting = await job(node, job_id)
-    assert waiting.status is JobState.SCHEDULED and waiting.run_at is not None
-    clock.advance((waiting.run_at - clock.now()).total_seconds())
-    await node.executor.scheduler.run_once()
-    return await node.executor.run_once()
 
 
 async def all_rows(db: Database) -> str:
