@@ -375,10 +375,13 @@ class JobService:
         job_id: int | None = None,
         tag: str | None = None,
         visible_to: str | None = None,
+        with_request: bool = True,
     ) -> Job:
         """A job by tag (preferred) or id; JobRemoved for a job deleted on completion.
 
-        With `visible_to`, another user's job is reported as not found.
+        With `visible_to`, another user's job is reported as not found. Without
+        `with_request` its request payload is left unread (`Job.request_data` and
+        `request_text` are None): what a status read does not show.
         """
         if tag is None and job_id is None:
             raise BadRequest("give a job_id or a job_tag")
@@ -386,11 +389,11 @@ class JobService:
             raise JobNotFound(tag=tag)  # no job can hold such a tag
         async with self.db.reading() as conn:
             if tag is not None:
-                job = await self.store.job_get_by_tag(conn, tag)
+                job = await self.store.job_get_by_tag(conn, tag, with_request=with_request)
                 stone = None if job else await self.store.tombstone_get_by_tag(conn, tag)
             else:
                 assert job_id is not None
-                job = await self.store.job_get(conn, job_id)
+                job = await self.store.job_get(conn, job_id, with_request=with_request)
                 stone = None if job else await self.store.tombstone_get(conn, job_id)
         owner = job.created_by if job is not None else stone.created_by if stone else None
         if visible_to is not None and owner != visible_to:

@@ -45,6 +45,19 @@ _SUMMARY_COLUMNS = [
     for c in jobs.c
     if c.name not in ("request_data", "request_text", "response_data", "response_text")
 ]
+# One job by id or by tag, with every column or without its request (a status read returns
+# the response only). Built once: a statement object keeps its cache key, so a lookup only
+# binds its parameter (building the select per call cost more than the lookup's SQL).
+_WITHOUT_REQUEST = [
+    c for c in jobs.c if c.name not in ("request_data", "request_text", "request_digest")
+]
+_BY_ID = jobs.c.job_id == sa.bindparam("key")
+_BY_TAG = jobs.c.job_tag == sa.bindparam("key")
+_JOB_GET = {
+    (key, with_request): sa.select(*(jobs.c if with_request else _WITHOUT_REQUEST)).where(where)
+    for key, where in (("id", _BY_ID), ("tag", _BY_TAG))
+    for with_request in (True, False)
+}
 
 
 class JobStore(RunStore):
@@ -138,8 +151,13 @@ class JobStore(RunStore):
             final.append(answer)
         return final
 
-    async def job_get(self, conn: AsyncConnection, job_id: int) -> Job | None:
-        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id))).first()
+    async def job_get(
+        self, conn: AsyncConnection, job_id: int, *, with_request: bool = True
+    ) -> Job | None:
+        """The job, or None; without `with_request`, its request payload is not read (a
+        status read: the payload may be large, and most of the row)."""
+        statement = _JOB_GET["id", with_request]
+        row = (await conn.execute(statement, {"key": job_id})).first()
         return Job.from_row(row._mapping) if row else None
 
     async def job_attempts(self, conn: AsyncConnection, job_id: int) -> list[Attempt]:
@@ -151,8 +169,12 @@ class JobStore(RunStore):
         )
         return [Attempt.from_row(r._mapping) for r in await conn.execute(stmt)]
 
-    async def job_get_by_tag(self, conn: AsyncConnection, tag: str) -> Job | None:
-        row = (await conn.execute(sa.select(jobs).where(jobs.c.job_tag == tag))).first()
+    async def job_get_by_tag(
+        self, conn: AsyncConnection, tag: str, *, with_request: bool = True
+    ) -> Job | None:
+        """`job_get` by tag."""
+        statement = _JOB_GET["tag", with_request]
+        row = (await conn.execute(statement, {"key": tag})).first()
         return Job.from_row(row._mapping) if row else None
 
     async def tombstone_get(self, conn: AsyncConnection, job_id: int) -> Tombstone | None:

@@ -197,7 +197,7 @@ class KineticaApi:
     ) -> dict[str, Any]:
         tag = req["options"].get("job_tag") or None
         job = await self.service.get_job(
-            job_id=req["job_id"], tag=tag, visible_to=owner_filter(principal)
+            job_id=req["job_id"], tag=tag, visible_to=owner_filter(principal), with_request=False
         )
         status = kinetica_status(job)
         family = (job.response_encoding or job.request_encoding.response_encoding).value

@@ -257,7 +257,8 @@ class RestApi:
     async def get_result(self, request: Request, principal: Principal | None) -> Response:
         """GET /jobs/{id}/result: the outcome of a finished job; 409 while it runs."""
         job_id = self._job_id(request)
-        job = await self.service.get_job(job_id=job_id, visible_to=owner_filter(principal))
+        owner = owner_filter(principal)
+        job = await self.service.get_job(job_id=job_id, visible_to=owner, with_request=False)
         if job.status not in FINAL_STATES:
             raise Problem(
                 "job-not-finished",
