@@ -10,12 +10,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from jobstore.api.cdm import CdmConfig, cdm_routes
+from jobstore.api.boundary import InputBoundary
+from jobstore.api.cdm import BASE as CDM_BASE
+from jobstore.api.cdm import CDM_ERRORS, CdmConfig, cdm_routes
 from jobstore.api.cdm.definitions import CdmService
-from jobstore.api.kinetica import KineticaConfig, kinetica_routes
+from jobstore.api.errors import Renderer
+from jobstore.api.kinetica import ENVELOPE_ERRORS, KineticaConfig, kinetica_routes
 from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
-from jobstore.api.rest import RestConfig, rest_routes
-from jobstore.api.ui import UiConfig, ui_routes
+from jobstore.api.rest import PROBLEM_ERRORS, RestConfig, rest_routes
+from jobstore.api.ui import Dashboard, UiConfig
 from jobstore.core.callbacks import CallbackService
 from jobstore.core.jobs import JobService
 from jobstore.core.limits import LimitService
@@ -60,13 +63,31 @@ def create_app(
             for each in reversed(started):
                 await each.stop()
 
+    dashboard = Dashboard(service, ui or UiConfig(), schedules, limits)
     # Fixed paths first; the Kinetica routes end in a POST catch-all, so they go last.
     routes: list[BaseRoute] = [
         *ops_routes(service, metrics),
         *rest_routes(service, rest or RestConfig(), schedules, limits, callbacks),
-        *ui_routes(service, ui or UiConfig(), schedules, limits),
+        *dashboard.routes(),
         *(cdm_routes(*cdm) if cdm else []),
         *kinetica_routes(service, kinetica),
     ]
-    middleware = [Middleware(HttpMetricsMiddleware, metrics=metrics)] if metrics else []
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    # Each facade's paths, for the boundary's refusals in its dialect; Kinetica's have no
+    # common prefix. The operations paths answer as REST does.
+    cdm_prefix = CDM_BASE.split("{", 1)[0]
+    dialects: list[tuple[str, Renderer]] = [
+        ("/api/", PROBLEM_ERRORS),
+        ("/ui", dashboard.errors),
+        (cdm_prefix, CDM_ERRORS),
+        *((path, PROBLEM_ERRORS) for path in ("/healthz", "/readyz", "/metrics")),
+    ]
+    boundary = Middleware(
+        InputBoundary,
+        limits=service.limits,
+        dialects=dialects,
+        fallback=ENVELOPE_ERRORS,
+        id_prefixes=("/api/", "/ui/"),  # the routes with {job_id:int}
+    )
+    # The metrics count refused requests too: they wrap the boundary.
+    counted = [Middleware(HttpMetricsMiddleware, metrics=metrics)] if metrics else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[*counted, boundary])

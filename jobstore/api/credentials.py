@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import overload
@@ -11,6 +10,8 @@ from typing import overload
 from starlette.datastructures import Headers
 
 from jobstore.core.accounts import Authenticator, Principal
+from jobstore.domain.errors import DecodeError
+from jobstore.domain.inputs import check_text
 
 
 async def principal_from_authorization(
@@ -24,13 +25,21 @@ async def principal_from_authorization(
     if scheme.lower() == "basic" and credentials:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, or text that is not ASCII
             return None
         user, sep, password = decoded.partition(":")
-        if not sep:
-            return None
+        if not sep or not (_storable(user) and _storable(password)):
+            return None  # wrong credentials, whatever they hold: never a query with a NUL
         return await authenticator.basic(user, password)
     return None
+
+
+def _storable(text: str) -> bool:
+    try:
+        check_text(text, what="a credential")
+    except DecodeError:
+        return False
+    return True
 
 
 async def principal_from_token(authenticator: Authenticator, value: str) -> Principal | None:

@@ -15,6 +15,7 @@ from typing import Any
 from jobstore.codecs import Schema, jsontext, unwrap_bytes
 from jobstore.core.schedules import NAME as SCHEDULE_NAME
 from jobstore.domain.errors import JobstoreError, UnknownEndpoint
+from jobstore.domain.inputs import MAX_NESTING_CEILING
 from jobstore.domain.models import FINAL_STATES, Attempt, Encoding, Job, JobState, Payload
 from jobstore.domain.schedules import Schedule
 from jobstore.endpoints.registry import EndpointRegistry
@@ -91,7 +92,10 @@ def payload_document(payload: Payload, schema: Schema | None) -> dict[str, Any]:
     if payload.encoding is Encoding.JSON:
         text = payload.text or ""
         try:
-            return {"encoding": "json", "json": jsontext.loads(text, what="payload")}
+            # Checked at its create under that node's --max-nesting: here only the ceiling. A
+            # row stored before the checks that fails them is shown as its text.
+            value = jsontext.loads(text, what="payload", max_nesting=MAX_NESTING_CEILING)
+            return {"encoding": "json", "json": value}
         except JobstoreError:
             return {"encoding": "json", "text": text}
     data = payload.data or b""

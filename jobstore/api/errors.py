@@ -4,6 +4,7 @@ What a failure is does not depend on the facade; how it is said does. The guard 
 into four kinds and asks the facade's `Renderer` for the answer:
 
     NotAuthenticated                    -> renderer.unauthorized   (not logged)
+    ClientDisconnect (gone mid-body)    -> an empty 400 nobody reads (one line at INFO)
     ClientError, renderer.own_errors    -> renderer.client_error   (not logged)
     StoreUnavailable                    -> renderer.unavailable    (a warning, no traceback)
     any other Exception                 -> renderer.internal       (logged once, with traceback)
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from jobstore.api.credentials import NotAuthenticated
@@ -68,6 +69,10 @@ async def guard(
         return await handler(request, caller)
     except NotAuthenticated as exc:
         return renderer.unauthorized(request, exc)
+    except ClientDisconnect:
+        # The client went away before its body was read: nothing was done, nobody to answer.
+        log.info("%s %s: the client disconnected mid-request", request.method, request.url.path)
+        return Response(status_code=400)
     except client_errors as exc:
         return renderer.client_error(request, exc, principal)
     except StoreUnavailable as exc:

@@ -176,6 +176,7 @@ def build_node(
         registry,
         clock=clock,
         default_max_attempts=settings.max_attempts,
+        limits=settings.input_limits(),
         events=events,
         metrics=metrics,
         retention=pruner,

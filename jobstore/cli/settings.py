@@ -19,6 +19,13 @@ from typing import Any
 from jobstore.api.limits import DEFAULT_MAX_BODY_BYTES
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError
+from jobstore.domain.inputs import (
+    DEFAULT_MAX_LIST_ITEMS,
+    DEFAULT_MAX_NESTING,
+    DEFAULT_MAX_URL_BYTES,
+    MAX_NESTING_CEILING,
+    InputLimits,
+)
 from jobstore.domain.models import DEFAULT_MAX_ATTEMPTS, POOLER_MODES, JobState
 from jobstore.executor.config import ExecutorConfig, PrunerConfig
 
@@ -214,6 +221,20 @@ OPTIONS: tuple[Option, ...] = (
         ("serve",),
     ),
     Option("--max-body-bytes", int, "largest request body accepted", ("serve",)),
+    Option(
+        "--max-nesting",
+        int,
+        f"deepest nesting of a JSON value (a payload, a body, a template) accepted, "
+        f"1 to {MAX_NESTING_CEILING}",
+        ("serve",),
+    ),
+    Option(
+        "--max-list-items",
+        int,
+        "most ids (or other items of work) one request may name, as in a bulk cancel",
+        ("serve",),
+    ),
+    Option("--max-url-bytes", int, "longest path and query string accepted", ("serve",)),
     Option("--pool-size", int, "database connections per node", ("serve", "worker")),
     Option(
         "--wait-for-database",
@@ -273,6 +294,9 @@ class Settings:
     ha_peers: tuple[str, ...] = ()
     cdm_cluster_id: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_nesting: int = DEFAULT_MAX_NESTING
+    max_list_items: int = DEFAULT_MAX_LIST_ITEMS
+    max_url_bytes: int = DEFAULT_MAX_URL_BYTES
     pool_size: int = 10
     wait_for_database: float = 0.0
     retain_done: str = "forever"
@@ -315,6 +339,17 @@ class Settings:
             max_backoff_seconds=self.max_backoff_seconds,
         )
 
+    def input_limits(self) -> InputLimits:
+        """What one request may hold; raises ConfigError on bad values."""
+        try:
+            return InputLimits(
+                max_nesting=self.max_nesting,
+                max_list_items=self.max_list_items,
+                max_url_bytes=self.max_url_bytes,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("_", " ")) from exc
+
     def effective_node_id(self, command: str) -> str:
         if self.node_id:
             return self.node_id
@@ -334,6 +369,7 @@ class Settings:
             raise ConfigError(f"unknown log level {self.log_level!r}")
         self.pruner_config()  # raises on a bad retention or interval
         self.executor_config("serve")  # raises on a bad concurrency, lease or interval
+        self.input_limits()
         for peer in self.ha_peers:
             if not peer.startswith(("http://", "https://")):
                 raise ConfigError(f"HA peer {peer!r} must be an http:// or https:// URL")

@@ -13,6 +13,7 @@ from typing import Any
 from jobstore.codecs import jsontext, snappy
 from jobstore.codecs.avro import Schema
 from jobstore.domain.errors import BadRequest, DecodeError
+from jobstore.domain.inputs import DEFAULT_MAX_NESTING
 from jobstore.domain.models import Encoding, Payload
 
 __all__ = ["Schema", "decode_request", "encode_response", "unwrap_bytes"]
@@ -31,7 +32,13 @@ def unwrap_bytes(payload: Payload) -> bytes:
     return _UNWRAP[payload.encoding](payload.data)
 
 
-def decode_request(payload: Payload, schema: Schema | None, *, raw: bool = False) -> Any:
+def decode_request(
+    payload: Payload,
+    schema: Schema | None,
+    *,
+    raw: bool = False,
+    max_nesting: int = DEFAULT_MAX_NESTING,
+) -> Any:
     """The value a handler receives for this payload.
 
     JSON text is parsed (and checked against the schema when there is one); binary-family bytes
@@ -41,7 +48,8 @@ def decode_request(payload: Payload, schema: Schema | None, *, raw: bool = False
         if payload.text is None:
             raise DecodeError("request_encoding 'json' needs 'data_str' text")
         jsontext.check_text(payload.text, what="data_str")
-        value = jsontext.loads(payload.text, what="data_str")  # raw handlers get valid JSON too
+        # Raw handlers get valid JSON too.
+        value = jsontext.loads(payload.text, what="data_str", max_nesting=max_nesting)
         if raw:
             return payload.text
         if schema is not None:

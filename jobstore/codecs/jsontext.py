@@ -3,18 +3,71 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from jobstore.domain.errors import DecodeError
+from jobstore.domain.inputs import DEFAULT_MAX_NESTING, check_text, check_value, refuse
+
+__all__ = [
+    "bytes_from_latin1",
+    "check_text",
+    "dumps",
+    "latin1_from_bytes",
+    "loads",
+    "storable_text",
+    "why_not_json",
+]
 
 
-def loads(text: str | bytes, *, what: str = "body") -> Any:
+def loads(
+    text: str | bytes,
+    *,
+    what: str = "body",
+    max_nesting: int = DEFAULT_MAX_NESTING,
+) -> Any:
+    """JSON from outside, checked once (`jobstore.domain.inputs`): valid JSON without NaN or
+    Infinity, nested at most `max_nesting` levels, its numbers finite, and no lone surrogate
+    in any string or key. A NUL may be in a string: JSON text holds it escaped. Fields that
+    go into SQL columns of their own are checked by the facade that reads them.
+
+    The value is walked only when its text could fail the checks: when it has more brackets
+    than `max_nesting`, or a `\\ud` escape (the only way to spell a surrogate in JSON). Most
+    payloads need no walk at all.
+    """
+    overflow = False
+
+    def number(literal: str) -> float:  # 1e400, or 400 digits: too large for a double
+        nonlocal overflow
+        parsed = float(literal)
+        overflow = overflow or not math.isfinite(parsed)
+        return parsed
+
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_no_constants, parse_float=number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"{what} is not valid JSON: {why_not_json(text, exc)}") from exc
     except RecursionError:
-        raise DecodeError(f"{what} nests too deeply") from None
+        why = f"nests deeper than {max_nesting} levels"
+        raise refuse(what, why, location="body", name=what, deep=True) from None
+    if isinstance(text, str) and not text.isascii():
+        # A lone surrogate needs no escape in a Python string.
+        check_text(text, what=what, nul_ok=True)
+    if overflow or _needs_walk(text, max_nesting):  # the walk names the field
+        check_value(value, what=what, max_nesting=max_nesting, nul_ok=True)
+    return value
+
+
+def _needs_walk(text: str | bytes, max_nesting: int) -> bool:
+    if isinstance(text, bytes):
+        deep = text.count(b"[") + text.count(b"{") > max_nesting
+        return deep or b"\\ud" in text or b"\\uD" in text
+    deep = text.count("[") + text.count("{") > max_nesting
+    return deep or "\\ud" in text or "\\uD" in text
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def why_not_json(text: str | bytes, exc: ValueError) -> str:
@@ -33,16 +86,8 @@ def dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"value cannot be written as JSON: {exc}") from exc
-
-
-def check_text(text: str, *, what: str) -> None:
-    """Text must be storable: valid Unicode (no lone surrogates) and no NUL characters."""
-    if "\x00" in text:
-        raise DecodeError(f"{what} must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise DecodeError(f"{what} is not valid Unicode text: {exc.reason}") from exc
+    except RecursionError:
+        raise DecodeError("value cannot be written as JSON: it nests too deeply") from None
 
 
 def storable_text(text: str) -> str:

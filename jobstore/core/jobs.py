@@ -28,6 +28,7 @@ from jobstore.domain.errors import (
     TagConflict,
 )
 from jobstore.domain.events import JobEvents
+from jobstore.domain.inputs import DEFAULT_INPUT_LIMITS, InputLimits, check_count
 from jobstore.domain.loops import wait_set
 from jobstore.domain.models import (
     ACTIVE_STATES,
@@ -187,6 +188,7 @@ class JobService:
         *,
         clock: Clock | None = None,
         default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        limits: InputLimits = DEFAULT_INPUT_LIMITS,
         events: JobEvents | None = None,
         metrics: Metrics | None = None,
         retention: Retention | None = None,
@@ -196,6 +198,7 @@ class JobService:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.default_max_attempts = default_max_attempts
+        self.limits = limits  # what one request may hold: every facade reads them here
         self.events = events or JobEvents()
         self.metrics = metrics
         self._retention = retention
@@ -238,7 +241,11 @@ class JobService:
         ep = self.registry.get(endpoint)
         # Refuse undecodable payloads now, not when the job runs. A raw endpoint's JSON is
         # parsed too (its schema is not used): the value serves the digest below.
-        value = decode_request(payload, None if ep.raw else ep.request_schema)
+        value = decode_request(
+            payload,
+            None if ep.raw else ep.request_schema,
+            max_nesting=self.limits.max_nesting,
+        )
         tag = options.get("job_tag") or ""
         given_tag = bool(tag)
         if given_tag and not is_valid_tag(tag):
@@ -470,6 +477,7 @@ class JobService:
 
         With `created_by`, only that user's jobs are touched.
         """
+        check_count(len(job_ids), what="the list of job ids", limits=self.limits)
         unique = list(dict.fromkeys(job_ids))
         result: dict[int, str] = {}
         async with self.db.transaction() as conn:

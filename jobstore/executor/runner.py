@@ -28,6 +28,7 @@ from jobstore.codecs.jsontext import storable_text
 from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import JobFailed, JobstoreError, StoreUnavailable
 from jobstore.domain.events import JobEvents
+from jobstore.domain.inputs import MAX_NESTING_CEILING
 from jobstore.domain.loops import wait_set
 from jobstore.domain.models import FINAL_STATES, Claimed, JobState, Outcome, Payload
 from jobstore.domain.retries import with_retry
@@ -366,7 +367,10 @@ class Executor:
             if ep.takes_payload:
                 request: Any = job.request
             else:
-                request = decode_request(job.request, ep.request_schema, raw=ep.raw)
+                # Checked at create under the node's own --max-nesting: here only the ceiling.
+                request = decode_request(
+                    job.request, ep.request_schema, raw=ep.raw, max_nesting=MAX_NESTING_CEILING
+                )
             if ep.is_async:
                 value = await ep.handler(request, ctx)
             else:

@@ -30,6 +30,7 @@ from jobstore.api.cdm.scheduling import (
     schedule_name,
 )
 from jobstore.api.cdm.variables import resolve
+from jobstore.codecs import jsontext
 from jobstore.codecs.jsontext import check_text
 from jobstore.core.definitions import Definition, DefinitionService, SubmissionRow
 from jobstore.core.jobs import JobService
@@ -38,12 +39,14 @@ from jobstore.domain.clock import Clock, SystemClock
 from jobstore.domain.errors import (
     BadRequest,
     ClientError,
+    DecodeError,
     DefinitionBusy,
     DefinitionExists,
     DefinitionNotFound,
     ScheduleExists,
     UnknownEndpoint,
 )
+from jobstore.domain.inputs import MAX_NESTING_CEILING, check_value
 from jobstore.domain.models import Encoding, Inserted, NewJob, Payload
 from jobstore.domain.schedules import Schedule
 
@@ -104,20 +107,12 @@ def scheduled(definition: Mapping[str, Any]) -> bool:
     return is_scheduled(config_inputs(definition, "driver-config-values"))
 
 
-def _check_texts(value: Any) -> None:
+def _check_texts(job: Any) -> None:
     """Every string (keys too) must be storable text: no NUL, no lone surrogates."""
-    if isinstance(value, str):
-        try:
-            check_text(value, what="a value")
-        except ClientError as exc:
-            raise CdmError("Cdm.0104", f"Invalid job: {exc}") from None
-    elif isinstance(value, list):
-        for item in value:
-            _check_texts(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_texts(key)
-            _check_texts(item)
+    try:
+        check_value(job, what="the job", max_nesting=MAX_NESTING_CEILING)
+    except ClientError as exc:
+        raise CdmError("Cdm.0104", f"Invalid job: {exc}") from None
 
 
 def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
@@ -128,6 +123,8 @@ def _validate(job: Any, registry_has: Any) -> tuple[str, str, dict[str, Any]]:
     name = job.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 240 or name == "all":
         raise CdmError("Cdm.0104", "a job needs a 'name' of 1 to 240 characters (not 'all')")
+    if "/" in name or name in (".", ".."):  # no URL could name it: /job/{name} is one segment
+        raise CdmError("Cdm.0104", "a job's 'name' must not contain '/' or be '.' or '..'")
     job_type = job.get("job_type", "NORMAL_JOB")
     if job_type not in JOB_TYPES:
         raise CdmError("Cdm.0104", f"job_type must be one of {', '.join(JOB_TYPES)}")
@@ -325,12 +322,13 @@ class CdmService:
         request: Any = cdm_fields
         if template not in (None, ""):
             try:
-                parsed = json.loads(str(template))
-            except ValueError as exc:
-                raise CdmError(
-                    "Cdm.0014",
-                    f"Invalid parameter: '{REQUEST_INPUT}' is not JSON once resolved: {exc}",
-                ) from exc
+                parsed = jsontext.loads(
+                    str(template),
+                    what=f"'{REQUEST_INPUT}' once resolved",
+                    max_nesting=self.jobs.limits.max_nesting,
+                )
+            except DecodeError as exc:
+                raise CdmError("Cdm.0014", f"Invalid parameter: {exc}") from exc
             request = {**cdm_fields, **parsed} if isinstance(parsed, dict) else parsed
         disposable = str(driver.get(DELETE_INPUT) or "NONE").upper()
         is_delete = disposable not in ("NONE", "FALSE", "")

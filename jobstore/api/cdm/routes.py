@@ -284,7 +284,7 @@ class CdmApi:
             if required:
                 raise CdmError("Cdm.0014", "Invalid parameter: a JSON body is required")
             return {}
-        return jsontext.loads(body, what="body")
+        return jsontext.loads(body, what="body", max_nesting=self.service.jobs.limits.max_nesting)
 
     async def _jobs_list(self, request: Request) -> list[Any]:
         body = await self._body(request, required=True)

@@ -37,13 +37,30 @@ class WireEncoding(enum.Enum):
 
 def decode_request(body: bytes, wire: WireEncoding, schema: Schema) -> dict[str, Any]:
     if wire is WireEncoding.JSON:
-        return _from_json(body, schema)
-    if wire is WireEncoding.SNAPPY:
-        body = snappy.decompress(body)
-    record = schema.decode(body, what="request body", encoding=wire.name.lower())
-    if not isinstance(record, dict):  # pragma: no cover - every request schema is a record
-        raise DecodeError("request is not a record")
+        record = _from_json(body, schema)
+    else:
+        if wire is WireEncoding.SNAPPY:
+            body = snappy.decompress(body)
+        record = schema.decode(body, what="request body", encoding=wire.name.lower())
+        if not isinstance(record, dict):  # pragma: no cover - every request schema is a record
+            raise DecodeError("request is not a record")
+    _check_texts(record)
     return record
+
+
+def _check_texts(record: dict[str, Any]) -> None:
+    """Avro strings are any UTF-8, NUL included: each must be storable. Kinetica's request
+    records are flat (strings, maps of strings, arrays), so one level down is all there is."""
+    for name, value in record.items():
+        if isinstance(value, str):
+            jsontext.check_text(value, what=repr(name))
+        elif isinstance(value, dict):
+            for key, text in value.items():
+                jsontext.check_text(key, what=f"{name} key")
+                jsontext.check_text(text, what=f"{name}.{key}")
+        elif isinstance(value, list) and value and isinstance(value[0], str):
+            for text in value:
+                jsontext.check_text(text, what=repr(name))
 
 
 def encode_ok(record: dict[str, Any], wire: WireEncoding, schema: Schema) -> bytes:
@@ -108,11 +125,7 @@ def _coerce(value: Any, ftype: Any, name: str) -> Any:
     if isinstance(ftype, dict) and ftype["type"] == "map":
         if not isinstance(value, dict):
             raise DecodeError(f"{name!r} must be an object of strings")
-        options = {str(k): _as_option_string(v, f"{name}.{k}") for k, v in value.items()}
-        for key, text in options.items():
-            jsontext.check_text(key, what=f"{name} key")
-            jsontext.check_text(text, what=f"{name}.{key}")
-        return options
+        return {str(k): _as_option_string(v, f"{name}.{k}") for k, v in value.items()}
     if isinstance(ftype, dict) and ftype["type"] == "array":
         if not isinstance(value, list):
             raise DecodeError(f"{name!r} must be an array")
@@ -120,7 +133,6 @@ def _coerce(value: Any, ftype: Any, name: str) -> Any:
     if ftype == "string":
         if not isinstance(value, str):
             raise DecodeError(f"{name!r} must be a string")
-        jsontext.check_text(value, what=repr(name))
         return value
     if ftype == "bytes":
         if not isinstance(value, str):

@@ -21,6 +21,7 @@ from jobstore.api.rest.problems import FieldError, Problem, invalid
 from jobstore.codecs import jsontext
 from jobstore.domain.durations import parse_duration
 from jobstore.domain.errors import ConfigError, DecodeError
+from jobstore.domain.inputs import DEFAULT_MAX_NESTING, BadInput, TooDeep
 from jobstore.domain.models import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -119,19 +120,20 @@ def check_json_media_type(content_type: str | None) -> None:
     )
 
 
-def parse_json(body: bytes) -> Any:
-    """The body as JSON; NaN and Infinity are refused (they are not JSON)."""
+def parse_json(body: bytes, max_nesting: int = DEFAULT_MAX_NESTING) -> Any:
+    """The body as JSON, checked as all JSON from outside is (`jsontext.loads`). It may nest
+    one level deeper than a payload: it wraps one."""
     try:
-        return json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        why = jsontext.why_not_json(body, exc)
-        raise invalid([FieldError("body", "body", f"not valid JSON: {why}")]) from None
-    except RecursionError:
-        raise invalid([FieldError("body", "body", "JSON nests too deeply")]) from None
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
+        return jsontext.loads(body, what="the body", max_nesting=max_nesting + 1)
+    except TooDeep as exc:
+        field = exc.name if exc.name != "the body" else "body"
+        why = f"nests too deeply: a payload nests at most {max_nesting} levels"
+        raise invalid([FieldError("body", field, why)]) from None
+    except BadInput as exc:  # in a field: name it
+        field = exc.name if exc.name != "the body" else "body"
+        raise invalid([FieldError("body", field, exc.reason)]) from None
+    except DecodeError as exc:  # "the body is not valid JSON: ..."
+        raise invalid([FieldError("body", "body", str(exc).removeprefix("the body is "))]) from None
 
 
 def parse_create(body: Any, idempotency_key: str | None) -> CreateRequest:
@@ -465,7 +467,7 @@ def parse_prune(body: Any) -> dict[JobState, timedelta] | None:
             name = f"retention.{key}"
             if key not in finals:
                 errors.append(FieldError("body", name, f"not one of {', '.join(finals)}"))
-            elif not isinstance(text, str):
+            elif not isinstance(text, str) or not text.strip():
                 errors.append(FieldError("body", name, "must be a duration like 7d or 12h"))
             else:
                 try:

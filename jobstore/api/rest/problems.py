@@ -30,6 +30,7 @@ from jobstore.domain.errors import (
     TagConflict,
     UnknownEndpoint,
 )
+from jobstore.domain.inputs import BadInput
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/api/v1/problems/"
@@ -174,6 +175,8 @@ def from_client_error(exc: Exception) -> Problem:
         return Problem("limit-not-found", str(exc), {"key": exc.key})
     if isinstance(exc, UnknownEndpoint):
         return Problem("unknown-endpoint", str(exc), {"endpoint": exc.endpoint})
+    if isinstance(exc, BadInput):  # refused at the door: name where
+        return invalid([FieldError(exc.location, exc.name, exc.reason)], str(exc))
     return invalid([], str(exc))  # BadRequest and anything else the client caused
 
 

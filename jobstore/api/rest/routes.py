@@ -166,7 +166,7 @@ class RestApi:
         if not body.strip():
             return None
         check_json_media_type(request.headers.get("content-type"))
-        return parse_json(body)
+        return parse_json(body, self.service.limits.max_nesting)
 
     @staticmethod
     def _job_id(request: Request) -> int:

@@ -29,6 +29,7 @@ from jobstore.api.ui.host import Host
 from jobstore.core.accounts import Principal
 from jobstore.core.limits import MAX_LIMIT, LimitService
 from jobstore.domain.errors import BadOption, BadRequest
+from jobstore.domain.inputs import check_text
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ async def form_fields(request: Request) -> dict[str, str]:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("the form's fields could not be read") from None
+    for name, value in pairs:  # a body, so the boundary has not seen it
+        check_text(name, what="a form field's name")
+        check_text(value, what=f"the form's field {name!r}")
     return dict(pairs)
 
 

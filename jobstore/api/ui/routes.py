@@ -582,14 +582,3 @@ class Dashboard:
         if request.path_params["rest"] == "":
             return RedirectResponse("/ui", status_code=308)
         return self.error_page(404, "Not found", "The dashboard has no such page.", principal)
-
-
-def ui_routes(
-    service: JobService,
-    config: UiConfig,
-    schedules: ScheduleService | None = None,
-    limits: LimitService | None = None,
-) -> list[BaseRoute]:
-    """The dashboard's routes; the schedules page only with a ScheduleService, the limits
-    page only with a LimitService."""
-    return Dashboard(service, config, schedules, limits).routes()

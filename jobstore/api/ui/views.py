@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jobstore.api.documents import attempt_document, job_detail, job_summary
+from jobstore.codecs import jsontext
 from jobstore.core.limits import MAX_LIMIT, KeyState
 from jobstore.core.schedules import NAME as SCHEDULE_NAME
 from jobstore.domain.errors import BadOption
@@ -191,6 +192,7 @@ def payload_view(doc: Mapping[str, Any] | None, cut_size: int | None) -> Payload
     else:
         text = str(doc.get("base64", ""))
         note = f"{encoding} payload, shown as base64"
+    text = jsontext.storable_text(text)  # an Avro string may hold a NUL; a page cannot
     if cut_size is not None:
         shown = min(len(text), DISPLAY_LIMIT)
         note = f"too large to decode ({cut_size:,} bytes): showing the first {shown:,} characters"

@@ -274,10 +274,10 @@ async def test_a_bad_body_names_its_field(env: Env, body: Any, fields: set[str])
 
 
 async def test_a_bad_key_a_bad_body_and_the_wrong_media_type(env: Env) -> None:
-    for key in ("x" * 129, "bell\x07", "nul\x00"):
+    for key, field in (("x" * 129, "key"), ("bell\x07", "key"), ("nul\x00", "path")):
         response = await put(env, key, {"max_running": 1})
         [error] = problem(response, 400, "invalid-request")["errors"]
-        assert (error["in"], error["field"]) == ("path", "key"), response.text
+        assert (error["in"], error["field"]) == ("path", field), response.text
     empty = await env.client.put(f"{LIMITS}/", json={"max_running": 1})
     assert bad_fields(empty) == {"key"}
     assert "must not be empty" in empty.json()["detail"]
@@ -299,9 +299,11 @@ async def test_a_bad_key_a_bad_body_and_the_wrong_media_type(env: Env) -> None:
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 async def test_a_missing_key_is_404(env: Env, method: str) -> None:
-    for path in ("nope", "no%20such/key", "%00", "x" * 200, "", "%2E%2E"):
+    for path in ("nope", "no%20such/key", "x" * 200, "", "%2E%2E"):
         response = await env.client.request(method, f"{LIMITS}/{path}")
         assert problem(response, 404, "limit-not-found")["key"] is not None
+    # No key holds a NUL: refused at the door, before any route.
+    problem(await env.client.request(method, f"{LIMITS}/%00"), 400, "invalid-request")
 
 
 async def test_a_newline_in_the_path_is_still_answered_with_a_problem(env: Env) -> None:
