@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-topologies lint format bench clean
+.PHONY: run test test-topologies chaos fuzz lint format bench clean
 
 # `make run` installs what running needs; `make test` adds the test tools on top.
 RUN_STAMP := $(VENV)/.installed-run
@@ -24,8 +24,8 @@ run: $(RUN_STAMP)
 	$(BIN)/jobstore serve $(ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check jobstore tests migrations benchmarks
-	$(BIN)/ruff format --check jobstore tests migrations benchmarks
+	$(BIN)/ruff check jobstore tests migrations benchmarks fuzz
+	$(BIN)/ruff format --check jobstore tests migrations benchmarks fuzz
 	$(BIN)/mypy
 
 test: lint
@@ -36,9 +36,21 @@ test: lint
 test-topologies: $(TEST_STAMP)
 	$(BIN)/pytest -m topologies
 
+# Chaos (docs/chaos.md): real nodes on a throwaway PostgreSQL cluster, killed with -9 and
+# restarted, the cluster restarted, then every invariant checked from the handlers' ledger.
+# `make test` runs a short round; this runs the long one. CHAOS_SECONDS sets its length.
+chaos: $(TEST_STAMP)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-180} $(BIN)/pytest -m chaos tests/chaos -p no:cacheprovider
+
+# Coverage-guided fuzzing of every wire decoder (docs/fuzzing.md), from the seed corpus in
+# fuzz/corpus. FUZZ_SECONDS sets the time per target.
+fuzz: $(TEST_STAMP)
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3,<4'
+	$(BIN)/python fuzz/run.py --seconds $${FUZZ_SECONDS:-60}
+
 format: $(TEST_STAMP)
-	$(BIN)/ruff format jobstore tests migrations benchmarks
-	$(BIN)/ruff check --fix jobstore tests migrations benchmarks
+	$(BIN)/ruff format jobstore tests migrations benchmarks fuzz
+	$(BIN)/ruff check --fix jobstore tests migrations benchmarks fuzz
 
 bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || { echo "installing wrk (HTTP load)"; \
