@@ -3,7 +3,10 @@
 schemathesis reads /api/v1/openapi.json from the app and generates requests for every operation,
 valid ones and invalid ones; each answer must be no 5xx and must match the document: a declared
 status code, the declared content type, a body matching the declared schema and the declared
-headers (Location, WWW-Authenticate, Retry-After).
+headers (Location, WWW-Authenticate, Retry-After). schemathesis's coverage phase then sends, for
+every operation, each parameter and body field in turn missing, of another type, past its bounds
+or outside its pattern, and a method the path does not take: each must be refused with a
+documented 4xx.
 
 Requests go through httpx's in-process ASGI transport on one event loop that this test owns, so
 the app's database connections live and die on one loop. The database is seeded with jobs in
@@ -29,6 +32,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -52,7 +56,13 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
+# An invalid request must also be refused (a 4xx), not merely answered as the document allows.
+# Only for the coverage phase: the fuzzing below narrows ids and tags to seeded ones, and a tag
+# outside that list may still be a job's.
+REFUSAL_CHECKS = [*CHECKS, negative_data_rejection]
 MAX_EXAMPLES = 25
+COVER_SCHEDULE = "cover-1"
+COVER_SCHEDULE_BODY = {"endpoint": "/echo", "every_seconds": 3600, "enabled": False}
 BASE_URL = "http://testserver"
 
 
@@ -125,6 +135,29 @@ class Fuzzer:
                 self._fuzz_operation(operation, mode, seen.setdefault(operation.label, set()))
         return seen
 
+    def cover(self, schema: Any) -> tuple[dict[str, set[int]], list[str]]:
+        """schemathesis's coverage phase, invalid cases only, for every operation: each parameter
+        and body field in turn missing, of another type, past its bounds, outside its pattern or
+        enum, the body as a whole of another type, a method the path does not take. Returns the
+        statuses seen per label and the report (with a curl line) of every case that failed."""
+        seen: dict[str, set[int]] = {}
+        failures: list[str] = []
+        negative = [schemathesis.GenerationMode.NEGATIVE]
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            statuses = seen.setdefault(operation.label, set())
+            config = schema.config.generation_for(operation=operation, phase="coverage")
+            for case in schema.iter_coverage_cases(
+                operation, generation_modes=negative, generation_config=config
+            ):
+                response = self.send(case)
+                statuses.add(response.status_code)
+                try:
+                    case.validate_response(response, checks=REFUSAL_CHECKS)
+                except FailureGroup as exc:
+                    failures.append(_brief(exc))
+        return seen, failures
+
     def _fuzz_operation(self, operation: Any, mode: Any, seen: set[int]) -> None:
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
         @settings(
@@ -141,6 +174,13 @@ class Fuzzer:
             case.validate_response(response, checks=CHECKS)
 
         run()
+
+
+def _brief(failure: FailureGroup) -> str:
+    """A failed case in a few lines: what failed, the answer's status, a curl to reproduce it."""
+    keep = ("- ", "Invalid component", "[", "curl ")
+    lines = [line.strip() for line in str(failure).splitlines()]
+    return "\n".join(line for line in lines if line.startswith(keep))
 
 
 def _narrow(max_id: int, tags: list[str]) -> Callable[[dict[str, Any]], None]:
@@ -214,6 +254,63 @@ def test_the_api_matches_its_openapi_document(database_url: str) -> None:
     assert {200, 404, 409, 410} <= seen["POST /api/v1/jobs/{job_id}/retry"]
     assert {200, 404, 410} <= seen["GET /api/v1/jobs/{job_id}/attempts"]
     assert {200, 400} <= seen["POST /api/v1/jobs/retry"] & seen["POST /api/v1/jobs/cancel"]
+
+
+def _names_that_exist(tags: list[str]) -> Callable[[dict[str, Any]], None]:
+    """Tags and the schedule name narrowed to seeded ones, keeping their patterns (job ids keep
+    their whole range: an id past a BIGINT is a case to refuse; any limit key may be set)."""
+
+    def narrow(document: dict[str, Any]) -> None:
+        parameters = document["components"]["parameters"]
+        parameters["Tag"]["schema"]["enum"] = tags
+        parameters["ScheduleName"]["schema"]["enum"] = [COVER_SCHEDULE]
+
+    return narrow
+
+
+def test_every_operation_refuses_what_its_document_forbids(database_url: str) -> None:
+    """Invalid cases reach each route's own checks: a valid tag or schedule name in the other
+    places is one that exists."""
+    with running_app(database_url) as (fuzzer, _, db):
+        _, tags = _seed(fuzzer, db)
+        schedule = {"name": COVER_SCHEDULE, **COVER_SCHEDULE_BODY}
+        response = fuzzer.runner.run(fuzzer.client.post("/api/v1/schedules", json=schedule))
+        assert response.status_code == 201, response.text
+        seen, failures = fuzzer.cover(fuzzer.schema(_names_that_exist(tags)))
+    print({label: sorted(codes) for label, codes in seen.items()})
+    assert not failures, f"{len(failures)} invalid requests not refused as documented:\n\n" + (
+        "\n\n".join(failures)
+    )
+    # Every path was sent something invalid, and refused it. (schemathesis sends the methods a
+    # path does not take once per path, so an operation without inputs may have had nothing.)
+    paths: dict[str, set[int]] = {}
+    for label, codes in seen.items():
+        paths.setdefault(label.split(" ", 1)[1], set()).update(codes)
+    assert not [path for path, codes in paths.items() if not codes & {400, 404, 405}]
+
+
+def test_an_empty_retention_is_refused(database_url: str) -> None:
+    """Found by the coverage phase: "" is no duration (the document's pattern refuses it), but
+    prune reads it as "forever" and answers 200, silently not pruning that state."""
+    with running_app(database_url) as (fuzzer, _, _db):
+        body = {"retention": {"done": "", "error": "0s"}}
+        response = fuzzer.runner.run(fuzzer.client.post("/api/v1/prune", json=body))
+    assert response.status_code == 400, response.text
+
+
+def test_an_invalid_request_that_is_accepted_is_caught(database_url: str) -> None:
+    """The refusal check bites: a document that caps `limit` at 10 (the API takes up to 500)
+    sees limit=11 answered 200."""
+
+    def narrower(document: dict[str, Any]) -> None:
+        parameters = document["paths"]["/api/v1/jobs"]["get"]["parameters"]
+        (limit,) = (p for p in parameters if p["name"] == "limit")
+        limit["schema"]["maximum"] = 10
+
+    with running_app(database_url) as (fuzzer, _, _db):
+        schema = fuzzer.schema(narrower).include(operation_id="listJobs")
+        _, failures = fuzzer.cover(schema)
+    assert any("request accepted" in f and "`limit`" in f for f in failures), failures
 
 
 def test_the_api_with_authentication_matches_its_openapi_document(database_url: str) -> None:
