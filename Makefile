@@ -28,8 +28,11 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check jobstore tests migrations benchmarks fuzz
 	$(BIN)/mypy
 
+# The suite on two workers (pytest-xdist): most tests wait on processes and databases, so two
+# share this machine's two cores well. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # PostgreSQL behind PgBouncer, through a failover, with skewed clocks (docs/operations.md): the
 # tests that start throwaway clusters, a pooler or faketime. `make test` runs them too.

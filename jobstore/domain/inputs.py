@@ -98,28 +98,31 @@ def check_value(
 ) -> None:
     """A decoded value (JSON, a CDM definition) must nest at most `max_nesting` levels, and
     hold only finite numbers and storable text (`text_problem`, with `nul_ok`). Walks without
-    recursion, so any depth is safe. The BadInput names the top-level field it was found in."""
+    recursion, so any depth is safe. The BadInput's message names the path to the bad part
+    (`options.job_tag`), its `name` the top-level field."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, depth, field = stack.pop()
-        name = field or what
+        item, depth, path = stack.pop()
+        field = path.split(".", 1)[0].split("[", 1)[0] or what
+        where = f"{what}: {path}" if path else what
         if isinstance(item, str):
             if (why := text_problem(item, nul_ok=nul_ok)) is not None:
-                raise refuse(f"text in {what}", why, location=location, name=name)
+                raise refuse(where, why, location=location, name=field)
         elif isinstance(item, dict | list | tuple):
             if depth > max_nesting:
                 why = f"nests deeper than {max_nesting} levels"
-                raise refuse(what, why, location=location, name=name, deep=True)
+                raise refuse(what, why, location=location, name=field, deep=True)
             if isinstance(item, dict):
                 for key, child in item.items():
-                    if isinstance(key, str) and (why := text_problem(key, nul_ok=nul_ok)):
-                        raise refuse(f"a key in {what}", why, location=location, name=name)
-                    stack.append((child, depth + 1, str(key) if depth == 1 else field))
+                    name = str(key)
+                    if (why := text_problem(name, nul_ok=nul_ok)) is not None:
+                        raise refuse(f"a key in {where}", why, location=location, name=field)
+                    stack.append((child, depth + 1, f"{path}.{name}" if path else name))
             else:
-                stack.extend((child, depth + 1, field) for child in item)
+                stack.extend((c, depth + 1, f"{path}[{i}]") for i, c in enumerate(item))
         elif isinstance(item, float) and not math.isfinite(item):
             why = "holds a number too large to store"
-            raise refuse(what, why, location=location, name=name)
+            raise refuse(where, why, location=location, name=field)
 
 
 def check_count(count: int, *, what: str, limits: InputLimits) -> None:
