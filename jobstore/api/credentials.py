@@ -10,8 +10,7 @@ from typing import overload
 from starlette.datastructures import Headers
 
 from jobstore.core.accounts import Authenticator, Principal
-from jobstore.domain.errors import DecodeError
-from jobstore.domain.inputs import check_text
+from jobstore.domain.inputs import text_problem
 
 
 async def principal_from_authorization(
@@ -28,18 +27,10 @@ async def principal_from_authorization(
         except (ValueError, UnicodeDecodeError):  # binascii.Error, or text that is not ASCII
             return None
         user, sep, password = decoded.partition(":")
-        if not sep or not (_storable(user) and _storable(password)):
+        if not sep or text_problem(user) or text_problem(password):
             return None  # wrong credentials, whatever they hold: never a query with a NUL
         return await authenticator.basic(user, password)
     return None
-
-
-def _storable(text: str) -> bool:
-    try:
-        check_text(text, what="a credential")
-    except DecodeError:
-        return False
-    return True
 
 
 async def principal_from_token(authenticator: Authenticator, value: str) -> Principal | None:

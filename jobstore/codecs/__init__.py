@@ -13,7 +13,7 @@ from typing import Any
 from jobstore.codecs import jsontext, snappy
 from jobstore.codecs.avro import Schema
 from jobstore.domain.errors import BadRequest, DecodeError
-from jobstore.domain.inputs import DEFAULT_MAX_NESTING
+from jobstore.domain.inputs import DEFAULT_MAX_NESTING, MAX_NESTING_CEILING
 from jobstore.domain.models import Encoding, Payload
 
 __all__ = ["Schema", "decode_request", "encode_response", "unwrap_bytes"]
@@ -47,7 +47,6 @@ def decode_request(
     if payload.encoding is Encoding.JSON:
         if payload.text is None:
             raise DecodeError("request_encoding 'json' needs 'data_str' text")
-        jsontext.check_text(payload.text, what="data_str")
         # Raw handlers get valid JSON too.
         value = jsontext.loads(payload.text, what="data_str", max_nesting=max_nesting)
         if raw:
@@ -71,11 +70,12 @@ def encode_response(
     """
     if family is Encoding.JSON:
         if raw and isinstance(value, str):
-            jsontext.loads(value, what="the endpoint's answer")
+            # Checked as JSON (storable, too): an answer, so only the encoders' ceiling applies.
+            jsontext.loads(value, what="the endpoint's answer", max_nesting=MAX_NESTING_CEILING)
             text = value
         else:
             text = jsontext.dumps(value)
-        jsontext.check_text(text, what="the endpoint's answer")
+            jsontext.check_text(text, what="the endpoint's answer")
         return Payload(Encoding.JSON, text=text)
     if isinstance(value, bytes | bytearray):
         return Payload(Encoding.BINARY, data=bytes(value))

@@ -91,3 +91,14 @@ def test_encode_response_families() -> None:
         encode_payload({"x": float("nan")}, Encoding.JSON, None)
     with pytest.raises(DecodeError, match="JSON"):
         encode_payload({"x": object()}, Encoding.JSON, None)
+
+
+def test_a_raw_answer_is_held_to_the_encoders_ceiling_not_the_create_limit() -> None:
+    """A node with --max-nesting 200 accepts a payload 100 levels deep; /echo's answer (its
+    request text, as is) must be storable too, whatever the default limit."""
+    deep = "[" * 100 + "]" * 100
+    assert decode_payload(Payload(Encoding.JSON, text=deep), None, max_nesting=200)
+    stored = encode_payload(deep, Encoding.JSON, None, raw=True)
+    assert stored.text == deep
+    with pytest.raises(DecodeError, match="Unicode"):
+        encode_payload('"\\ud800"', Encoding.JSON, None, raw=True)

@@ -125,13 +125,12 @@ def parse_json(body: bytes, max_nesting: int = DEFAULT_MAX_NESTING) -> Any:
     one level deeper than a payload: it wraps one."""
     try:
         return jsontext.loads(body, what="the body", max_nesting=max_nesting + 1)
-    except TooDeep as exc:
+    except BadInput as exc:  # name the field it was found in
         field = exc.name if exc.name != "the body" else "body"
-        why = f"nests too deeply: a payload nests at most {max_nesting} levels"
+        why = exc.reason
+        if isinstance(exc, TooDeep):
+            why = f"nests too deeply: a payload nests at most {max_nesting} levels"
         raise invalid([FieldError("body", field, why)]) from None
-    except BadInput as exc:  # in a field: name it
-        field = exc.name if exc.name != "the body" else "body"
-        raise invalid([FieldError("body", field, exc.reason)]) from None
     except DecodeError as exc:  # "the body is not valid JSON: ..."
         raise invalid([FieldError("body", "body", str(exc).removeprefix("the body is "))]) from None
 
