@@ -7,11 +7,15 @@ describe the whole cluster, not this node.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from jobstore.domain.models import FINAL_STATES, AttemptOutcome, JobState
 
@@ -21,6 +25,10 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 # endpoints a Kinetica upstream runs, and every new name would be new series for ever.
 MAX_ENDPOINT_LABELS = 1000
 OTHER_ENDPOINTS = "(other)"
+
+# Set by cli/processes.py for a node of several processes: prometheus_client then counts in
+# files there (read when it is imported), and render() sums every process's.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Seconds; from a claim on an idle queue to long-running jobs.
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -89,17 +97,9 @@ class Metrics:
             ["schedule"],
             registry=r,
         )
-        self.queue_depth = Gauge(
-            "jobstore_queue_depth", "Queued jobs in the database (all nodes)", registry=r
-        )
-        self.running = Gauge(
-            "jobstore_running_jobs", "Running jobs in the database (all nodes)", registry=r
-        )
-        self.scheduled = Gauge(
-            "jobstore_scheduled_jobs",
-            "Jobs waiting for their run_at (delayed, or backing off before a retry; all nodes)",
-            registry=r,
-        )
+        # Read from the database when scraped, so the same in every process of a node.
+        self._database_gauges = _DatabaseGauges()
+        r.register(self._database_gauges)
         self.http_duration = Histogram(
             "jobstore_http_request_duration_seconds",
             "HTTP requests handled by this node",
@@ -180,8 +180,34 @@ class Metrics:
         self._child(self.upstream_duration, endpoint).observe(seconds)
 
     def render(self, active: Mapping[JobState, int]) -> bytes:
-        """The text exposition format, with the database gauges set from `active`."""
-        self.queue_depth.set(active.get(JobState.QUEUED, 0))
-        self.running.set(active.get(JobState.RUNNING, 0))
-        self.scheduled.set(active.get(JobState.SCHEDULED, 0))
-        return generate_latest(self.registry)
+        """The text exposition format, with the database gauges set from `active`. In a node
+        of several processes (cli/processes.py), the counts of all of them, summed."""
+        self._database_gauges.active = active
+        directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        registry.register(self._database_gauges)
+        return generate_latest(registry)
+
+
+class _DatabaseGauges(Collector):
+    """Jobs queued, running and scheduled in the whole database (all nodes), as last read."""
+
+    _GAUGES = (
+        ("jobstore_queue_depth", "Queued jobs in the database (all nodes)", JobState.QUEUED),
+        ("jobstore_running_jobs", "Running jobs in the database (all nodes)", JobState.RUNNING),
+        (
+            "jobstore_scheduled_jobs",
+            "Jobs waiting for their run_at (delayed, or backing off before a retry; all nodes)",
+            JobState.SCHEDULED,
+        ),
+    )
+
+    def __init__(self) -> None:
+        self.active: Mapping[JobState, int] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, help_text, state in self._GAUGES:
+            yield GaugeMetricFamily(name, help_text, value=self.active.get(state, 0))

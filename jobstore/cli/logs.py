@@ -81,5 +81,7 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     # httpx and httpcore log every upstream call's URL at INFO and its traffic at DEBUG; an
     # endpoints file may put a secret in a URL (${env:...}). A failed call is logged by jobstore,
     # by host and status.
-    for name in ("httpx", "httpcore"):
+    # Alembic's INFO lines (its plugins, "Context impl ...", each step) are noise too; the
+    # store logs one line when it migrates.
+    for name in ("httpx", "httpcore", "alembic"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

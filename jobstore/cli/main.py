@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from jobstore import __version__
 from jobstore.cli import endpoints, jobs_args, limits_args, schedules_args
+from jobstore.cli.exits import exit_status
 from jobstore.cli.logs import setup_logging
 from jobstore.cli.settings import add_options, environment, settings_from
-from jobstore.domain.errors import CannotListen, ConfigError, DatabaseUnusable, JobstoreError
+from jobstore.domain.errors import JobstoreError
 
 DESCRIPTION = """\
 jobstore runs jobs for HTTP clients and keeps every job, its request and its result in SQL
@@ -47,13 +47,6 @@ usage error; 3 the database is down, missing, refused us or lacks jobstore's sch
 `jobstore jobs ...`, `jobstore schedules ...` and `jobstore limits ...` have their own statuses:
 `jobstore jobs --help`.
 """
-
-# Exit statuses of start-up failures, one line each on stderr (docs/configuration.md).
-EXIT_STATUS: tuple[tuple[type[JobstoreError], int], ...] = (
-    (ConfigError, 2),
-    (DatabaseUnusable, 3),
-    (CannotListen, 4),
-)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -222,9 +215,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return endpoints.run(args, environment())
         settings = settings_from(args)
         setup_logging(settings.log_level, settings.log_format)
-        # Alembic's INFO lines (its plugins, "Context impl ...", each step) are noise; the
-        # store logs one line when it migrates.
-        logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
         # Imported here: `jobstore jobs ...` and --help never load the server's modules.
         if args.command in ("serve", "worker"):
             from jobstore.cli.serve import run_node
@@ -234,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(admin_command(args, settings))
     except JobstoreError as exc:
-        status = next((code for kind, code in EXIT_STATUS if isinstance(exc, kind)), None)
+        status = exit_status(exc)
         if status is None:
             raise
         print(f"jobstore: {exc}", file=sys.stderr)

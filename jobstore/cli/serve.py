@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import gc
 import logging
 import os
@@ -21,6 +22,7 @@ import uvicorn
 
 from jobstore import __version__
 from jobstore.cli.node import build_node
+from jobstore.cli.processes import supervise
 from jobstore.cli.settings import Settings
 from jobstore.domain.errors import CannotListen
 
@@ -31,9 +33,18 @@ class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: serve() installs ours, so a SIGTERM ends in
     a soft stop and exit code 0 (uvicorn re-raises the signal it caught once it is done)."""
 
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
 
 
 _LISTEN_HINTS = {
@@ -43,9 +54,10 @@ _LISTEN_HINTS = {
 }
 
 
-def _listen_sockets(host: str, port: int) -> list[socket.socket]:
+def _listen_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
     """Bind --host:--port before anything starts, as uvicorn would (SO_REUSEADDR, one socket
-    per address of the host); uvicorn listens on them once the app is up."""
+    per address of the host); uvicorn listens on them once the app is up. `reuse_port`: the
+    processes of one node each bind the port, and the kernel spreads connections over them."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -57,6 +69,8 @@ def _listen_sockets(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
@@ -83,12 +97,14 @@ def _on_signal(sig: signal.Signals, stop: Callable[[], None]) -> None:
     stop()
 
 
-async def serve(settings: Settings) -> int:
+async def serve(
+    settings: Settings, *, reuse_port: bool = False, on_ready: Callable[[], None] | None = None
+) -> int:
     settings.check_bind()
     node = build_node(settings, command="serve")
     sockets: list[socket.socket] = []
     try:
-        sockets = _listen_sockets(settings.host, settings.port)
+        sockets = _listen_sockets(settings.host, settings.port, reuse_port=reuse_port)
         await node.prepare()
         _settle_memory()
         executor = node.executor
@@ -105,7 +121,8 @@ async def serve(settings: Settings) -> int:
                 lifespan="on",
                 # Our lifespan does the soft stop; uvicorn must not cut it short.
                 timeout_graceful_shutdown=None,
-            )
+            ),
+            on_ready,
         )
         log.info(
             "jobstore %s on http://%s:%d, auth %s, node %s, database %s, endpoints %s",
@@ -142,7 +159,7 @@ async def serve(settings: Settings) -> int:
         await node.close()
 
 
-async def worker(settings: Settings) -> int:
+async def worker(settings: Settings, *, on_ready: Callable[[], None] | None = None) -> int:
     node = build_node(settings, command="worker")
     try:
         await node.prepare()
@@ -159,6 +176,8 @@ async def worker(settings: Settings) -> int:
             node.db.shown_url,
             ", ".join(node.registry.names()),
         )
+        if on_ready is not None:
+            on_ready()
         stopped = asyncio.create_task(node.executor.stopped.wait())
         signalled = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
@@ -178,6 +197,38 @@ def _run_fast(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-def run_node(command: str, settings: Settings) -> int:
-    """Run `serve` or `worker` until it stops; its exit status."""
-    return _run_fast(serve(settings) if command == "serve" else worker(settings))
+def run_node(
+    command: str,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Run `serve` or `worker` until it stops; its exit status. With --processes above 1,
+    this process supervises that many (cli/processes.py), which call this with `reuse_port`
+    and `on_ready` (called once the node serves)."""
+    if settings.processes > 1:
+        prepare = functools.partial(_prepare_once, command)
+        return supervise(command, settings, prepare=prepare, run=run_node)
+    if command == "serve":
+        return _run_fast(serve(settings, reuse_port=reuse_port, on_ready=on_ready))
+    return _run_fast(worker(settings, on_ready=on_ready))
+
+
+def _prepare_once(command: str, settings: Settings) -> None:
+    """What the processes of one node must not each do: check the port is free (they bind it
+    with SO_REUSEPORT, which would not notice another node on it), load the endpoints (one
+    error, not one per process) and migrate."""
+    if command == "serve":
+        settings.check_bind()
+        for sock in _listen_sockets(settings.host, settings.port):
+            sock.close()
+
+    async def prepare() -> None:
+        node = build_node(settings, command=command)
+        try:
+            await node.prepare()
+        finally:
+            await node.close()
+
+    asyncio.run(prepare())

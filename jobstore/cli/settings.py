@@ -13,7 +13,7 @@ import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass, field, replace
 from typing import Any
 
 from jobstore.api.limits import DEFAULT_MAX_BODY_BYTES
@@ -28,6 +28,9 @@ from jobstore.domain.inputs import (
 )
 from jobstore.domain.models import DEFAULT_MAX_ATTEMPTS, POOLER_MODES, JobState
 from jobstore.executor.config import ExecutorConfig, PrunerConfig
+
+# Processes of one node, at most: more than a few per core only adds contention.
+MAX_PROCESSES = 64
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,14 @@ OPTIONS: tuple[Option, ...] = (
         "stable name of this node; a restarting node takes back the "
         "jobs it owned (default: HOSTNAME:PORT, or HOSTNAME:worker-PID)",
     ),
-    Option("--concurrency", int, "jobs this node runs at once"),
+    Option(
+        "--processes",
+        int,
+        "processes this node runs, each an API server (serve) and an executor with its own event "
+        "loop and database connections, sharing the port; 2 uses both cores of a 2-core machine. "
+        "--concurrency and --pool-size are per process; process K's node id is NODE-ID/K",
+    ),
+    Option("--concurrency", int, "jobs this node runs at once (per process)"),
     Option("--lease-seconds", float, "how long a claim lasts without a heartbeat"),
     Option(
         "--poll-seconds",
@@ -278,6 +288,7 @@ class Settings:
     port: int = 9191
     public_url: str = ""
     node_id: str = ""
+    processes: int = 1
     concurrency: int = _default_of(ExecutorConfig, "concurrency")
     lease_seconds: float = _default_of(ExecutorConfig, "lease_seconds")
     poll_seconds: float = _default_of(ExecutorConfig, "poll_seconds")
@@ -350,6 +361,13 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(str(exc).replace("_", " ")) from exc
 
+    def for_process(self, index: int, command: str) -> Settings:
+        """The settings of process `index` (1..processes) of a node: its own node id, stable
+        across restarts of the node, so each process takes back the jobs it owned."""
+        return replace(
+            self, node_id=f"{self.effective_node_id(command)}/{index}", processes=1, migrate=False
+        )
+
     def effective_node_id(self, command: str) -> str:
         if self.node_id:
             return self.node_id
@@ -363,6 +381,8 @@ class Settings:
             raise ConfigError(f"port must be 1-65535, got {self.port}")
         if not (math.isfinite(self.wait_for_database) and self.wait_for_database >= 0):
             raise ConfigError("wait for database must be a finite number of seconds, 0 or more")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError(f"processes must be 1-{MAX_PROCESSES}, got {self.processes}")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
