@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-topologies chaos fuzz lint format bench clean
+.PHONY: run test test-topologies chaos fuzz lint format bench soak clean
 
 # `make run` installs what running needs; `make test` adds the test tools on top.
 RUN_STAMP := $(VENV)/.installed-run
@@ -60,6 +60,14 @@ bench: $(TEST_STAMP)
 	  (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) \
 	  >/dev/null 2>&1 || echo "could not install wrk: HTTP create falls back to httpx"; }
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# A node under sustained load (benchmarks/soak.py): SOAK_MINUTES per database at SOAK_RATE
+# creates/s with retention on, plotted into benchmarks/results/; then drain and lookups with a
+# million finished jobs in history. About 50 minutes with the defaults.
+soak: $(TEST_STAMP)
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk >/dev/null 2>&1 || true
+	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8,<4'
+	$(BIN)/python benchmarks/soak.py --minutes $${SOAK_MINUTES:-20} --rate $${SOAK_RATE:-1000} $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

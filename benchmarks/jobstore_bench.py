@@ -211,12 +211,19 @@ class Node:
     """A `jobstore serve` (API and executor) or `jobstore worker` (executor) process."""
 
     def __init__(
-        self, url: str, workdir: Path, *, command: str = "serve", args: Sequence[str] = ()
+        self,
+        url: str,
+        workdir: Path,
+        *,
+        command: str = "serve",
+        args: Sequence[str] = (),
+        processes: int = 1,
     ) -> None:
         self.url = url
         self.command = command
         self.port = free_port()
-        self.args = list(args)
+        self.args = [*args, "--processes", str(processes)] if processes > 1 else list(args)
+        self.processes = processes
         self.log_path = workdir / f"node-{uuid.uuid4().hex[:8]}.log"
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -273,11 +280,31 @@ class Node:
             return ""
 
     def peak_rss_mb(self) -> float:
-        """The process's high-water mark of resident memory (VmHWM), in MB."""
+        """The high-water mark of resident memory (VmHWM), in MB, of the node's largest
+        process (with --processes, the supervisor's children are the node's processes)."""
         assert self.proc is not None
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(peak.split()[1]) / 1024
+        return max(memory_mb(pid) for pid in process_tree(self.proc.pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                pids += process_tree(int(child))
+    return pids
+
+
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of process `pid` from /proc (VmHWM: its peak RSS; VmRSS: its RSS now),
+    in MB; 0 once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), "0 0")
+    return int(line.split()[1]) / 1024
 
 
 async def wait_until_drained(url: str, node: Node, limit: float, every: float = 0.1) -> None:
@@ -318,13 +345,12 @@ class Client:
             with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON; the answer's JSON envelope (raises unless HTTP 200)."""
+    async def _exchange(self, method: str, path: str, body: bytes = b"") -> bytes:
+        """One request; the answer's body (raises unless HTTP 200)."""
         await self._reconnect_if_closed()
         assert self.reader is not None and self.writer is not None
-        body = json.dumps(payload).encode()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
@@ -338,8 +364,17 @@ class Client:
         answer = await self.reader.readexactly(length)
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {answer[:300]!r}")
-        envelope: dict[str, Any] = json.loads(answer)
+        return answer
+
+    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON; the answer's JSON envelope (raises unless HTTP 200)."""
+        envelope: dict[str, Any] = json.loads(
+            await self._exchange("POST", path, json.dumps(payload).encode())
+        )
         return envelope
+
+    async def get_text(self, path: str) -> str:
+        return (await self._exchange("GET", path)).decode()
 
     async def create(self) -> int:
         created = await self.post("/create/job", CREATE)
@@ -365,11 +400,15 @@ def have_wrk() -> bool:
 
 
 async def create_rate(
-    dialect: str, workdir: Path, connections: int, seconds: float
+    dialect: str, workdir: Path, connections: int, seconds: float, processes: int = 1
 ) -> dict[str, Any]:
-    """Creates per second from `connections` keep-alive clients against one fresh node
-    (whose executor drains the jobs meanwhile), and the node's peak RSS."""
-    async with scratch_database(dialect, workdir) as url, Node(url, workdir) as node:
+    """Creates per second from `connections` keep-alive clients against one fresh node of
+    `processes` processes (whose executors drain the jobs meanwhile), and the node's peak RSS
+    (of its largest process)."""
+    async with (
+        scratch_database(dialect, workdir) as url,
+        Node(url, workdir, processes=processes) as node,
+    ):
         if have_wrk():
             await _wrk(node, connections, 1.0)  # warm up: imports, pools, statement caches
             result = await _wrk(node, connections, seconds)
@@ -380,9 +419,15 @@ async def create_rate(
         return result
 
 
-async def _wrk(node: Node, connections: int, seconds: float) -> dict[str, Any]:
+async def _wrk(
+    node: Node, connections: int, seconds: float, *, delay_ms: int = 0
+) -> dict[str, Any]:
+    """wrk's figures: rate, latency p50 and p99. `delay_ms`: each connection waits this long
+    before each request, which holds the rate near connections * 1000 / delay_ms."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % json.dumps(CREATE))
+        if delay_ms:
+            script.write(f"function delay() return {delay_ms} end\n")
     try:
         proc = await asyncio.create_subprocess_exec(
             "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
@@ -428,9 +473,10 @@ async def _httpx_rate(node: Node, connections: int, requests: int) -> dict[str, 
 
 
 async def drain(
-    dialect: str, workdir: Path, jobs: int, concurrency: int, limit: float = 900
+    dialect: str, workdir: Path, jobs: int, concurrency: int, processes: int = 1, limit: float = 900
 ) -> dict[str, Any]:
-    """Queue `jobs` /echo jobs, then start one `jobstore worker` and time it to the last one.
+    """Queue `jobs` /echo jobs, then start one `jobstore worker` (of `processes` processes,
+    each with `concurrency`) and time it to the last one.
 
     The rate is jobs done over the time from the first start to the last finish, both written
     by the node into `jobs`; `wall_rate` also counts the worker's own start-up."""
@@ -439,7 +485,7 @@ async def drain(
         await queue_echo_jobs(url, jobs)
         started = time.perf_counter()
         args = ["--concurrency", str(concurrency), "--migrate", "false"]
-        async with Node(url, workdir, command="worker", args=args) as node:
+        async with Node(url, workdir, command="worker", args=args, processes=processes) as node:
             await wait_until_drained(url, node, limit)
             wall = time.perf_counter() - started
             rss = node.peak_rss_mb()
@@ -456,6 +502,7 @@ async def drain(
             "window_seconds": span,
             "wall_rate": jobs / wall,
             "concurrency": concurrency,
+            "processes": processes,
             "peak_rss_mb": rss,
         }
 
