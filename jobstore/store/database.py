@@ -230,7 +230,14 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
         with self._outages():
-            async with self._writer.begin() as conn:
+            turn = self.driver.writer_turn
+            if turn is None:
+                async with self._writer.begin() as conn:
+                    yield conn
+                return
+            # SQLite: this process's one writer connection first, then the turn among
+            # processes (store/writer_turn.py), held until after the COMMIT.
+            async with self._writer.connect() as conn, turn(), conn.begin():
                 yield conn
 
     @asynccontextmanager
@@ -268,6 +275,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self._writer.dispose()
+        if self.driver.writer_turn is not None:
+            self.driver.writer_turn.close()
         if self._reader is not self._writer:
             await self._reader.dispose()
         if self._listen_engine is not None:

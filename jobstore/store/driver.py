@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobstore.store.statements import AttemptRow, FinishRow
+from jobstore.store.writer_turn import WriterTurn
 
 SelectT = TypeVar("SelectT", bound=sa.Select[Any])
 # The payload of a create's NOTIFY when a new job waits for the limited claim (store/limits.py):
@@ -29,6 +30,12 @@ class Driver(Protocol):
     @property
     def can_listen(self) -> bool:
         """Whether `new_jobs_listen` can hear creates made on other nodes."""
+        ...
+
+    @property
+    def writer_turn(self) -> WriterTurn | None:
+        """What a write transaction takes first, so that processes sharing the database take
+        turns (SQLite, once its engines exist); None where the database needs nothing."""
         ...
 
     # -- connections ---------------------------------------------------------------------------

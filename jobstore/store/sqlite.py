@@ -38,6 +38,7 @@ from jobstore.store.statements import (
     claim_update,
 )
 from jobstore.store.tables import jobs
+from jobstore.store.writer_turn import WriterTurn
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -76,6 +77,7 @@ class SqliteDriver:
     can_listen = False
 
     def __init__(self) -> None:
+        self.writer_turn: WriterTurn | None = None  # set with the engines
         # Built once, all parameters bound: an idle node claims (and finds nothing) every poll.
         # One statement: the subquery is evaluated once, and the caller's write lock keeps
         # the picked rows queued until the UPDATE has moved them. The trigger
@@ -119,6 +121,7 @@ class SqliteDriver:
         if connect_args:
             raise ConfigError("--database-connect-args applies to PostgreSQL only")
         writer = _engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
+        self.writer_turn = WriterTurn(Path(url.database or ""), BUSY_TIMEOUT_MS / 1000)
         reader = _engine(url, begin="BEGIN", pool_size=pool_size)
         return writer, reader
 
