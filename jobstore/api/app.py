@@ -18,6 +18,7 @@ from jobstore.api.errors import Renderer
 from jobstore.api.kinetica import ENVELOPE_ERRORS, KineticaConfig, kinetica_routes
 from jobstore.api.ops import HttpMetricsMiddleware, ops_routes
 from jobstore.api.rest import PROBLEM_ERRORS, RestConfig, rest_routes
+from jobstore.api.routing import FixedPathRouter
 from jobstore.api.ui import Dashboard, UiConfig
 from jobstore.core.callbacks import CallbackService
 from jobstore.core.jobs import JobService
@@ -90,4 +91,6 @@ def create_app(
     )
     # The metrics count refused requests too: they wrap the boundary.
     counted = [Middleware(HttpMetricsMiddleware, metrics=metrics)] if metrics else []
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[*counted, boundary])
+    app = Starlette(lifespan=lifespan, middleware=[*counted, boundary])
+    app.router = FixedPathRouter(routes, lifespan=lifespan)
+    return app
