@@ -32,7 +32,7 @@ lint: $(TEST_STAMP)
 # share this machine's two cores well. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # PostgreSQL behind PgBouncer, through a failover, with skewed clocks (docs/operations.md): the
 # tests that start throwaway clusters, a pooler or faketime. `make test` runs them too.
