@@ -5,15 +5,16 @@
 
 Two parts, on each database, each on a scratch database of its own (see jobstore_bench.py):
 
-1. The soak: one `jobstore serve` with retention on (--retain-done), and wrk creating jobs at a
-   steady --rate for --minutes (each wrk connection pauses between requests, so the rate holds
-   whatever the node's latency), while the node's own executors drain them. Every minute:
-   creates and finishes per second, create p99 (wrk), claim p99 (the node's histogram, over
-   that minute), queue depth, RSS of each node process, and the size of the jobs and
-   job_attempts tables and their indexes. Plotted into benchmarks/results/soak-<db>-<time>.png
-   and written to a JSON beside it. Once retention has reached its steady state (the first
-   --retain, plus two minutes), no figure may trend upward: the mean of the last third of the
-   minutes must stay within 10% (and a small absolute allowance) of the first third's.
+1. The soak: one `jobstore serve` with retention on (--retain-done), and creates sent at a
+   steady --rate for --minutes (an open loop over 48 keep-alive connections: a create is due
+   every 1/rate s and its latency counts from then), while the node's own executors drain
+   them. Every minute: creates and finishes per second, create p99, claim p99 (the node's
+   histogram, over that minute), queue depth, RSS of each node process, and the size of the
+   jobs and job_attempts tables and their indexes. Plotted into
+   benchmarks/results/soak-<db>-<time>.png and written to a JSON beside it. Once retention
+   has reached its steady state (the first --retain, plus two minutes), no figure may trend
+   upward: the mean of the last third of the minutes must stay within 10% (and a small
+   absolute allowance) of the first third's.
 2. History: drain 100,000 queued jobs and time 2,000 /get/job lookups, first with an empty
    history, then with --history-rows finished jobs in the table: no more than 10% slower.
 
@@ -47,7 +48,7 @@ FLAT = {
     "jobs_indexes_mb": 2.0,
     "attempts_mb": 2.0,
 }
-WRK_DELAY_MS = 10  # per connection between requests: 100 requests/s per connection at most
+CONNECTIONS = 48  # the load's keep-alive connections; a create waits for a free one
 
 
 # -- the soak ------------------------------------------------------------------------------
@@ -56,7 +57,6 @@ WRK_DELAY_MS = 10  # per connection between requests: 100 requests/s per connect
 async def soak(
     dialect: str, workdir: Path, minutes: int, rate: int, processes: int, retain: str
 ) -> list[dict[str, Any]]:
-    connections = max(1, math.ceil(rate * (WRK_DELAY_MS + 0.5) / 1000))
     args = ["--retain-done", retain, "--prune-seconds", "10"]
     samples: list[dict[str, Any]] = []
     async with (
@@ -66,7 +66,7 @@ async def soak(
     ):
         before = await _scrape(client)
         for minute in range(1, minutes + 1):
-            created = await jb._wrk(node, connections, 60, delay_ms=WRK_DELAY_MS)
+            created = await paced_creates(node, rate, 60)
             node.check()
             after = await _scrape(client)
             finished = after["finished"] - before["finished"]
@@ -88,6 +88,53 @@ async def soak(
                 + ", ".join(f"{k} {_num(v)}" for k, v in sample.items() if k != "minute")
             )
     return samples
+
+
+async def paced_creates(node: jb.Node, rate: int, seconds: float) -> dict[str, Any]:
+    """Creates sent at a steady `rate` for `seconds`, whatever the node's latency (an open
+    loop: a create is due every 1/rate s, and its latency counts from when it was due, so a
+    slow node cannot slow the load down and hide it)."""
+    loop = asyncio.get_running_loop()
+    free: asyncio.Queue[jb.Client] = asyncio.Queue()
+    clients = [jb.Client(node) for _ in range(CONNECTIONS)]
+    for client in clients:
+        await client.__aenter__()
+        free.put_nowait(client)
+    latencies: list[float] = []
+    failures = 0
+
+    async def create(due: float) -> None:
+        nonlocal failures
+        client = await free.get()
+        try:
+            await client.create()
+            latencies.append((loop.time() - due) * 1000)
+        except Exception:
+            failures += 1
+        finally:
+            free.put_nowait(client)
+
+    pending: set[asyncio.Task[None]] = set()
+    start, sent = loop.time(), 0
+    try:
+        while (due := start + sent / rate) < start + seconds:
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            task = asyncio.create_task(create(due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+        await asyncio.gather(*pending)
+    finally:
+        for client in clients:
+            await client.__aexit__()
+    if failures:
+        raise RuntimeError(f"{failures} of {sent} creates failed")
+    return {
+        "rate": len(latencies) / (loop.time() - start),
+        "latency_p50_ms": jb.percentile(latencies, 50),
+        "latency_p99_ms": jb.percentile(latencies, 99),
+    }
 
 
 async def _scrape(client: jb.Client) -> dict[str, Any]:
@@ -184,7 +231,7 @@ def plot(dialect: str, samples: list[dict[str, Any]], steady_from: int, path: Pa
 
     panels = [
         (("create_rate", "finish_rate"), "jobs/s", "creates and finishes per second"),
-        (("create_p99_ms", "claim_p99_ms"), "ms", "create p99 (wrk), claim p99 (node)"),
+        (("create_p99_ms", "claim_p99_ms"), "ms", "create p99 (from when due), claim p99 (node)"),
         (("rss_mb",), "MB", "RSS of the largest node process"),
         (("queue_depth",), "jobs", "queue depth at the end of each minute"),
         (("jobs_table_mb", "jobs_indexes_mb"), "MB", "jobs: table and indexes"),
@@ -220,11 +267,17 @@ async def history(dialect: str, workdir: Path, rows: int, queued: int) -> dict[s
                 jb.log(f"  {dialect}: filling {history_rows:,} finished jobs")
                 await _finished_history(url, dialect, workdir, history_rows)
             jb.log(f"  {dialect} ({label} history): draining {queued:,} queued jobs")
+            await jb.migrate(url)
+            [(before,)] = await jb.sql_rows(url, "SELECT coalesce(max(job_id), 0) FROM jobs")
             await jb.queue_echo_jobs(url, queued)
-            started = time.perf_counter()
             async with jb.Node(url, workdir, args=["--concurrency", "256"]) as node:
                 await jb.wait_until_drained(url, node, 900)
-                drain_rate = queued / (time.perf_counter() - started)
+                # From the first start to the last finish, as the node recorded them.
+                [(first, last)] = await jb.sql_rows(
+                    url,
+                    f"SELECT min(started_at), max(finished_at) FROM jobs WHERE job_id > {before}",
+                )
+                drain_rate = queued / (jb._ts(last) - jb._ts(first)).total_seconds()
                 async with jb.Client(node) as client:
                     [(low, high)] = await jb.sql_rows(
                         url, "SELECT min(job_id), max(job_id) FROM jobs"
