@@ -72,7 +72,8 @@ class WriterTurn:
 
         waiting = asyncio.get_running_loop().run_in_executor(self._waiter, take)
         try:
-            await asyncio.wait_for(asyncio.shield(waiting), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await asyncio.shield(waiting)
         except BaseException as exc:  # timed out, or cancelled
             with guard:
                 state["given_up"] = True

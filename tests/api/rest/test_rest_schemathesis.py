@@ -60,7 +60,7 @@ CHECKS = [
 # Only for the coverage phase: the fuzzing below narrows ids and tags to seeded ones, and a tag
 # outside that list may still be a job's.
 REFUSAL_CHECKS = [*CHECKS, negative_data_rejection]
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 COVER_SCHEDULE = "cover-1"
 COVER_SCHEDULE_BODY = {"endpoint": "/echo", "every_seconds": 3600, "enabled": False}
 BASE_URL = "http://testserver"
