@@ -11,6 +11,7 @@ core services, the retention pass and the facades are wired the same way everywh
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,8 @@ from jobstore.store.migrate import require_schema
 from jobstore.upstream.config import load_endpoints_file
 from jobstore.upstream.http import Upstreams
 from jobstore.upstream.kinetica import KineticaUpstream, upstream_endpoint
+
+log = logging.getLogger("jobstore")
 
 
 @dataclass
@@ -119,6 +122,8 @@ class Node:
             await migrate_to_head(self.db)
         else:
             await require_schema(self.db, at_head=True)
+        if (warning := await self.db.upkeep_warning()) is not None:
+            log.warning("%s", warning)
 
     async def start(self) -> None:
         for service in self.background:

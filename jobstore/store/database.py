@@ -221,6 +221,11 @@ class Database:
         async with self.reading() as conn:
             return await self.driver.read_only_reason(conn)
 
+    async def upkeep_warning(self) -> str | None:
+        """What in the database's settings will slow jobstore down over time; None if nothing."""
+        async with self.reading() as conn:
+            return await self.driver.upkeep_warning(conn)
+
     @property
     def engine(self) -> AsyncEngine:
         """The engine that writes (migrations, listeners)."""

@@ -150,3 +150,8 @@ class Driver(Protocol):
         """Why this server cannot take writes now (a standby, a read-only default); None when
         it can."""
         ...
+
+    async def upkeep_warning(self, conn: AsyncConnection) -> str | None:
+        """What in the server's settings will slow jobstore down as jobs come and go (no
+        autovacuum); None when nothing does."""
+        ...

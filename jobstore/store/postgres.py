@@ -340,6 +340,16 @@ class PostgresDriver:
             return "the server is read-only (default_transaction_read_only)"
         return None
 
+    async def upkeep_warning(self, conn: AsyncConnection) -> str | None:
+        setting = (await conn.execute(sa.text("SELECT current_setting('autovacuum')"))).scalar()
+        if setting == "on":
+            return None
+        return (
+            "autovacuum is off on this PostgreSQL server: dead rows will pile up in the jobs "
+            "table and its queue index, and claims slow down as they do; turn it on, or run "
+            "VACUUM (ANALYZE) jobs, job_attempts often (docs/operations.md, 'Autovacuum')"
+        )
+
 
 def _unnamed() -> str:
     return ""  # asyncpg's name for the unnamed prepared statement

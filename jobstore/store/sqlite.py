@@ -218,6 +218,9 @@ class SqliteDriver:
     async def read_only_reason(self, conn: AsyncConnection) -> str | None:
         return None  # a file we could not write would have failed at start
 
+    async def upkeep_warning(self, conn: AsyncConnection) -> str | None:
+        return None  # SQLite reuses freed pages itself
+
 
 def _engine(url: URL, *, begin: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
