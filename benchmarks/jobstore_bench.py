@@ -419,15 +419,9 @@ async def create_rate(
         return result
 
 
-async def _wrk(
-    node: Node, connections: int, seconds: float, *, delay_ms: int = 0
-) -> dict[str, Any]:
-    """wrk's figures: rate, latency p50 and p99. `delay_ms`: each connection waits this long
-    before each request, which holds the rate near connections * 1000 / delay_ms."""
+async def _wrk(node: Node, connections: int, seconds: float) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % json.dumps(CREATE))
-        if delay_ms:
-            script.write(f"function delay() return {delay_ms} end\n")
     try:
         proc = await asyncio.create_subprocess_exec(
             "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
