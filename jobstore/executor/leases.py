@@ -98,15 +98,18 @@ class ProgressSync:
         if not len(self.running):
             return result
         now = self.clock.now()
-        updates = [
-            (run.claimed, p) for run in self.running if (p := run.ctx.take_progress()) is not None
+        reported = [
+            (run.claimed.job_id, run.claimed.attempt, p)
+            for run in self.running
+            if (p := run.ctx.take_progress()) is not None
         ]
-        async with self.db.transaction() as conn:
-            for job, progress in updates:
-                if await self.store.job_progress(
-                    conn, job_id=job.job_id, attempt=job.attempt, progress=progress, now=now
-                ):
-                    result.progress_written += 1
+        # A write only when some handler reported progress; cancel requests made through
+        # other nodes (or processes) are read, which takes no write lock on SQLite.
+        if reported:
+            async with self.db.transaction() as conn:
+                written = await self.store.job_progress_many(conn, reported, now)
+            result.progress_written = len(written)
+        async with self.db.reading() as conn:
             flagged = await self.store.job_cancel_flags(conn, self.running.ids())
         for job_id in flagged:
             if (run := self.running.get(job_id)) is not None and run.cancel_deadline is None:

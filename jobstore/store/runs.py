@@ -195,12 +195,28 @@ class RunStore:
     async def job_progress(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, progress: int, now: datetime
     ) -> bool:
+        """Record one attempt's progress; False when the attempt no longer holds its job."""
+        return bool(await self.job_progress_many(conn, [(job_id, attempt, progress)], now))
+
+    async def job_progress_many(
+        self, conn: AsyncConnection, reported: Sequence[tuple[int, int, int]], now: datetime
+    ) -> list[int]:
+        """Record the progress of attempts, given as (job_id, attempt, percent), in one
+        UPDATE; returns the ids of the jobs written (fenced: an attempt that no longer holds
+        its job writes nothing)."""
+        if not reported:
+            return []
+        percent = {job_id: max(0, min(100, p)) for job_id, _, p in reported}
         stmt = (
             sa.update(jobs)
-            .where(*_fence(job_id, attempt))
-            .values(progress=max(0, min(100, progress)), updated_at=now)
+            .where(
+                sa.tuple_(jobs.c.job_id, jobs.c.attempt).in_([(j, a) for j, a, _ in reported]),
+                IS_RUNNING,
+            )
+            .values(progress=sa.case(percent, value=jobs.c.job_id), updated_at=now)
+            .returning(jobs.c.job_id)
         )
-        return (await conn.execute(stmt)).rowcount == 1
+        return sorted((await conn.execute(stmt)).scalars())
 
     async def attempt_token_set(
         self, conn: AsyncConnection, *, job_id: int, attempt: int, token_hash: str

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import snappy
+from sqlalchemy import event
 
 from jobstore.core.jobs import JobService
 from jobstore.domain.clock import ManualClock
@@ -29,10 +30,18 @@ class Gate:
         self.release = threading.Event()
         self.threads: list[str] = []
         self.saw_cancel = False
+        self.reported: list[int] = []
 
     async def async_handler(self, request: Any, ctx: JobContext) -> Any:
         self.started.set()
         ctx.set_progress(40)
+        while not self.release.is_set():
+            await ctx.sleep(0.01)
+        return {"ok": True}
+
+    async def reporting_handler(self, request: Any, ctx: JobContext) -> Any:
+        ctx.set_progress(request["percent"])
+        self.reported.append(request["percent"])
         while not self.release.is_set():
             await ctx.sleep(0.01)
         return {"ok": True}
@@ -56,6 +65,7 @@ def registry(gate: Gate):  # type: ignore[no-untyped-def]
     registry.add(Endpoint("/hold", gate.async_handler))
     registry.add(Endpoint("/block", gate.blocking_handler))
     registry.add(Endpoint("/hold-once", gate.async_handler, retryable=False))
+    registry.add(Endpoint("/report", gate.reporting_handler))
     registry.add(Endpoint("/crash", lambda request, ctx: 1 / 0))
     registry.add(Endpoint("/bad-answer", lambda request, ctx: {1, 2}))
     registry.add(Endpoint("/bad-text", lambda request, ctx: {"s": "\ud800"}))
@@ -200,6 +210,37 @@ async def test_tick_writes_progress(service: JobService, executor: Executor, gat
     gate.release.set()
     await executor.wait_idle()
     assert (await job(service, job_id)).progress == 100
+
+
+async def test_tick_writes_all_progress_in_one_statement_and_nothing_when_idle(
+    db: Database, service: JobService, executor: Executor, gate: Gate
+) -> None:
+    ids = [
+        await create(service, "/report", Payload(Encoding.JSON, text=f'{{"percent": {p}}}'))
+        for p in (25, 70, 150)
+    ]
+    await executor.claim_once()
+    for _ in range(100):  # every handler has reported
+        if len(gate.reported) == 3:
+            break
+        await asyncio.sleep(0.01)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert (await executor.tick_once()).progress_written == 3
+        assert statements.count("UPDATE") == 1
+        statements.clear()
+        assert (await executor.tick_once()).progress_written == 0
+        assert "UPDATE" not in statements  # nothing reported: nothing written
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert [(await job(service, i)).progress for i in ids] == [25, 70, 100]
+    gate.release.set()
+    await executor.wait_idle()
 
 
 async def test_heartbeat_renews_leases(
