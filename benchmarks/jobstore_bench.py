@@ -148,8 +148,13 @@ async def sql_script(url: str, *statements: str) -> None:
 
 
 async def unfinished(url: str) -> int:
+    # One count per state: with a million finished jobs SQLite took 33 ms over
+    # `status IN ('queued', 'running')` against 1 ms for the two counts, ten times a second,
+    # on the cores the node it measures runs on.
     [(count,)] = await sql_rows(
-        url, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')"
+        url,
+        "SELECT (SELECT count(*) FROM jobs WHERE status = 'queued')"
+        " + (SELECT count(*) FROM jobs WHERE status = 'running')",
     )
     return int(count)
 
