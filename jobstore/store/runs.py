@@ -340,8 +340,13 @@ class RunStore:
         self, conn: AsyncConnection, *, now: datetime, limit: int = 1000
     ) -> RescueResult:
         """Requeue (or end) running jobs whose lease ran out: their node is gone."""
+        # Every running job has an owner (the claim sets both). Saying so puts the owner, the
+        # leading column of ix_jobs_running, in range: SQLite with statistics otherwise read
+        # the whole table (136 ms with a million finished jobs, holding the write lock).
         expired = self.driver.select_for_update(
-            sa.select(jobs.c.job_id).where(IS_RUNNING, jobs.c.lease_expires_at < now).limit(limit),
+            sa.select(jobs.c.job_id)
+            .where(IS_RUNNING, jobs.c.owner.is_not(None), jobs.c.lease_expires_at < now)
+            .limit(limit),
             skip_locked=True,
         )
         ids = list((await conn.execute(expired)).scalars())

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -25,8 +24,9 @@ from jobstore.domain.clock import SystemClock
 from jobstore.domain.models import Encoding, JobState, Outcome, Payload
 from jobstore.store import Database
 from jobstore.store import limits as limits_store
-from tests.support.databases import drop_pg_database, new_pg_database
+from tests.support.databases import drop_pg_database, new_pg_database, opened
 from tests.support.factories import LEASE, new_job
+from tests.support.plans import assert_uses, explain
 
 pytestmark = pytest.mark.postgres
 
@@ -88,11 +88,8 @@ def filled_url(pg_template: str) -> Iterator[str]:
     try:
 
         async def fill() -> None:
-            db = Database(url, pool_size=2)
-            try:
+            async with opened(url) as db:
                 await _fill(db)
-            finally:
-                await db.dispose()
 
         asyncio.run(fill())
         yield url
@@ -102,100 +99,13 @@ def filled_url(pg_template: str) -> Iterator[str]:
 
 @pytest.fixture
 async def filled(filled_url: str) -> AsyncIterator[Database]:
-    db = Database(filled_url, pool_size=2)
-    try:
+    async with opened(filled_url) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 async def _count_queued(conn: Any) -> int:
     result = await conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'queued'"))
     return int(result.scalar_one())
-
-
-class Sent:
-    """The statements JobStore sends, as the driver receives them."""
-
-    def __init__(self, db: Database) -> None:
-        self.engine = db.engine.sync_engine
-        self.statements: list[tuple[str, Any]] = []
-
-    def _record(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        self.statements.append((statement, params))
-
-    def __enter__(self) -> Sent:
-        sa.event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def only(self) -> tuple[str, Any]:
-        assert len(self.statements) == 1, [s for s, _ in self.statements]
-        return self.statements[0]
-
-
-async def _explain(
-    db: Database, call: Callable[[Any], Awaitable[object]], *, generic: bool = False
-) -> tuple[str, dict[str, Any]]:
-    """The statement `call` sends and its plan; nothing it writes is kept."""
-    async with db.engine.connect() as conn:
-        transaction = await conn.begin()
-        try:
-            with Sent(db) as sent:
-                await call(conn)
-            statement, params = sent.only()
-            if generic:
-                await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-                await conn.exec_driver_sql(f"PREPARE jobstore_explained AS {statement}")
-                args = ", ".join(_literal(p) for p in params)
-                explain = f"EXPLAIN (FORMAT JSON) EXECUTE jobstore_explained({args})"
-                result = await conn.exec_driver_sql(explain)
-                raw = result.scalar_one()
-                await conn.exec_driver_sql("DEALLOCATE jobstore_explained")
-            else:
-                result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", params)
-                raw = result.scalar_one()
-        finally:
-            await transaction.rollback()
-    plan = json.loads(raw) if isinstance(raw, str) else raw
-    return statement, plan[0]["Plan"]
-
-
-def _literal(value: Any) -> str:
-    """A parameter as SQL text, for EXECUTE (which takes no bound parameters)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _assert_uses(plan: dict[str, Any], index: str, statement: str) -> None:
-    nodes = list(_nodes(plan))
-    shown = json.dumps(plan, indent=1)
-    on_jobs = [n for n in nodes if n.get("Relation Name") == "jobs"]
-    assert on_jobs, f"no scan of jobs in the plan of\n{statement}\n{shown}"
-    assert any(n.get("Index Name") == index for n in on_jobs), (
-        f"{index} is not used by\n{statement}\n{shown}"
-    )
-    assert not [n for n in on_jobs if n["Node Type"] == "Seq Scan"], (
-        f"sequential scan of jobs in\n{statement}\n{shown}"
-    )
-    assert not [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")], (
-        f"sort in\n{statement}\n{shown}"
-    )
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
@@ -210,8 +120,8 @@ async def test_claim_reads_the_queue_through_its_partial_index(
             conn, node="n2", endpoints=ENDPOINTS, limit=8, now=now, lease_until=now + LEASE
         )
 
-    statement, plan = await _explain(filled, claim, generic=generic)
-    _assert_uses(plan, "ix_jobs_queued", statement)
+    statement, plan = await explain(filled, claim, generic=generic)
+    assert_uses(plan, "ix_jobs_queued", statement)
 
 
 async def test_due_jobs_are_found_through_the_scheduled_index(filled: Database) -> None:
@@ -225,8 +135,8 @@ async def test_due_jobs_are_found_through_the_scheduled_index(filled: Database) 
         return await store.job_promote_due(conn, now=now)
 
     for call in (next_due, due):
-        statement, plan = await _explain(filled, call)
-        _assert_uses(plan, "ix_jobs_scheduled", statement)
+        statement, plan = await explain(filled, call)
+        assert_uses(plan, "ix_jobs_scheduled", statement)
 
 
 async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None:
@@ -235,8 +145,8 @@ async def test_lookup_by_tag_uses_the_unique_tag_index(filled: Database) -> None
     async def by_tag(conn: Any) -> object:
         return await store.job_get_by_tag(conn, "explain-012345")
 
-    statement, plan = await _explain(filled, by_tag)
-    _assert_uses(plan, "uq_jobs_job_tag", statement)
+    statement, plan = await explain(filled, by_tag)
+    assert_uses(plan, "uq_jobs_job_tag", statement)
 
 
 async def test_lookup_by_id_uses_the_primary_key(filled: Database) -> None:
@@ -245,8 +155,8 @@ async def test_lookup_by_id_uses_the_primary_key(filled: Database) -> None:
     async def by_id(conn: Any) -> object:
         return await store.job_get(conn, 12345)
 
-    statement, plan = await _explain(filled, by_id)
-    _assert_uses(plan, "pk_jobs", statement)
+    statement, plan = await explain(filled, by_id)
+    assert_uses(plan, "pk_jobs", statement)
 
 
 async def test_the_limited_claim_reads_keys_and_their_lines_through_the_keyed_index(
@@ -264,5 +174,5 @@ async def test_the_limited_claim_reads_keys_and_their_lines_through_the_keyed_in
         return await filled.driver.queued_of_keys(conn, wants, endpoints)
 
     for call in (keys, lines):
-        statement, plan = await _explain(filled, call)
-        _assert_uses(plan, "ix_jobs_queued_keyed", statement)
+        statement, plan = await explain(filled, call)
+        assert_uses(plan, "ix_jobs_queued_keyed", statement)

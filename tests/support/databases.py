@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from jobstore.store import Database
 
 PG_ADMIN_URL = os.environ.get(
     "JOBSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -57,3 +61,13 @@ def new_pg_database(template: str | None = None) -> str:
 def drop_pg_database(url: str) -> None:
     name = make_url(url).database
     asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def opened(url: str, pool_size: int = 2) -> AsyncIterator[Database]:
+    """A Database on `url` (either dialect), disposed of afterwards."""
+    db = Database(url, pool_size=pool_size)
+    try:
+        yield db
+    finally:
+        await db.dispose()
