@@ -65,7 +65,6 @@ bench: $(TEST_STAMP)
 # creates/s with retention on, plotted into benchmarks/results/; then drain and lookups with a
 # million finished jobs in history. About 50 minutes with the defaults.
 soak: $(TEST_STAMP)
-	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk >/dev/null 2>&1 || true
 	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8,<4'
 	$(BIN)/python benchmarks/soak.py --minutes $${SOAK_MINUTES:-20} --rate $${SOAK_RATE:-1000} $(SOAK_ARGS)
 
