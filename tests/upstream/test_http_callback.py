@@ -341,6 +341,7 @@ async def test_an_upstream_completing_before_it_answers_202_ends_the_job_done(
 ) -> None:
     loop = asyncio.get_running_loop()
     answers: list[httpx.Response] = []
+    answered = asyncio.Event()
     server.script("/cancel", Reply(200))
     toml = entry(server.url("/make"), cancel_url=server.url("/cancel"))
     async with upstream_node(db, toml, tmp_path) as node:
@@ -348,16 +349,20 @@ async def test_an_upstream_completing_before_it_answers_202_ends_the_job_done(
         async def complete(call: Call) -> httpx.Response:
             job_id, token = int(call.headers["x-jobstore-job-id"]), call.headers[TOKEN.lower()]
             async with rest(node) as client:
-                return await post(client, job_id, "complete", {"result": "quick"}, token)
+                answers.append(await post(client, job_id, "complete", {"result": "quick"}, token))
+            answered.set()
+            return answers[-1]
 
         def complete_then_accept(call: Call) -> Reply:
             # A fast upstream: done with the work before its 202 leaves.
-            answers.append(asyncio.run_coroutine_threadsafe(complete(call), loop).result(5))
+            asyncio.run_coroutine_threadsafe(complete(call), loop).result(5)
             return Reply(202)
 
         server.script("/make", Reply(handler=complete_then_accept))
         job_id = await create(node)
         assert await asyncio.wait_for(node.executor.run_once(), 5) == [job_id]
+        # The run ends when the completion commits, which may be before its answer is read.
+        await asyncio.wait_for(answered.wait(), 5)
         ended = await job(node, job_id)
         assert await outcomes(node, job_id) == ["done"]
     [answer] = answers
