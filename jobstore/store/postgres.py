@@ -90,7 +90,7 @@ _FINISH = sa.text(
         cancel_map="CAST(:cancel_map AS JSON)", status_map="CAST(v.status_map AS JSON)"
     )
     + "FROM v"
-    + FINISH_WHERE
+    + FINISH_WHERE.format(running="'running'")
     + FINISH_RETURNING
     + """, v.aoutcome, v.aerror
        ), closed AS (

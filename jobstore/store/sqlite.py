@@ -277,18 +277,15 @@ def _numbered(sql: str, after: int, *names: str) -> str:
     return sql
 
 
-# The finish's fence, `status = 'running'`, is a join term against the VALUES list, not a
-# constant. With statistics (ANALYZE, or PRAGMA optimize) SQLite builds a Bloom filter for a
-# join whose inner table has a constant filter, and builds it by reading the whole table: with
-# a million finished jobs each finish took 110 ms instead of 3 (a shared parameter is no
-# constant to the planner).
-_FINISH_WHERE = FINISH_WHERE.replace("jobs.status = 'running'", "jobs.status = v.was")
-
-
 @functools.lru_cache(maxsize=64)
 def _finish(count: int) -> str:
     """The finish UPDATE for `count` rows, joined to a VALUES list; then :now, :cancel_map
     and :running."""
+    # The fence's `status = 'running'` is a join term against the VALUES list (`v.was`, one
+    # parameter every row shares), not a constant. With statistics (ANALYZE, PRAGMA optimize)
+    # SQLite builds a Bloom filter for a join whose inner table has a constant filter, and
+    # builds it by reading the whole table: with a million finished jobs each finish took
+    # 110 ms instead of 3.
     width = len(_JOB_COLUMNS)
     values = _values(width, count, shared=":running")
     sql = (
@@ -296,7 +293,7 @@ def _finish(count: int) -> str:
         "UPDATE jobs SET "
         + FINISH_SET.format(cancel_map=":cancel_map", status_map="v.status_map")
         + "FROM v"
-        + _FINISH_WHERE
+        + FINISH_WHERE.format(running="v.was")
         + FINISH_RETURNING
     )
     return _numbered(sql, width * count, "now", "cancel_map", "running")

@@ -95,8 +95,10 @@ FINISH_SET = """
     finished_at = :now,
     updated_at = :now
 """
+# {running}: the text 'running' is compared to. SQLite's finish compares a column of its
+# VALUES list instead of the constant (sqlite.py, _finish, says why).
 FINISH_WHERE = """
-WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = 'running'
+WHERE jobs.job_id = v.job_id AND jobs.attempt = v.attempt AND jobs.status = {running}
 """
 FINISH_RETURNING = "RETURNING jobs.job_id, jobs.attempt, jobs.status, jobs.remove_on_complete"
 
