@@ -59,8 +59,9 @@ class PrunerConfig:
     # Final state -> how long its jobs are kept after they finish; a missing state is kept.
     retention: Mapping[JobState, timedelta] = field(default_factory=dict)
     interval_seconds: float = 60.0
-    batch_size: int = 1000
-    max_batches: int = 100  # per state and run: a huge backlog is worked off over several runs
+    batch_size: int | None = None  # jobs per batch; None: the database's (driver.prune_batch_size)
+    # Per state and run: a huge backlog is worked off over several runs.
+    max_per_run: int = 100_000
 
     def __post_init__(self) -> None:
         for state, keep in self.retention.items():
@@ -70,8 +71,8 @@ class PrunerConfig:
                 raise ConfigError("retention must not be negative")
         if not (math.isfinite(self.interval_seconds) and self.interval_seconds > 0):
             raise ConfigError("prune interval must be a positive number of seconds")
-        if self.batch_size < 1 or self.max_batches < 1:
-            raise ConfigError("prune batch size and batch count must be at least 1")
+        if (self.batch_size is not None and self.batch_size < 1) or self.max_per_run < 1:
+            raise ConfigError("prune batch size and jobs per run must be at least 1")
 
     @property
     def enabled(self) -> bool:

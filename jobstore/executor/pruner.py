@@ -1,13 +1,16 @@
 """Retention: delete finished jobs older than their state's retention, in bounded batches.
 
 One node prunes at a time (a PostgreSQL advisory lock held per batch); each batch is its own
-short transaction, so pruning a large backlog never holds locks for long.
+short transaction, so pruning a large backlog never holds locks for long. How many jobs a batch
+deletes is the database's to say (`prune_batch_size`): on SQLite a batch holds the only write
+lock, so its batches are small.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -38,21 +41,22 @@ class Pruner:
         keep = self.config.retention if retention is None else retention
         result = PruneResult(retention=dict(keep))
         now = self.clock.now()
+        size = self.config.batch_size or self.db.driver.prune_batch_size
         for state, period in keep.items():
             result.deleted[state] = 0
-            for _ in range(self.config.max_batches):
+            for _ in range(math.ceil(self.config.max_per_run / size)):
                 async with self.db.transaction() as conn:
                     if not await self.store.maintenance_lock(conn, LOCK_NAME):
                         result.skipped = True
                         return result
                     pruned = await self.store.job_prune_ids(
-                        conn, state, finished_before=now - period, limit=self.config.batch_size
+                        conn, state, finished_before=now - period, limit=size
                     )
                     # CDM submissions of the pruned jobs go in the same transaction.
                     await self.cdm.submission_prune(conn, pruned)
                 n = len(pruned)
                 result.deleted[state] += n
-                if n < self.config.batch_size:
+                if n < size:
                     break
         if result.total:
             log.info(

@@ -33,6 +33,12 @@ class Driver(Protocol):
         ...
 
     @property
+    def prune_batch_size(self) -> int:
+        """How many finished jobs one retention batch deletes: as many as the database can
+        delete while other writers wait no longer than a create's commit takes."""
+        ...
+
+    @property
     def writer_turn(self) -> WriterTurn | None:
         """What a write transaction takes first, so that processes sharing the database take
         turns (SQLite, once its engines exist); None where the database needs nothing."""

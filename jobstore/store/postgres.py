@@ -137,6 +137,7 @@ def _claim_opening_attempts(*which: sa.ColumnElement[bool]) -> sa.Select[Any]:
 class PostgresDriver:
     can_listen = True
     writer_turn = None  # row locks: writers need no turns
+    prune_batch_size = 1000  # deleting old rows locks only them: creates do not wait
 
     def __init__(self) -> None:
         # Built once, all parameters bound: building and compiling it per claim cost more than

@@ -76,6 +76,10 @@ _QUEUED_OF_KEY = sa.text(
 
 class SqliteDriver:
     can_listen = False
+    # A batch holds the only write lock, and creates, claims and finishes wait behind it:
+    # 1,000 random-tagged jobs took 13-26 ms to delete (against 3 for 100), and at 1,000
+    # jobs/s under retention create p99 went from about 45 ms to 90 ms.
+    prune_batch_size = 100
 
     def __init__(self) -> None:
         self.writer_turn: WriterTurn | None = None  # set with the engines

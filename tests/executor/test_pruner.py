@@ -15,6 +15,7 @@ from jobstore.executor.pruner import Pruner, PrunerConfig
 from jobstore.store import Database, JobStore
 from jobstore.store.tables import cdm_submissions, job_tombstones, jobs
 from tests.support.factories import DAY, count, end, insert, new_job
+from tests.support.plans import Sent
 
 
 async def test_prune_takes_tombstones_and_cdm_submissions(
@@ -68,6 +69,35 @@ async def test_pruner_run_once_applies_retention_per_state(
     # An explicit retention (what `jobstore jobs prune --error 0s` sends) overrides the config.
     override = await pruner.run_once({JobState.ERROR: timedelta(0)})
     assert override.deleted == {JobState.ERROR: 2}
+    assert await count(db, jobs) == 0
+
+
+async def test_a_batch_is_as_large_as_its_database_allows(
+    db: Database, store: JobStore, clock: ManualClock, dialect: str
+) -> None:
+    """On SQLite a batch holds the only write lock, which creates and claims wait for: it
+    deletes at most 100 jobs. PostgreSQL locks only the rows it deletes: 1,000 a batch."""
+    ids = await insert(db, store, clock, *(new_job(f"b{i}") for i in range(250)))
+    await end(db, store, clock, ids, JobState.DONE)
+    clock.advance(DAY)
+    pruner = Pruner(db, PrunerConfig(retention={JobState.DONE: timedelta(0)}), clock=clock)
+    with Sent(db) as sent:
+        assert (await pruner.run_once()).deleted == {JobState.DONE: 250}
+    batches = [s for s, _ in sent.statements if s.lstrip().startswith("DELETE FROM jobs ")]
+    assert len(batches) == (3 if dialect == "sqlite" else 1)
+    assert await count(db, jobs) == 0
+
+
+async def test_a_run_stops_at_its_share_and_the_next_run_goes_on(
+    db: Database, store: JobStore, clock: ManualClock
+) -> None:
+    ids = await insert(db, store, clock, *(new_job(f"s{i}") for i in range(7)))
+    await end(db, store, clock, ids, JobState.DONE)
+    clock.advance(DAY)
+    keep = {JobState.DONE: timedelta(0)}
+    pruner = Pruner(db, PrunerConfig(retention=keep, batch_size=2, max_per_run=3), clock=clock)
+    assert (await pruner.run_once()).deleted == {JobState.DONE: 4}  # two batches cover 3
+    assert (await pruner.run_once()).deleted == {JobState.DONE: 3}
     assert await count(db, jobs) == 0
 
 
@@ -126,4 +156,6 @@ def test_pruner_config_is_validated() -> None:
         PrunerConfig(interval_seconds=0)
     with pytest.raises(ConfigError, match="batch"):
         PrunerConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="per run"):
+        PrunerConfig(max_per_run=0)
     assert not PrunerConfig().enabled
