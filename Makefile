@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-topologies chaos fuzz lint format bench soak clean
+.PHONY: run test test-topologies chaos fuzz lint format bench soak profile clean
 
 # `make run` installs what running needs; `make test` adds the test tools on top.
 RUN_STAMP := $(VENV)/.installed-run
@@ -67,6 +67,12 @@ bench: $(TEST_STAMP)
 soak: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8,<4'
 	$(BIN)/python benchmarks/soak.py --minutes $${SOAK_MINUTES:-20} --rate $${SOAK_RATE:-1000} $(SOAK_ARGS)
+
+# Where a node's time goes under make bench's loads (benchmarks/profile.py): py-spy samples of
+# every node process, summed per library. PROFILE_ARGS picks targets, databases, seconds.
+profile: $(TEST_STAMP)
+	$(BIN)/python -m pip install --quiet 'py-spy>=0.4,<0.5'
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/profile.py $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

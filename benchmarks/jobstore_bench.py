@@ -284,6 +284,13 @@ class Node:
         except OSError:
             return ""
 
+    def serving_pids(self) -> list[int]:
+        """The processes that do the work: the supervisor's children when it has some (with
+        --processes), else the node's one process."""
+        assert self.proc is not None
+        tree = process_tree(self.proc.pid)
+        return tree[1:] if self.processes > 1 and len(tree) > 1 else tree
+
     def peak_rss_mb(self) -> float:
         """The high-water mark of resident memory (VmHWM), in MB, of the node's largest
         process (with --processes, the supervisor's children are the node's processes)."""
@@ -384,6 +391,11 @@ class Client:
     async def create(self) -> int:
         created = await self.post("/create/job", CREATE)
         return int(json.loads(created["data_str"])["job_id"])
+
+    async def job_wait(self, job_id: int, seconds: float) -> str:
+        """The job's state by a long poll of the REST API (answered when the job ends)."""
+        got = json.loads(await self._exchange("GET", f"/api/v1/jobs/{job_id}?wait={seconds:g}"))
+        return str(got["status"])
 
     async def job_status(self, *, job_id: int = 0, tag: str = "") -> str:
         options = {"job_tag": tag} if tag else {}
@@ -531,8 +543,11 @@ async def idle_start_latency(
     }
 
 
-async def round_trip(dialect: str, workdir: Path, count: int) -> dict[str, Any]:
-    """Create a job over HTTP and poll /get/job until it is DONE, one job at a time."""
+async def round_trip(
+    dialect: str, workdir: Path, count: int, *, long_poll: bool = False
+) -> dict[str, Any]:
+    """Create a job over HTTP and poll /get/job until it is DONE, one job at a time; with
+    `long_poll`, ask the REST API to answer once it has ended (`?wait=`) instead."""
     times, polls = [], []
     async with (
         scratch_database(dialect, workdir) as url,
@@ -543,8 +558,12 @@ async def round_trip(dialect: str, workdir: Path, count: int) -> dict[str, Any]:
             started = time.perf_counter()
             job_id = await client.create()
             asked = 1
-            while await client.job_status(job_id=job_id) != "DONE":
-                asked += 1
+            if long_poll:
+                while await client.job_wait(job_id, 10) != "done":
+                    asked += 1
+            else:
+                while await client.job_status(job_id=job_id) != "DONE":
+                    asked += 1
             if i >= 10:  # the first few warm the node up
                 times.append((time.perf_counter() - started) * 1000)
                 polls.append(asked)

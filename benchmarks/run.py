@@ -444,6 +444,14 @@ class Bench:
             if raw is not None:
                 self.results.figure(f"rt_p99/{dialect}")["jobstore"] = summarize(raw, "p99_ms")
 
+            def measure_waiting(d: str = dialect) -> Awaitable[dict[str, Any]]:
+                return jb.round_trip(d, self.workdir, self.args.round_trips, long_poll=True)
+
+            await self.measure_jobstore(
+                f"rt_wait_p50/{dialect}", f"{dialect} round trip, long poll", measure_waiting,
+                "p50_ms",
+            )  # fmt: skip
+
     async def lookup(self) -> None:
         if not self.jobstore:
             return
@@ -569,6 +577,7 @@ def table_rows(args: argparse.Namespace) -> list[Row]:
     for d in args.databases:
         rows.append(Row(f"rt_p50/{d}", "round trip p50", "ms", False, "<= 3 ms", _at_most(3)))
         rows.append(Row(f"rt_p99/{d}", "round trip p99", "ms", False))
+        rows.append(Row(f"rt_wait_p50/{d}", "round trip p50, long poll", "ms", False))
     for d in args.databases:
         for n in args.lookup_rows:
             rows.append(Row(f"lookup_p50@{n}/{d}", f"/get/job p50, {_rows(n)}", "ms", False))

@@ -86,7 +86,7 @@ async def soak(
                 "finish_rate": finished / 60,
                 "claim_p99_ms": claim_p99,
                 "queue_depth": after["queue_depth"],
-                "rss_mb": max(jb.memory_mb(pid, "VmRSS") for pid in _node_pids(node)),
+                "rss_mb": max(jb.memory_mb(pid, "VmRSS") for pid in node.serving_pids()),
                 **await _sizes(url, dialect),
             }
             samples.append(sample)
@@ -176,13 +176,6 @@ def _histogram_p99(before: dict[float, float], after: dict[float, float]) -> flo
         if count >= 0.99 * total:
             return bound * 1000 if math.isfinite(bound) else None
     return None
-
-
-def _node_pids(node: jb.Node) -> list[int]:
-    """The node's processes: its children when it supervises some, else itself."""
-    assert node.proc is not None
-    tree = jb.process_tree(node.proc.pid)
-    return tree[1:] if node.processes > 1 and len(tree) > 1 else tree
 
 
 async def _sizes(url: str, dialect: str) -> dict[str, float]:
