@@ -68,11 +68,11 @@ soak: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet 'matplotlib>=3.8,<4'
 	$(BIN)/python benchmarks/soak.py --minutes $${SOAK_MINUTES:-20} --rate $${SOAK_RATE:-1000} $(SOAK_ARGS)
 
-# Where a node's time goes under make bench's loads (benchmarks/profile.py): py-spy samples of
+# Where a node's time goes under make bench's loads (benchmarks/profile_node.py): py-spy samples of
 # every node process, summed per library. PROFILE_ARGS picks targets, databases, seconds.
 profile: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet 'py-spy>=0.4,<0.5'
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/profile.py $(PROFILE_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/profile_node.py $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

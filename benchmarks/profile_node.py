@@ -1,7 +1,7 @@
 """Where a node's time goes under one of `make bench`'s loads: py-spy samples of every node
 process, summed up by what the time was spent in.
 
-    python benchmarks/profile.py [--targets create,roundtrip,drain] [--databases postgres,sqlite]
+    python benchmarks/profile_node.py [--targets create,roundtrip,drain] [--databases postgres,sqlite]
                                  [--seconds 15] [--processes 2] [--connections 64]
 
 Each target starts the node as `make bench` does for that figure and drives the same load:
@@ -13,14 +13,17 @@ Each target starts the node as `make bench` does for that figure and drives the 
 - `drain`: a `worker` of --processes processes (concurrency 256 each) on a queue of 200,000
   jobs.
 
-While the load runs, `py-spy record` samples each node process (every thread, idle ones too)
-for --seconds. The raw stacks go to benchmarks/results/profile-<target>-<db>-<time>.txt (the
-collapsed format flame-graph tools read); the summary, printed and written beside them as
-JSON, puts each sample of a process's event-loop thread in one bucket: the library whose code
-was running (asyncpg, SQLAlchemy, uvicorn, jobstore's own packages ...), "asyncio loop" for the
-loop's own bookkeeping, "idle" for a loop waiting in epoll with nothing to do; samples of other
-threads (aiosqlite's, the writer turn's) are counted per thread, busy or waiting. Needs py-spy
-(`make profile` installs it) and permission to trace the node (root, or ptrace_scope 0).
+While the load runs, `py-spy record --native --idle` samples each node process (every thread,
+asleep or not, with its C frames) for --seconds. The raw stacks go to
+benchmarks/results/profile-<target>-<db>-<time>.txt (the collapsed format flame-graph tools
+read); the summary, printed and written beside them as JSON, splits each process's event-loop
+thread's time into idle (waiting in epoll), disk syncs, and the library whose code was
+running (asyncpg, SQLAlchemy, uvicorn, jobstore's own packages ...; "event loop and C" for
+uvloop's own work), lists the busiest Python frames, and says what the other threads
+(aiosqlite's connection threads, the writer turn's) were doing: working, syncing to disk, or
+waiting. Native sampling pauses the process for each sample (100 a second), so a profiled
+node runs a little slower than a measured one. Needs py-spy (`make profile` installs it) and
+permission to trace the node (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations
@@ -39,50 +42,69 @@ from typing import Any
 import jobstore_bench as jb
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SAMPLE_RATE = 200  # per second and process: py-spy's default is 100
+SAMPLE_RATE = 100  # per second and process (each sample pauses the process: --native)
 
-# The library a frame's file belongs to, by the first of these its path contains.
+# The library a Python frame belongs to, by the first of these it contains (py-spy names a
+# file by its path inside site-packages: "Cursor.execute (aiosqlite/cursor.py:40)").
 LIBRARIES = (
-    ("/asyncpg/", "asyncpg"),
-    ("/aiosqlite/", "aiosqlite"),
-    ("/sqlalchemy/", "SQLAlchemy"),
-    ("/uvicorn/", "uvicorn"),
-    ("/httptools/", "uvicorn"),
-    ("/h11/", "uvicorn"),
-    ("/starlette/", "starlette"),
-    ("/jobstore/api/", "jobstore.api"),
-    ("/jobstore/codecs/", "jobstore.codecs"),
-    ("/jobstore/core/", "jobstore.core"),
-    ("/jobstore/store/", "jobstore.store"),
-    ("/jobstore/executor/", "jobstore.executor"),
-    ("/jobstore/endpoints/", "jobstore.endpoints"),
-    ("/jobstore/", "jobstore (other)"),
-    ("/site-packages/", "other libraries"),
-)
-# Where the event loop waits for something to happen.
-IDLE_LEAVES = ("select (selectors.py", "poll (selectors.py", "_run_once (asyncio/base_events.py")
+    ("(asyncpg/", "asyncpg"),
+    ("(aiosqlite/", "aiosqlite"),
+    ("(sqlalchemy/", "SQLAlchemy"),
+    ("(uvicorn/", "uvicorn"),
+    ("(httptools/", "uvicorn"),
+    ("(starlette/", "starlette"),
+    ("(jobstore/api/", "jobstore.api"),
+    ("(jobstore/codecs/", "jobstore.codecs"),
+    ("(jobstore/core/", "jobstore.core"),
+    ("(jobstore/store/", "jobstore.store"),
+    ("(jobstore/executor/", "jobstore.executor"),
+    ("(jobstore/endpoints/", "jobstore.endpoints"),
+    ("(jobstore/domain/", "jobstore.domain"),
+)  # jobstore/cli and __main__ are the frames every sample starts in: they are not counted
+# Native frames (py-spy --native) say what a thread outside Python code was doing.
+IDLE = ("epoll_wait (", "epoll_pwait (")  # an event loop with nothing to do
+WAITING = ("pthread_cond_", "sem_wait", "sem_timedwait", "futex", "take_gil", "0x")  # a lock
+DISK_SYNC = ("fsync (", "fdatasync (")
 
 
 def bucket(frames: list[str]) -> str:
-    """The bucket of one event-loop sample; `frames` from the outermost to the leaf."""
+    """The bucket of one sample of an event-loop thread; `frames` outermost first."""
+    leaf = frames[-1] if frames else ""
+    if leaf.startswith(IDLE):
+        return "idle (epoll)"
+    if leaf.startswith(DISK_SYNC):
+        return "disk sync"
     for frame in reversed(frames):
         for part, name in LIBRARIES:
             if part in frame:
                 return name
-        if frame.startswith("_run_once (") or frame.startswith("run_forever ("):
-            # No library frame between the leaf and the loop: the loop's own work, or its wait.
-            return "idle" if frames[-1].startswith(IDLE_LEAVES[:2]) else "asyncio loop"
-    return "other"
+    if leaf.startswith(WAITING):
+        return "waiting (GIL, lock)"
+    return "event loop and C (uvloop, stdlib)"
 
 
-def thread_waits(frames: list[str]) -> bool:
-    """Whether a sample of a helper thread shows it waiting (a queue, a lock, flock)."""
+def thread_state(frames: list[str]) -> str:
+    """What one sample of a helper thread (aiosqlite's, the writer turn's) shows it doing."""
     leaf = frames[-1] if frames else ""
-    return leaf.startswith(("wait (threading.py", "get (queue.py", "_worker (concurrent", "take ("))
+    if leaf.startswith(DISK_SYNC):
+        return "disk sync"
+    if leaf.startswith(WAITING) or leaf.startswith("flock ("):
+        return "waiting"
+    return "working"
+
+
+def thread_kind(thread: str) -> str:
+    """'thread (123): Thread-1 (_connection_worker_thread)' -> '_connection_worker_thread'."""
+    name = thread.split(":", 1)[-1].strip()
+    if "(" in name:
+        return name[name.index("(") + 1 : name.rindex(")")]
+    return name.rstrip("_0123456789")
 
 
 def summarize(raw: str) -> dict[str, Any]:
-    """Shares of the samples in `raw` (py-spy's --format raw with --threads)."""
+    """Where the samples in `raw` (py-spy's --format raw with --threads --native --idle)
+    went: each process's main thread (its event loop) split by what it was doing (idle in
+    epoll, or the library whose code ran), and the other threads by kind and state."""
     loop: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
@@ -90,23 +112,21 @@ def summarize(raw: str) -> dict[str, Any]:
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
-        n = int(count)
-        thread, *frames = stack.split(";")
-        frames = [f.strip() for f in frames]
-        if "MainThread" in thread or "main" in thread.split()[0]:
+        thread, *frames = (part.strip() for part in stack.split(";"))
+        if thread.endswith("MainThread"):
             name = bucket(frames)
-            loop[name] += n
-            if name not in ("idle", "asyncio loop") and frames:
-                leaves[frames[-1]] += n
+            loop[name] += int(count)
+            python = [f for f in frames if ".py:" in f]
+            if name != "idle (epoll)" and python:
+                leaves[f"{python[-1]}  [{name}]"] += int(count)
         else:
-            label = thread.split("(")[0].strip().strip('"') or "thread"
-            threads[f"{label}: {'waiting' if thread_waits(frames) else 'busy'}"] += n
+            threads[f"{thread_kind(thread)}: {thread_state(frames)}"] += int(count)
     total = sum(loop.values()) or 1
     return {
         "loop_samples": sum(loop.values()),
         "loop_share": {k: round(v / total, 3) for k, v in loop.most_common()},
-        "top_leaves": {k: round(v / total, 3) for k, v in leaves.most_common(15)},
-        "other_threads_samples": dict(threads.most_common()),
+        "top_python_frames": {k: round(v / total, 3) for k, v in leaves.most_common(15)},
+        "threads_vs_loop_samples": {k: round(v / total, 3) for k, v in threads.most_common()},
     }
 
 
@@ -116,8 +136,8 @@ async def record(pids: list[int], seconds: float, out: Path) -> str:
     spies = []
     for pid, path in zip(pids, files, strict=True):
         argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(round(seconds))]
-        argv += ["--rate", str(SAMPLE_RATE), "--format", "raw", "--threads", "--idle"]
-        argv += ["--nonblocking", "--output", str(path)]
+        argv += ["--rate", str(SAMPLE_RATE), "--format", "raw", "--threads", "--native"]
+        argv += ["--idle", "--output", str(path)]
         spies.append(
             await asyncio.create_subprocess_exec(
                 *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
@@ -188,14 +208,15 @@ TARGETS = {"create": profile_create, "roundtrip": profile_roundtrip, "drain": pr
 
 
 def print_summary(title: str, summary: dict[str, Any]) -> None:
-    print(f"\n{title} ({summary['loop_samples']} event-loop samples)")
+    print(f"\n{title}: the event loops' time ({summary['loop_samples']} samples)")
     for name, share in summary["loop_share"].items():
-        print(f"  {name:<24}{share:>7.1%}")
-    print("  busiest frames (leaf, share of the loop's samples):")
-    for frame, share in list(summary["top_leaves"].items())[:8]:
-        print(f"    {share:>6.1%}  {frame[:100]}")
-    if summary["other_threads_samples"]:
-        print(f"  other threads (samples): {summary['other_threads_samples']}")
+        print(f"  {name:<34}{share:>7.1%}")
+    print("  busiest Python frames (innermost; share of the loops' time):")
+    for frame, share in list(summary["top_python_frames"].items())[:10]:
+        print(f"    {share:>6.1%}  {frame[:110]}")
+    print("  other threads (time, in units of one thread's):")
+    for kind, share in summary["threads_vs_loop_samples"].items():
+        print(f"    {share:>6.1%}  {kind}")
 
 
 async def main() -> None:
