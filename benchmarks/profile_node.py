@@ -1,8 +1,9 @@
 """Where a node's time goes under one of `make bench`'s loads: py-spy samples of every node
 process, summed up by what the time was spent in.
 
-    python benchmarks/profile_node.py [--targets create,roundtrip,drain] [--databases postgres,sqlite]
-                                 [--seconds 15] [--processes 2] [--connections 64]
+    python benchmarks/profile_node.py [--targets create,roundtrip,drain]
+                                      [--databases postgres,sqlite] [--seconds 15]
+                                      [--processes 2] [--connections 64]
 
 Each target starts the node as `make bench` does for that figure and drives the same load:
 

