@@ -22,9 +22,10 @@ thread's time into idle (waiting in epoll), disk syncs, and the library whose co
 running (asyncpg, SQLAlchemy, uvicorn, jobstore's own packages ...; "event loop and C" for
 uvloop's own work), lists the busiest Python frames, and says what the other threads
 (aiosqlite's connection threads, the writer turn's) were doing: working, syncing to disk, or
-waiting. Native sampling pauses the process for each sample (100 a second), so a profiled
-node runs a little slower than a measured one. Needs py-spy (`make profile` installs it) and
-permission to trace the node (root, or ptrace_scope 0).
+waiting; and how many cores each program used meanwhile (the node, PostgreSQL, wrk, py-spy,
+this script's own load). Native sampling pauses the process for each sample (100 a second),
+so a profiled node runs a little slower than a measured one. Needs py-spy (`make profile`
+installs it) and permission to trace the node (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -43,6 +45,7 @@ from typing import Any
 import jobstore_bench as jb
 
 RESULTS = Path(__file__).resolve().parent / "results"
+Profiled = tuple[str, dict[str, float]]  # raw stacks; cores used per program meanwhile
 SAMPLE_RATE = 100  # per second and process (each sample pauses the process: --native)
 
 # The library a Python frame belongs to, by the first of these it contains (py-spy names a
@@ -154,20 +157,54 @@ async def record(pids: list[int], seconds: float, out: Path) -> str:
     return text
 
 
+def cpu_seconds(node_pids: list[int]) -> collections.defaultdict[str, float]:
+    """CPU time (user + system) used so far by every process on the machine, by program:
+    the node's processes, PostgreSQL's, wrk, py-spy, this script, and the rest."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        pid, comm = int(text.split(" ", 1)[0]), text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        if pid in node_pids:
+            program = "node"
+        elif pid == os.getpid():
+            program = "load (this script)"
+        elif comm.startswith(("postgres", "postmaster")):
+            program = "postgres"
+        elif comm in ("wrk", "py-spy"):
+            program = comm
+        else:
+            program = "other"
+        used[program] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
 async def while_loaded(
     node: jb.Node, load: Callable[[], Coroutine[Any, Any, object]], seconds: float, out: Path
-) -> str:
-    """Run `load` and sample the node meanwhile (after a second of warm-up)."""
+) -> tuple[str, dict[str, float]]:
+    """Run `load` and sample the node meanwhile (after a second of warm-up); the stacks, and
+    the cores each program used meanwhile (1.0: one core all the time)."""
     task = asyncio.create_task(load())
     await asyncio.sleep(1.0)
     try:
-        return await record(node.serving_pids(), seconds, out)
+        pids = node.serving_pids()
+        before, started = cpu_seconds(pids), time.monotonic()
+        raw = await record(pids, seconds, out)
+        after, elapsed = cpu_seconds(pids), time.monotonic() - started
+        cores = {k: round((after[k] - before[k]) / elapsed, 2) for k in after}
+        return raw, dict(sorted(cores.items(), key=lambda kv: -kv[1]))
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def profile_create(dialect: str, workdir: Path, args: argparse.Namespace, out: Path) -> str:
+async def profile_create(
+    dialect: str, workdir: Path, args: argparse.Namespace, out: Path
+) -> Profiled:
     async with (
         jb.scratch_database(dialect, workdir) as url,
         jb.Node(url, workdir, processes=args.processes) as node,
@@ -179,7 +216,7 @@ async def profile_create(dialect: str, workdir: Path, args: argparse.Namespace, 
 
 async def profile_roundtrip(
     dialect: str, workdir: Path, args: argparse.Namespace, out: Path
-) -> str:
+) -> Profiled:
     async with (
         jb.scratch_database(dialect, workdir) as url,
         jb.Node(url, workdir) as node,
@@ -195,7 +232,9 @@ async def profile_roundtrip(
         return await while_loaded(node, trips, args.seconds, out)
 
 
-async def profile_drain(dialect: str, workdir: Path, args: argparse.Namespace, out: Path) -> str:
+async def profile_drain(
+    dialect: str, workdir: Path, args: argparse.Namespace, out: Path
+) -> Profiled:
     async with jb.scratch_database(dialect, workdir) as url:
         await jb.queue_echo_jobs(url, 200_000)
         worker_args = ["--concurrency", "256", "--migrate", "false"]
@@ -218,6 +257,8 @@ def print_summary(title: str, summary: dict[str, Any]) -> None:
     print("  other threads (time, in units of one thread's):")
     for kind, share in summary["threads_vs_loop_samples"].items():
         print(f"    {share:>6.1%}  {kind}")
+    used = ", ".join(f"{k} {v:.2f}" for k, v in summary.get("cores_used", {}).items() if v)
+    print(f"  cores used meanwhile: {used}")
 
 
 async def main() -> None:
@@ -241,9 +282,9 @@ async def main() -> None:
             for dialect in args.databases.split(","):
                 out = RESULTS / f"profile-{target}-{dialect}-{stamp}.txt"
                 jb.log(f"{target} on {dialect}: {args.seconds:g} s of samples")
-                raw = await TARGETS[target](dialect, Path(tmp), args, out)
+                raw, cores = await TARGETS[target](dialect, Path(tmp), args, out)
                 out.write_text(raw)
-                summaries[f"{target}/{dialect}"] = summarize(raw)
+                summaries[f"{target}/{dialect}"] = {**summarize(raw), "cores_used": cores}
                 print_summary(f"{target}, {dialect}", summaries[f"{target}/{dialect}"])
     path = RESULTS / f"profile-{stamp}.json"
     path.write_text(json.dumps({"settings": vars(args), "summaries": summaries}, indent=2))
