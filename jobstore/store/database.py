@@ -247,7 +247,8 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction on the read pool."""
+        """A connection of the read pool, for reads only (on PostgreSQL without a pooler in
+        transaction mode, its statements run without BEGIN: each is its own transaction)."""
         with self._outages():
             async with self._reader.connect() as conn:
                 yield conn
@@ -282,7 +283,7 @@ class Database:
         await self._writer.dispose()
         if self.driver.writer_turn is not None:
             self.driver.writer_turn.close()
-        if self._reader is not self._writer:
+        if self._reader.sync_engine.pool is not self._writer.sync_engine.pool:
             await self._reader.dispose()
         if self._listen_engine is not None:
             await self._listen_engine.dispose()

@@ -53,8 +53,9 @@ class Driver(Protocol):
     def engines_create(
         self, url: URL, *, pool_size: int, pooler: str, connect_args: Mapping[str, Any]
     ) -> tuple[AsyncEngine, AsyncEngine]:
-        """(writer, reader); the same engine twice when the database allows concurrent writers.
-        `pooler` (none, session, transaction) says what sits between jobstore and the server;
+        """(writer, reader); one pool for both when the database allows concurrent writers
+        (the reader may run its statements without a transaction around them). `pooler`
+        (none, session, transaction) says what sits between jobstore and the server;
         `connect_args` go to the database driver as they are. ConfigError where unsupported."""
         ...
 

@@ -207,7 +207,14 @@ class PostgresDriver:
             connect_args=args,
         )
         sa.event.listen(engine.sync_engine, "handle_error", _read_only_is_a_disconnect)
-        return engine, engine
+        if pooler == "transaction":
+            # A read's statements must stay on one server connection (an unnamed prepared
+            # statement and its execution): only a transaction holds one behind this pooler.
+            return engine, engine
+        # Reads run without BEGIN and ROLLBACK, each statement on its own: at READ COMMITTED
+        # every statement takes its own snapshot anyway, so the two saved round trips (of
+        # three, for a one-statement lookup) change nothing a read sees. Same pool.
+        return engine, engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def listen_engine_create(self, url: URL, *, connect_args: Mapping[str, Any]) -> AsyncEngine:
         url, args = _connect_args(url, connect_args)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobstore.cli.node import node_for_tests
 from jobstore.domain.errors import ConfigError
@@ -63,6 +64,35 @@ async def test_numeric_driver_arguments_in_the_url_arrive_as_numbers(database_ur
     db = Database(url)
     try:
         assert await run_one_job(db) is JobState.DONE
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    ("pooler", "in_a_transaction"), [("none", False), ("session", False), ("transaction", True)]
+)
+async def test_reads_run_outside_a_transaction_unless_a_transaction_pooler_needs_one(
+    database_url: str, pooler: str, in_a_transaction: bool
+) -> None:
+    """BEGIN and ROLLBACK around a read are two round trips of a lookup's three, and change
+    nothing it sees: at READ COMMITTED each statement takes its own snapshot. Behind a pooler
+    in transaction mode a read's statements must stay on one server connection, which only a
+    transaction holds. Writes are transactions everywhere."""
+    db = Database(database_url, pooler=pooler)
+
+    async def began_after_the_first_statement(conn: AsyncConnection) -> bool:
+        first = (await conn.execute(sa.text("SELECT clock_timestamp()"))).scalar_one()
+        await asyncio.sleep(0.02)
+        began = (await conn.execute(sa.text("SELECT transaction_timestamp()"))).scalar_one()
+        return bool(began > first)
+
+    try:
+        async with db.reading() as conn:
+            assert await began_after_the_first_statement(conn) is not in_a_transaction
+        async with db.transaction() as conn:
+            assert await began_after_the_first_statement(conn) is False
     finally:
         await db.dispose()
 
