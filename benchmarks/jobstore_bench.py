@@ -286,16 +286,25 @@ class Node:
 
     def serving_pids(self) -> list[int]:
         """The processes that do the work: the supervisor's children when it has some (with
-        --processes), else the node's one process."""
+        --processes; not multiprocessing's resource tracker), else the node's one process."""
         assert self.proc is not None
         tree = process_tree(self.proc.pid)
-        return tree[1:] if self.processes > 1 and len(tree) > 1 else tree
+        if self.processes == 1 or len(tree) == 1:
+            return tree
+        return [pid for pid in tree[1:] if b"resource_tracker" not in _cmdline(pid)]
 
     def peak_rss_mb(self) -> float:
         """The high-water mark of resident memory (VmHWM), in MB, of the node's largest
         process (with --processes, the supervisor's children are the node's processes)."""
         assert self.proc is not None
         return max(memory_mb(pid) for pid in process_tree(self.proc.pid))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def process_tree(pid: int) -> list[int]:
