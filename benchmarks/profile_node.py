@@ -11,8 +11,8 @@ Each target starts the node as `make bench` does for that figure and drives the 
   (the executors drain meanwhile);
 - `roundtrip`: a one-process `serve`, one client creating a job and polling /get/job until it
   is DONE, one job at a time;
-- `drain`: a `worker` of --processes processes (concurrency 256 each) on a queue of 200,000
-  jobs.
+- `drain`: a `worker` of --processes processes (concurrency 256 each) on a queue long enough
+  to outlast the samples (30,000 jobs per second of them).
 
 While the load runs, `py-spy record --native --idle` samples each node process (every thread,
 asleep or not, with its C frames) for --seconds. The raw stacks go to
@@ -46,6 +46,7 @@ import jobstore_bench as jb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Profiled = tuple[str, dict[str, float]]  # raw stacks; cores used per program meanwhile
+DRAIN_JOBS_PER_SECOND = 30_000  # queued per second of samples, for the drain target
 SAMPLE_RATE = 100  # per second and process (each sample pauses the process: --native)
 
 # The library a Python frame belongs to, by the first of these it contains (py-spy names a
@@ -193,8 +194,10 @@ async def while_loaded(
     try:
         pids = node.serving_pids()
         before, started = cpu_seconds(pids), time.monotonic()
-        raw = await record(pids, seconds, out)
+        spies = asyncio.create_task(record(pids, seconds, out))
+        await asyncio.sleep(seconds - 0.5)  # read while py-spy runs: an exited one is not in /proc
         after, elapsed = cpu_seconds(pids), time.monotonic() - started
+        raw = await spies
         cores = {k: round((after[k] - before[k]) / elapsed, 2) for k in after}
         return raw, dict(sorted(cores.items(), key=lambda kv: -kv[1]))
     finally:
@@ -236,12 +239,16 @@ async def profile_drain(
     dialect: str, workdir: Path, args: argparse.Namespace, out: Path
 ) -> Profiled:
     async with jb.scratch_database(dialect, workdir) as url:
-        await jb.queue_echo_jobs(url, 200_000)
+        # Enough that the drain outlasts the samples (it runs at about 20,000 jobs/s here).
+        await jb.queue_echo_jobs(url, DRAIN_JOBS_PER_SECOND * round(args.seconds + 5))
         worker_args = ["--concurrency", "256", "--migrate", "false"]
         async with jb.Node(
             url, workdir, command="worker", args=worker_args, processes=args.processes
         ) as node:
-            return await while_loaded(node, lambda: asyncio.sleep(3600), args.seconds, out)
+            profiled = await while_loaded(node, lambda: asyncio.sleep(3600), args.seconds, out)
+            if await jb.unfinished(url) == 0:
+                raise RuntimeError("the drain ended before the samples did: queue more jobs")
+            return profiled
 
 
 TARGETS = {"create": profile_create, "roundtrip": profile_roundtrip, "drain": profile_drain}
