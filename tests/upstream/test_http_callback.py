@@ -240,8 +240,11 @@ async def test_a_waiting_attempt_times_out_and_its_token_is_then_stale(
 ) -> None:
     server.script("/make", Reply(202))
     server.script("/cancel", Reply(200))
+    # The timeout counts from the attempt's start, the call to /make included: long enough
+    # for that call and for the test to see the attempt wait on a loaded machine (with 0.3 s
+    # the attempt once timed out in `make test` before /make had its call).
     toml = entry(
-        server.url("/make"), timeout_seconds=0.3, max_attempts=1, cancel_url=server.url("/cancel")
+        server.url("/make"), timeout_seconds=1.5, max_attempts=1, cancel_url=server.url("/cancel")
     )
     async with upstream_node(db, toml, tmp_path) as node:
         job_id = await create(node)
@@ -249,7 +252,7 @@ async def test_a_waiting_attempt_times_out_and_its_token_is_then_stale(
         assert await asyncio.wait_for(run, 5) == [job_id]  # ends by itself, at its timeout
         ended = await job(node, job_id)
         assert ended.status is JobState.ERROR
-        assert ended.status_map["error_message"] == "timed out after 0.3 s"
+        assert ended.status_map["error_message"] == "timed out after 1.5 s"
         assert await outcomes(node, job_id) == ["timeout"]
         async with rest(node) as client:
             late = await post(client, job_id, "complete", {"result": "late"}, token)
