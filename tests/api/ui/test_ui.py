@@ -267,7 +267,10 @@ async def test_cancel_a_running_job(env: Env) -> None:
     response = await env.client.post(f"/ui/jobs/{job_id}/cancel", headers=SAME_ORIGIN)
     assert response.headers["location"] == f"/ui/jobs/{job_id}?cancel=cancel_requested"
     html = await env.page(response.headers["location"])
-    assert "cancelling" in html and "disabled" in html
+    # The executor of this node stops the attempt as soon as it sees the request: the page
+    # shows the job stopping (its cancel button disabled) or, on a loaded machine where the
+    # page came later (`make test` once), already cancelled.
+    assert page_status(html) == "cancelled" or ("cancelling" in html and "disabled" in html)
     assert await env.finish(job_id) is JobState.CANCELLED
     assert page_status(await env.page(f"/ui/jobs/{job_id}")) == "cancelled"
 
