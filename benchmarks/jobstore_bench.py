@@ -406,6 +406,18 @@ class Client:
         got = json.loads(await self._exchange("GET", f"/api/v1/jobs/{job_id}?wait={seconds:g}"))
         return str(got["status"])
 
+    async def until_done(self, job_id: int, *, long_poll: bool = False) -> int:
+        """Ask until the job is done, by /get/job in a loop or by REST long polls; how many
+        requests it took."""
+        asked = 1
+        if long_poll:
+            while await self.job_wait(job_id, 10) != "done":
+                asked += 1
+        else:
+            while await self.job_status(job_id=job_id) != "DONE":
+                asked += 1
+        return asked
+
     async def job_status(self, *, job_id: int = 0, tag: str = "") -> str:
         options = {"job_tag": tag} if tag else {}
         got = await self.post("/get/job", {"job_id": job_id, "options": options})
@@ -565,14 +577,7 @@ async def round_trip(
     ):
         for i in range(count + 10):
             started = time.perf_counter()
-            job_id = await client.create()
-            asked = 1
-            if long_poll:
-                while await client.job_wait(job_id, 10) != "done":
-                    asked += 1
-            else:
-                while await client.job_status(job_id=job_id) != "DONE":
-                    asked += 1
+            asked = await client.until_done(await client.create(), long_poll=long_poll)
             if i >= 10:  # the first few warm the node up
                 times.append((time.perf_counter() - started) * 1000)
                 polls.append(asked)

@@ -68,7 +68,10 @@ LIBRARIES = (
 )  # jobstore/cli and __main__ are the frames every sample starts in: they are not counted
 # Native frames (py-spy --native) say what a thread outside Python code was doing.
 IDLE = ("epoll_wait (", "epoll_pwait (")  # an event loop with nothing to do
-WAITING = ("pthread_cond_", "sem_wait", "sem_timedwait", "futex", "take_gil", "0x")  # a lock
+# A thread blocked on a lock or the GIL. "0x...": libc frames py-spy cannot name; in the
+# samples read here they sat where the named waits do (aiosqlite's idle threads), so they are
+# counted as waits, which may put a little libc work there too.
+WAITING = ("pthread_cond_", "sem_wait", "sem_timedwait", "futex", "take_gil", "0x")
 DISK_SYNC = ("fsync (", "fdatasync (")
 
 
@@ -228,9 +231,7 @@ async def profile_roundtrip(
 
         async def trips() -> None:
             while True:
-                job_id = await client.create()
-                while await client.job_status(job_id=job_id) != "DONE":
-                    pass
+                await client.until_done(await client.create())
 
         return await while_loaded(node, trips, args.seconds, out)
 

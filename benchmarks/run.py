@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -499,6 +498,7 @@ class Row:
     higher_is_better: bool
     target: str = ""
     check: Callable[[Results, float], bool | None] | None = None  # judged on the median
+    group: str = ""  # rows of one figure at several --processes (met when any one is); "": key
 
 
 def _median(results: Results, key: str, peer: str | None = None) -> float | None:
@@ -563,11 +563,13 @@ def table_rows(args: argparse.Namespace) -> list[Row]:
             if floor is None:
                 rows.append(Row(key, label, "jobs/s", True))
             else:
-                rows.append(Row(key, label, "jobs/s", True, f">= {floor}", _at_least(floor)))
+                check = _at_least(floor)
+                rows.append(Row(key, label, "jobs/s", True, f">= {floor}", check, f"create{c}/{d}"))
     for d, p in itertools.product(args.databases, args.processes):
         key = with_processes(f"drain/{d}", p)
         check = _times_peer("drain/postgres", "pgqueuer", 1.2, higher_is_better=True)
-        rows.append(Row(key, f"drain{procs(p)}", "jobs/s", True, ">= 1.2x pgq (PG)", check))
+        label, target = f"drain{procs(p)}", ">= 1.2x pgq (PG)"
+        rows.append(Row(key, label, "jobs/s", True, target, check, f"drain/{d}"))
     for d in args.databases:
         check = _times_peer("start_p50/postgres", "pgqueuer", 1.0, higher_is_better=False)
         rows.append(Row(f"start_p50/{d}", "idle start p50", "ms", False, "<= pgq (PG)", check))
@@ -647,9 +649,10 @@ def render_table(results: Results, args: argparse.Namespace) -> tuple[str, list[
             value = js["max"] if row.key.startswith("rss") else js["median"]
             verdict = row.check(results, value)
             met = "-" if verdict is None else ("yes" if verdict else "NO")
-            group = re.sub(r"x\d+/", "/", row.key)  # the same figure, any --processes
-            verdict_of = {"figure": row.key, "group": group, "target": row.target}
-            verdicts.append({**verdict_of, "met": verdict})
+            group = row.group or row.key
+            verdicts.append(
+                {"figure": row.key, "group": group, "target": row.target, "met": verdict}
+            )
         direction = "" if row.higher_is_better else " (lower better)"
         first = [row.label, database, row.unit + direction, cell]
         lines.append([*first, *peer_cells, *ratio_cells, row.target, met])
